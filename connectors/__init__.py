@@ -1,0 +1,1 @@
+"""Provider clients. No Prefect and no database imports here (see DESIGN §2)."""

@@ -1,0 +1,41 @@
+"""Where the database is: ``AOS_DATABASE_URL``, or the project's own embedded PostgreSQL."""
+
+from __future__ import annotations
+
+import functools
+import os
+from pathlib import Path
+
+import sqlalchemy as sa
+
+from db.embedded import EmbeddedPostgres
+
+__all__ = ["aos_home", "database_url", "embedded", "get_engine", "make_engine"]
+
+
+def aos_home() -> Path:
+    """The project's local state folder (embedded cluster, demo keys): ``AOS_HOME`` or ./.aos."""
+    return Path(os.environ.get("AOS_HOME") or Path.cwd() / ".aos")
+
+
+def embedded() -> EmbeddedPostgres:
+    return EmbeddedPostgres(aos_home())
+
+
+def database_url() -> str:
+    """``AOS_DATABASE_URL`` when set; otherwise start (or reuse) the embedded server."""
+    url = os.environ.get("AOS_DATABASE_URL")
+    if url:
+        if url.startswith("postgresql://") or url.startswith("postgres://"):
+            url = "postgresql+psycopg://" + url.split("://", 1)[1]
+        return url
+    return embedded().ensure_running()
+
+
+def make_engine(url: str, **kw: object) -> sa.Engine:
+    return sa.create_engine(url, pool_pre_ping=True, future=True, **kw)  # type: ignore[arg-type]
+
+
+@functools.cache
+def get_engine() -> sa.Engine:
+    return make_engine(database_url())

@@ -1,0 +1,327 @@
+"""Tables (SQLAlchemy Core). Alembic migrations in ``db/migrations`` create them.
+
+Two kinds of table live here:
+
+* platform tables: tenancy (agency, app_user, role, client), access grants, integrations and
+  their encrypted credentials, sync state, the run ledger and the audit log;
+* provider tables, all built by :func:`provider_table`, so every one carries the tenant columns
+  (``agency_id``, ``integration_id``, ``client_id``), ``synced_at`` and ``deleted_at``, and has
+  the primary key ``integration_id`` + the provider's natural key.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import ARRAY, BYTEA, JSONB, UUID
+
+__all__ = [
+    "PROVIDERS",
+    "ROLE_LEVELS",
+    "TENANT_COLUMNS",
+    "metadata",
+    "provider_table",
+]
+
+metadata = sa.MetaData(
+    naming_convention={
+        "ix": "ix_%(column_0_label)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+PROVIDERS = ("gmail", "slack", "google_ads", "meta_ads")
+ROLE_LEVELS = {"owner": 40, "admin": 30, "manager": 20, "member": 10}
+INTEGRATION_STATUSES = ("connected", "needs_reauth", "error", "disabled")
+TENANT_COLUMNS = ("agency_id", "integration_id", "client_id", "synced_at", "deleted_at")
+
+
+def _created() -> sa.Column[object]:
+    return sa.Column(
+        "created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
+    )
+
+
+def _in(column: str, values: tuple[str, ...]) -> str:
+    return f"{column} IN ({', '.join(repr(v) for v in values)})"
+
+
+agency = sa.Table(
+    "agency",
+    metadata,
+    sa.Column("id", sa.BigInteger, sa.Identity(), primary_key=True),
+    sa.Column("name", sa.Text, nullable=False, unique=True),
+    _created(),
+)
+
+role = sa.Table(
+    "role",
+    metadata,
+    sa.Column("name", sa.Text, primary_key=True),
+    sa.Column("level", sa.Integer, nullable=False, unique=True),
+)
+
+app_user = sa.Table(
+    "app_user",
+    metadata,
+    sa.Column("id", sa.BigInteger, sa.Identity(), primary_key=True),
+    sa.Column(
+        "agency_id",
+        sa.BigInteger,
+        sa.ForeignKey("agency.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    sa.Column("email", sa.Text, nullable=False, unique=True),
+    sa.Column("name", sa.Text),
+    _created(),
+    sa.CheckConstraint("email = lower(email)", name="email_lower"),
+)
+
+user_role = sa.Table(
+    "user_role",
+    metadata,
+    sa.Column(
+        "user_id", sa.BigInteger, sa.ForeignKey("app_user.id", ondelete="CASCADE"), primary_key=True
+    ),
+    sa.Column("role_name", sa.Text, sa.ForeignKey("role.name"), nullable=False),
+    sa.Column(
+        "granted_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
+    ),
+)
+
+client = sa.Table(
+    "client",
+    metadata,
+    sa.Column("id", sa.BigInteger, sa.Identity(), primary_key=True),
+    sa.Column(
+        "agency_id",
+        sa.BigInteger,
+        sa.ForeignKey("agency.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("email_domains", ARRAY(sa.Text), nullable=False, server_default="{}"),
+    sa.Column("slack_channel_ids", ARRAY(sa.Text), nullable=False, server_default="{}"),
+    sa.Column("ad_account_ids", ARRAY(sa.Text), nullable=False, server_default="{}"),
+    _created(),
+    sa.UniqueConstraint("agency_id", "name", name="uq_client_agency_name"),
+)
+
+member_client_access = sa.Table(
+    "member_client_access",
+    metadata,
+    sa.Column(
+        "user_id", sa.BigInteger, sa.ForeignKey("app_user.id", ondelete="CASCADE"), primary_key=True
+    ),
+    sa.Column(
+        "client_id", sa.BigInteger, sa.ForeignKey("client.id", ondelete="CASCADE"), primary_key=True
+    ),
+    sa.Column("permission", sa.Text, nullable=False),
+    sa.Column(
+        "granted_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
+    ),
+    sa.CheckConstraint("permission IN ('read', 'write')", name="permission"),
+)
+
+integration = sa.Table(
+    "integration",
+    metadata,
+    sa.Column("id", sa.BigInteger, sa.Identity(), primary_key=True),
+    sa.Column(
+        "agency_id",
+        sa.BigInteger,
+        sa.ForeignKey("agency.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    sa.Column("client_id", sa.BigInteger, sa.ForeignKey("client.id", ondelete="SET NULL")),
+    sa.Column("provider", sa.Text, nullable=False),
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("external_account_id", sa.Text),
+    sa.Column("status", sa.Text, nullable=False, server_default="connected"),
+    sa.Column("status_reason", sa.Text),
+    sa.Column("config", JSONB, nullable=False, server_default="{}"),
+    _created(),
+    sa.Column(
+        "updated_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
+    ),
+    sa.CheckConstraint(_in("provider", PROVIDERS), name="provider"),
+    sa.CheckConstraint(_in("status", INTEGRATION_STATUSES), name="status"),
+    sa.UniqueConstraint("agency_id", "name", name="uq_integration_agency_name"),
+)
+
+integration_credential = sa.Table(
+    "integration_credential",
+    metadata,
+    sa.Column(
+        "integration_id",
+        sa.BigInteger,
+        sa.ForeignKey("integration.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("key_id", sa.Text, nullable=False),
+    sa.Column("nonce", BYTEA, nullable=False),
+    sa.Column("ciphertext", BYTEA, nullable=False),
+    sa.Column("expires_at", sa.DateTime(timezone=True)),
+    sa.Column("version", sa.Integer, nullable=False, server_default="1"),
+    sa.Column(
+        "updated_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
+    ),
+)
+
+sync_state = sa.Table(
+    "sync_state",
+    metadata,
+    sa.Column(
+        "integration_id",
+        sa.BigInteger,
+        sa.ForeignKey("integration.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("stream", sa.Text, primary_key=True),
+    sa.Column("partition", sa.Text, primary_key=True, server_default=""),
+    sa.Column("cursor", JSONB, nullable=False),
+    sa.Column(
+        "updated_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
+    ),
+)
+
+sync_run = sa.Table(
+    "sync_run",
+    metadata,
+    sa.Column("id", sa.BigInteger, sa.Identity(), primary_key=True),
+    sa.Column(
+        "agency_id", sa.BigInteger, sa.ForeignKey("agency.id", ondelete="CASCADE"), nullable=False
+    ),
+    sa.Column(
+        "integration_id",
+        sa.BigInteger,
+        sa.ForeignKey("integration.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    sa.Column("client_id", sa.BigInteger),
+    sa.Column("provider", sa.Text, nullable=False),
+    sa.Column("trigger", sa.Text, nullable=False),
+    sa.Column("principal", sa.Text, nullable=False),
+    sa.Column("principal_verified", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("flow_run_id", UUID(as_uuid=False)),
+    sa.Column("params", JSONB, nullable=False, server_default="{}"),
+    sa.Column(
+        "started_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
+    ),
+    sa.Column("finished_at", sa.DateTime(timezone=True)),
+    sa.Column("status", sa.Text, nullable=False, server_default="running"),
+    sa.Column("streams", JSONB, nullable=False, server_default="{}"),
+    sa.Column("error", sa.Text),
+    sa.CheckConstraint("status IN ('running', 'succeeded', 'failed', 'skipped')", name="status"),
+)
+
+audit_event = sa.Table(
+    "audit_event",
+    metadata,
+    sa.Column("id", sa.BigInteger, sa.Identity(), primary_key=True),
+    sa.Column("at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+    sa.Column("agency_id", sa.BigInteger, sa.ForeignKey("agency.id", ondelete="CASCADE")),
+    sa.Column("principal", sa.Text, nullable=False),
+    sa.Column("action", sa.Text, nullable=False),
+    sa.Column("integration_id", sa.BigInteger),
+    sa.Column("outcome", sa.Text, nullable=False),
+    sa.Column("detail", JSONB, nullable=False, server_default="{}"),
+)
+
+analyst_binding = sa.Table(
+    "analyst_binding",
+    metadata,
+    sa.Column("role_name", sa.Text, primary_key=True),
+    sa.Column(
+        "agency_id", sa.BigInteger, sa.ForeignKey("agency.id", ondelete="CASCADE"), nullable=False
+    ),
+    sa.Column(
+        "user_id", sa.BigInteger, sa.ForeignKey("app_user.id", ondelete="CASCADE"), nullable=False
+    ),
+    _created(),
+)
+
+
+def provider_table(
+    name: str, natural_key: list[sa.Column[object]], *columns: sa.Column[object] | sa.Index
+) -> sa.Table:
+    """A provider table with the tenant conventions (see module docstring)."""
+    tenant = [
+        sa.Column(
+            "integration_id",
+            sa.BigInteger,
+            sa.ForeignKey("integration.id", ondelete="CASCADE"),
+            primary_key=True,
+        ),
+        *[sa.Column(c.name, c.type, primary_key=True) for c in natural_key],
+        sa.Column("agency_id", sa.BigInteger, nullable=False),
+        sa.Column("client_id", sa.BigInteger),
+    ]
+    tail = [
+        sa.Column(
+            "synced_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
+        ),
+        sa.Column("deleted_at", sa.DateTime(timezone=True)),
+    ]
+    return sa.Table(
+        name,
+        metadata,
+        *tenant,
+        *columns,
+        *tail,
+        sa.Index(f"ix_{name}_agency_client", "agency_id", "client_id"),
+    )
+
+
+# --- Slack --------------------------------------------------------------------------------------
+slack_users = provider_table(
+    "slack_users",
+    [sa.Column("user_id", sa.Text)],
+    sa.Column("team_id", sa.Text, nullable=False),
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("real_name", sa.Text),
+    sa.Column("display_name", sa.Text),
+    sa.Column("email", sa.Text),
+    sa.Column("is_bot", sa.Boolean, nullable=False),
+    sa.Column("is_admin", sa.Boolean, nullable=False),
+    sa.Column("is_deleted", sa.Boolean, nullable=False),
+    sa.Column("tz", sa.Text),
+    sa.Column("updated_at", sa.DateTime(timezone=True)),
+)
+
+slack_channels = provider_table(
+    "slack_channels",
+    [sa.Column("channel_id", sa.Text)],
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("is_private", sa.Boolean, nullable=False),
+    sa.Column("is_archived", sa.Boolean, nullable=False),
+    sa.Column("is_member", sa.Boolean, nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("creator_id", sa.Text),
+    sa.Column("topic", sa.Text),
+    sa.Column("purpose", sa.Text),
+    sa.Column("num_members", sa.Integer),
+)
+
+slack_messages = provider_table(
+    "slack_messages",
+    [sa.Column("channel_id", sa.Text), sa.Column("ts", sa.Text)],
+    sa.Column("posted_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("user_id", sa.Text),
+    sa.Column("bot_id", sa.Text),
+    sa.Column("subtype", sa.Text),
+    sa.Column("text", sa.Text),
+    sa.Column("thread_ts", sa.Text),
+    sa.Column("is_reply", sa.Boolean, nullable=False),
+    sa.Column("reply_count", sa.Integer, nullable=False),
+    sa.Column("latest_reply", sa.Text),
+    sa.Column("edited_ts", sa.Text),
+    sa.Column("reactions", JSONB),
+    sa.Column("files", JSONB),
+)
