@@ -1,0 +1,79 @@
+"""``python -m sandbox serve``: run the emulators in the foreground until Ctrl-C.
+
+Prints ``export AOS_...`` lines for the project and the seeded workspaces' credentials. These
+are fake tokens of a local emulator; this is the only place the sandbox ever prints them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from typing import TextIO
+
+from sandbox.core import PROVIDERS, Sandbox
+
+__all__ = ["main", "serve_main"]
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="sandbox", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="start the emulators and wait for Ctrl-C")
+    _add_serve_arguments(serve)
+    return parser
+
+
+def _add_serve_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--providers", default="slack",
+                        help=f"comma-separated, from: {', '.join(sorted(PROVIDERS))}")
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--size", default="small", help="tiny | small | demo | large | huge")
+    parser.add_argument("--time-scale", type=float, default=1.0,
+                        help="60 makes a provider minute last one second")
+
+
+def describe(sb: Sandbox, out: TextIO) -> None:
+    for name, value in sorted(sb.env.items()):
+        print(f"export {name}={value}", file=out)
+    if "slack" in sb.emulators:
+        app = sb.slack.app
+        print(f"# slack app: client_id={app.client_id} client_secret={app.client_secret}",
+              file=out)
+        for ws in sb.slack.workspaces.values():
+            creds = " ".join(f"{k}={v}" for k, v in ws.credentials.items()
+                             if k not in ("client_id", "client_secret"))
+            print(f"# slack {ws.name} team_id={ws.team_id} tier={ws.tier} {creds}", file=out)
+    print("# admin: GET <base>/_sandbox/health | /_sandbox/log ; POST /_sandbox/faults", file=out)
+
+
+def serve_main(argv: Sequence[str] | None = None, *, stop: threading.Event | None = None,
+               out: TextIO | None = None) -> int:
+    """Arguments of ``serve`` (without the word itself); blocks until Ctrl-C or ``stop``."""
+    parser = argparse.ArgumentParser(prog="sandbox serve")
+    _add_serve_arguments(parser)
+    args = parser.parse_args(list(argv) if argv is not None else None)
+    providers = tuple(p.strip() for p in args.providers.split(",") if p.strip())
+    stop = stop or threading.Event()
+    out = out or sys.stdout
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    with Sandbox(providers, seed=args.seed, time_scale=args.time_scale, size=args.size) as sb:
+        describe(sb, out)
+        out.flush()
+        try:
+            while not stop.wait(0.5):
+                pass
+        except KeyboardInterrupt:
+            pass
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] != "serve":
+        _parser().parse_args(args)  # prints usage and exits
+        return 2
+    return serve_main(args[1:])

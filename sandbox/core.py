@@ -1,0 +1,119 @@
+"""The :class:`Sandbox`: emulators for several providers, started and stopped together.
+
+Tests and the demo create one sandbox, seed its emulators, point the project at
+``sandbox.env`` and drive faults and mutations through it. Emulators exist as soon as the
+sandbox is constructed (so data can be added first); sockets open only on :meth:`start`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from types import TracebackType
+from typing import Any
+
+from sandbox.faults import FaultInjector
+from sandbox.protocol import Provider
+from sandbox.requestlog import RequestLog
+from sandbox.server import ProviderServer
+from sandbox.slack import SlackEmulator
+
+__all__ = ["PROVIDERS", "Sandbox", "register_provider"]
+
+ProviderFactory = Callable[[int, float], Provider]
+PROVIDERS: dict[str, ProviderFactory] = {
+    "slack": lambda seed, time_scale: SlackEmulator(seed=seed, time_scale=time_scale),
+}
+
+
+def register_provider(name: str, factory: ProviderFactory) -> None:
+    """Make another emulator available to ``Sandbox(providers=(name, ...))``."""
+    PROVIDERS[name] = factory
+
+
+class Sandbox:
+    """Provider emulators on 127.0.0.1, sharing one request log and one set of fault rules.
+
+    ``time_scale=60`` makes a provider minute last one real second (quota windows and
+    ``Retry-After`` shrink accordingly). ``size`` pre-populates each emulator that knows the
+    preset (``small``, ``demo``, ...); without it emulators start empty.
+    """
+
+    def __init__(
+        self,
+        providers: Iterable[str] = ("slack",),
+        *,
+        seed: int = 0,
+        time_scale: float = 1.0,
+        size: str | None = None,
+    ) -> None:
+        unknown = [p for p in providers if p not in PROVIDERS]
+        if unknown:
+            raise ValueError(f"unknown providers {unknown}; known: {sorted(PROVIDERS)}")
+        self.seed = seed
+        self.time_scale = time_scale
+        self.log = RequestLog()
+        self.faults = FaultInjector(seed)
+        self.emulators: dict[str, Provider] = {
+            name: PROVIDERS[name](seed, time_scale) for name in providers
+        }
+        self._servers = {
+            name: ProviderServer(emulator, faults=self.faults, log=self.log,
+                                 time_scale=time_scale)
+            for name, emulator in self.emulators.items()
+        }
+        if size is not None:
+            for emulator in self.emulators.values():
+                populate = getattr(emulator, "populate", None)
+                if populate is not None:
+                    populate(size)
+        self._started = False
+
+    @property
+    def slack(self) -> SlackEmulator:
+        emulator = self.emulators.get("slack")
+        if not isinstance(emulator, SlackEmulator):
+            raise AttributeError("this sandbox has no slack emulator")
+        return emulator
+
+    def __getattr__(self, name: str) -> Any:
+        emulators = self.__dict__.get("emulators", {})
+        if name in emulators:
+            return emulators[name]
+        raise AttributeError(name)
+
+    def start(self) -> Sandbox:
+        if not self._started:
+            for server in self._servers.values():
+                server.start()
+            self._started = True
+        return self
+
+    def stop(self) -> None:
+        for server in self._servers.values():
+            server.stop()
+        self._started = False
+
+    def base_url(self, provider: str) -> str:
+        """``http://127.0.0.1:PORT`` of one provider's server (after :meth:`start`)."""
+        return self._servers[provider].base_url
+
+    @property
+    def env(self) -> dict[str, str]:
+        """``AOS_*`` settings that point the project at the running emulators."""
+        if not self._started:
+            raise RuntimeError("call start() (or use `with Sandbox(...)`) before reading env")
+        env: dict[str, str] = {}
+        for name, server in self._servers.items():
+            env.update(self.emulators[name].env(server.base_url))
+        return env
+
+    def __enter__(self) -> Sandbox:
+        return self.start()
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        state = "running" if self._started else "stopped"
+        return f"Sandbox({list(self.emulators)}, seed={self.seed}, {state})"

@@ -1,0 +1,160 @@
+"""The Slack Web API emulator: routing, authentication, rate tiers, and the workspace registry.
+
+Slack answers almost everything with HTTP 200 and ``{"ok": false, "error": ...}``; only rate
+limits are HTTP 429 with ``Retry-After``. The emulator does the same, so the project's error
+handling is exercised by the real slack-sdk exactly as in production.
+"""
+
+from __future__ import annotations
+
+import threading
+from datetime import datetime
+from typing import Any
+
+from sandbox.clock import FixedWindowLimiter, TimeScale
+from sandbox.faults import Fault
+from sandbox.ids import derive_key, make_id
+from sandbox.protocol import Request, Response, json_response
+from sandbox.slack.methods import METHODS, SlackError
+from sandbox.slack.oauth import BOT_SCOPES, OAuthError, SlackApp, TokenStore, oauth_v2_access
+from sandbox.slack.workspace import SlackWorkspace
+
+__all__ = ["SIZES", "SlackEmulator"]
+
+# Preset workspaces for ``python -m sandbox serve --size``: (name, kwargs) pairs.
+SIZES: dict[str, list[tuple[str, dict[str, Any]]]] = {
+    "tiny": [("Acme", {"users": 5, "channels": 3, "messages_per_channel": 20})],
+    "small": [
+        ("Acme", {"users": 20, "channels": 5, "messages_per_channel": 200}),
+        ("Globex", {"users": 8, "channels": 5, "messages_per_channel": 50, "rotating": True}),
+    ],
+    "demo": [
+        ("Acme Agency", {"users": 25, "channels": 10, "messages_per_channel": 500}),
+        ("Globex Clients", {"users": 12, "channels": 6, "messages_per_channel": 300,
+                            "rotating": True}),
+        ("Initech", {"users": 10, "channels": 5, "messages_per_channel": 200,
+                     "tier": "non_marketplace_2025"}),
+    ],
+    "large": [("Bigco", {"users": 200, "channels": 20, "messages_per_channel": 10_000,
+                         "tier": "unlimited"})],
+    "huge": [("Hugeco", {"users": 500, "channels": 10, "messages_per_channel": 100_000,
+                         "tier": "unlimited"})],
+}
+
+
+def _bearer(request: Request) -> str:
+    auth = request.headers.get("authorization", "")
+    if auth.lower().startswith("bearer "):
+        return auth[7:].strip()
+    return str(request.params.get("token", ""))
+
+
+class SlackEmulator:
+    """All emulated Slack workspaces behind one ``/api/`` base URL."""
+
+    name = "slack"
+
+    def __init__(self, *, seed: int = 0, time_scale: float = 1.0) -> None:
+        self.seed = seed
+        self.scale = TimeScale(time_scale)
+        self.limiter = FixedWindowLimiter(self.scale)
+        self.tokens = TokenStore()
+        key = derive_key(seed, "slack-app")
+        self.app = SlackApp(
+            app_id=make_id("A", seed, "app", length=10),
+            client_id=f"{key % 10**12}.{(key >> 20) % 10**13}",
+            client_secret=f"{derive_key(seed, 'secret'):016x}{derive_key(seed, 'secret2'):016x}",
+        )
+        self.workspaces: dict[str, SlackWorkspace] = {}
+        self._lock = threading.Lock()
+
+    # -- workspaces --------------------------------------------------------------------
+    def add_workspace(
+        self, name: str = "Acme", *, users: int = 20, channels: int = 5,
+        messages_per_channel: int = 200, thread_ratio: float = 0.1, replies_per_thread: int = 3,
+        tier: str = "tier3", rotating: bool = False, start: datetime | None = None,
+        span_days: float = 90,
+    ) -> SlackWorkspace:
+        """A new workspace with our app installed. Messages span ``span_days`` ending now
+        (or starting at ``start`` when given, which makes timestamps reproducible)."""
+        with self._lock:
+            workspace = SlackWorkspace(
+                app=self.app, tokens=self.tokens, seed=self.seed, ordinal=len(self.workspaces),
+                name=name, users=users, channels=channels,
+                messages_per_channel=messages_per_channel, thread_ratio=thread_ratio,
+                replies_per_thread=replies_per_thread, tier=tier, rotating=rotating,
+                start=start, span_days=span_days,
+            )
+            self.workspaces[workspace.team_id] = workspace
+        return workspace
+
+    def workspace(self, team_id: str) -> SlackWorkspace:
+        return self.workspaces[team_id]
+
+    def populate(self, size: str) -> list[SlackWorkspace]:
+        """Add the preset workspaces of ``size`` (see :data:`SIZES`)."""
+        if size not in SIZES:
+            raise ValueError(f"unknown size {size!r}; expected one of {sorted(SIZES)}")
+        return [self.add_workspace(name, **kwargs) for name, kwargs in SIZES[size]]
+
+    # -- Provider protocol -------------------------------------------------------------
+    def env(self, base_url: str) -> dict[str, str]:
+        return {"AOS_SLACK_API_URL": f"{base_url}/api/"}
+
+    def api_method(self, request: Request) -> str:
+        return request.path.removeprefix("/api/").strip("/") if request.path.startswith(
+            "/api/") else request.path
+
+    def fault_response(self, fault: Fault) -> Response:
+        if fault.kind == "429":
+            return self._rate_limited(fault.retry_after)
+        error = "fatal_error" if fault.kind == "500" else "service_unavailable"
+        return json_response({"ok": False, "error": error}, status=int(fault.kind))
+
+    def revoke_request_token(self, request: Request) -> None:
+        self.tokens.revoke(_bearer(request))
+
+    def handle(self, request: Request, method: str) -> Response:
+        if method == "oauth.v2.access":
+            return self._oauth(request)
+        handler = METHODS.get(method)
+        if handler is None:
+            return json_response({"ok": False, "error": "unknown_method"})
+        token = _bearer(request)
+        record = self.tokens.get(token) if token else None
+        if record is None:
+            return json_response({"ok": False, "error": "not_authed" if not token else "invalid_auth"})
+        problem = record.check()
+        if problem is not None:
+            return json_response({"ok": False, "error": problem})
+        workspace = self.workspaces[record.team_id]
+        per_minute, page_cap = workspace.rate_limit(method)
+        if per_minute is not None:
+            decision = self.limiter.hit((workspace.team_id, self.app.app_id, method), per_minute)
+            if not decision.allowed:
+                return self._rate_limited(decision.retry_after)
+        try:
+            payload = handler(workspace, request.params, page_cap)
+        except SlackError as exc:
+            payload = {"ok": False, "error": exc.code}
+        return json_response(payload, headers={"X-OAuth-Scopes": BOT_SCOPES})
+
+    def _rate_limited(self, retry_after: int) -> Response:
+        return json_response({"ok": False, "error": "ratelimited"}, status=429,
+                             headers={"Retry-After": str(retry_after)})
+
+    def _oauth(self, request: Request) -> Response:
+        def redeem(code: str) -> dict[str, Any] | None:
+            record = self.tokens.consume(code, "code") if code else None
+            return None if record is None else self.workspaces[record.team_id].redeem()
+
+        def rotate(refresh_token: str) -> dict[str, Any] | None:
+            record = self.tokens.consume(refresh_token, "refresh") if refresh_token else None
+            return None if record is None else self.workspaces[record.team_id].rotate()
+
+        try:
+            payload = oauth_v2_access(self.app, request.params, request.headers,
+                                      redeem_code=redeem, rotate=rotate)
+        except OAuthError as exc:
+            payload = {"ok": False, "error": str(exc)}
+        return json_response(payload)
