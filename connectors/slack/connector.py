@@ -1,0 +1,185 @@
+"""``SlackConnector``: the :class:`connectors.common.StreamReader` for one Slack workspace.
+
+``users`` and ``channels`` are full lists each run (a handful of cheap, paged calls);
+``channels`` ends with a :class:`Reconcile` so channels gone from ``conversations.list`` are
+soft-deleted. ``messages`` is partitioned by channel (see ``messages.py`` and ``cursor.py``).
+
+Channel filters apply to ``messages`` only: the channel list stays complete because it is
+cheap and client attribution needs it, while filters exist to save message-history quota.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from typing import Any
+
+from connectors.common import Page, Reconcile, RunStats, Secret, StreamSpec
+
+from . import settings
+from .config import SlackConfig
+from .messages import ChannelMessagesReader
+from .pagination import CursorPaginator
+from .records import channel_record, user_record
+from .streams import STREAMS
+from .transport import BudgetExhausted, SlackCallError, SlackTransport
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class _Channel:
+    """What the messages stream needs to know about a channel (kept for the whole run)."""
+
+    id: str
+    name: str
+    is_member: bool
+    is_private: bool
+    is_archived: bool
+
+
+class SlackConnector:
+    """Reads users, channels and messages of one workspace through the Slack Web API."""
+
+    def __init__(
+        self,
+        token: Secret,
+        config: SlackConfig,
+        base_url: str | None = None,
+        now: Callable[[], datetime] = _utc_now,
+        *,
+        retry_backoff: float = 0.5,
+    ) -> None:
+        self.config = config
+        self.stats = RunStats()
+        lookback = max(config.edit_lookback_days, config.thread_lookback_days)
+        self.streams: Mapping[str, StreamSpec] = {
+            **STREAMS,
+            "messages": replace(STREAMS["messages"], lookback_days=lookback),
+        }
+        self._transport = SlackTransport(
+            token, config, self.stats, base_url=base_url, retry_backoff=retry_backoff
+        )
+        self._messages = ChannelMessagesReader(self._transport, config, now)
+        self._channels: list[_Channel] | None = None
+        self._stopped = False
+
+    def read(self, stream: str, state: Mapping[str, Mapping[str, Any]]) -> Iterator[Page]:
+        """Yield pages of ``stream``. Once ``max_requests`` is reached the run stops cleanly:
+        this and later ``read`` calls end without error and the saved cursors resume."""
+        if stream not in self.streams:
+            raise ValueError(
+                f"unknown Slack stream {stream!r}; expected one of {list(self.streams)}"
+            )
+        if self._stopped:
+            return
+        readers = {
+            "users": self._users,
+            "channels": self._channel_pages,
+            "messages": self._messages_pages,
+        }
+        try:
+            for page in readers[stream](state or {}):
+                self.stats.pages += 1
+                self.stats.records += len(page.records)
+                yield page
+        except BudgetExhausted:
+            self._stopped = True
+            self.stats.warnings.append(
+                f"Slack run stopped after max_requests={self.config.max_requests} requests "
+                f"while reading {stream}; the next run resumes from the saved cursors"
+            )
+
+    # -- users -------------------------------------------------------------------------------
+
+    def _users(self, _state: Mapping[str, Any]) -> Iterator[Page]:
+        for response in self._list("users.list", "members"):
+            yield Page(stream="users", records=[user_record(u) for u in response])
+
+    # -- channels ----------------------------------------------------------------------------
+
+    def _list(self, method: str, key: str, **params: Any) -> Iterator[list[dict[str, Any]]]:
+        paginator = CursorPaginator()
+        while paginator.has_next_page:
+            response = self._transport.call(
+                method, limit=self.config.page_limit, **params, **paginator.request_params()
+            )
+            paginator.update_state(response)
+            yield response.get(key) or []
+
+    def _list_channels(self) -> Iterator[list[dict[str, Any]]]:
+        seen: list[_Channel] = []
+        for batch in self._list(
+            "conversations.list",
+            "channels",
+            types="public_channel,private_channel",
+            exclude_archived=False,
+        ):
+            seen.extend(
+                _Channel(
+                    id=c["id"],
+                    name=c.get("name") or c["id"],
+                    is_member=bool(c.get("is_member")),
+                    is_private=bool(c.get("is_private")),
+                    is_archived=bool(c.get("is_archived")),
+                )
+                for c in batch
+            )
+            yield batch
+        self._channels = seen
+
+    def _channel_pages(self, _state: Mapping[str, Any]) -> Iterator[Page]:
+        alive: list[tuple[Any, ...]] = []
+        held: Page | None = None
+        for batch in self._list_channels():
+            if held is not None:
+                yield held
+            records = [channel_record(c) for c in batch]
+            alive.extend((r["channel_id"],) for r in records)
+            held = Page(stream="channels", records=records)
+        # Only a completed listing may claim that missing channels are gone.
+        held = held or Page(stream="channels")
+        held.reconcile = Reconcile(where={}, alive_keys=alive)
+        yield held
+
+    # -- messages ----------------------------------------------------------------------------
+
+    def _selected(self, channel: _Channel) -> bool:
+        def matches(entries: tuple[str, ...]) -> bool:
+            names = {e.lstrip("#").lower() for e in entries}
+            return channel.id in entries or channel.name.lower() in names
+
+        if self.config.include_channels and not matches(self.config.include_channels):
+            return False
+        return not matches(self.config.exclude_channels)
+
+    def _skip(self, channel: _Channel, error: str) -> None:
+        self.stats.skipped.append(f"{channel.id} (#{channel.name}): {error}")
+        hint = (
+            " (invite the app to the channel or enable auto_join)"
+            if error == "not_in_channel"
+            else ""
+        )
+        self.stats.warnings.append(
+            f"Slack channel #{channel.name} ({channel.id}) skipped: {error}{hint}"
+        )
+
+    def _messages_pages(self, state: Mapping[str, Mapping[str, Any]]) -> Iterator[Page]:
+        if self._channels is None:
+            for _batch in self._list_channels():
+                pass
+        assert self._channels is not None
+        for channel in self._channels:
+            if not self._selected(channel):
+                continue
+            try:
+                if self.config.auto_join and not channel.is_member and not channel.is_private:
+                    self._transport.call("conversations.join", channel=channel.id)
+                yield from self._messages.read(channel.id, state.get(channel.id))
+            except SlackCallError as exc:
+                if exc.error not in settings.CHANNEL_SKIP_ERRORS:
+                    raise
+                self._skip(channel, exc.error)

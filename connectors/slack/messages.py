@@ -1,0 +1,244 @@
+"""The ``messages`` stream for one channel: history pages, thread replies and reconcile claims.
+
+One *read* covers ``(oldest, latest)`` of a channel, newest first:
+
+* first sync: ``oldest`` = ``start_date`` (or the channel's beginning);
+* later runs: ``oldest`` = min(cursor, now - lookback) where lookback is the larger of
+  ``edit_lookback_days`` and ``thread_lookback_days``. Re-reading that window is how edits,
+  deletions and thread activity are found: Slack reports none of them on history, and a
+  parent's ``latest_reply`` can only be learnt by reading the parent again. A slow tier
+  should use small lookbacks;
+* ``latest`` is always sent explicitly (a day ahead of our clock, to absorb skew): with
+  ``oldest`` alone Slack returns the page *closest to oldest*, not the newest one.
+
+Every history page carries a :class:`Reconcile` for top-level messages (``is_reply = false``)
+over exactly the ts band the page covers, so deletions are found page by page, memory stays
+one page, and a read split across runs still claims only what it saw. Threads are re-read when
+new to us or when ``latest_reply``/``reply_count`` moved; each replies page carries its own
+claim on ``(channel_id, thread_ts, is_reply = true)``, so a thread we did not re-read is never
+touched. A page's position commits only after its threads are stored (see ``cursor.py``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Generator, Iterator, Mapping
+from datetime import datetime, timedelta
+from typing import Any
+
+from connectors.common import ConnectorError, Page, Reconcile
+
+from .config import SlackConfig
+from .cursor import ChannelCursor, PendingRead
+from .records import (
+    TS_MAX,
+    TS_MIN,
+    date_to_ts,
+    datetime_to_ts,
+    is_reply,
+    message_record,
+    ts_add_micros,
+    ts_key,
+)
+from .transport import SlackCallError, SlackTransport
+
+STREAM = "messages"
+# Extra room above "now" for the explicit `latest` bound (clock skew between us and Slack).
+_LATEST_MARGIN = timedelta(days=1)
+
+
+def _max_ts(*values: str | None) -> str | None:
+    present = [v for v in values if v is not None]
+    return max(present, key=ts_key) if present else None
+
+
+class ChannelMessagesReader:
+    """Reads one channel's messages and threads into pages with state and reconcile claims."""
+
+    def __init__(
+        self, transport: SlackTransport, config: SlackConfig, now: Callable[[], datetime]
+    ) -> None:
+        self._transport = transport
+        self._config = config
+        self._now = now
+
+    def read(self, channel_id: str, saved: Mapping[str, Any] | None) -> Iterator[Page]:
+        """Finish any read a previous run left pending, then (or else) start a fresh one."""
+        cursor = ChannelCursor.from_state(saved)
+        now = self._now()
+        keep_threads_since = datetime_to_ts(now - timedelta(days=self._config.thread_lookback_days))
+        resumed = cursor.pending is not None
+        if cursor.pending is None:
+            cursor.pending = self._new_read(cursor, now)
+        yield from self._run(channel_id, cursor, keep_threads_since)
+        if resumed:
+            cursor.pending = self._new_read(cursor, now)
+            yield from self._run(channel_id, cursor, keep_threads_since)
+
+    def _new_read(self, cursor: ChannelCursor, now: datetime) -> PendingRead:
+        config = self._config
+        start = date_to_ts(config.start_date) if config.start_date else None
+        if cursor.cursor is None:
+            oldest = start
+        else:
+            lookback = max(config.edit_lookback_days, config.thread_lookback_days)
+            window_start = datetime_to_ts(now - timedelta(days=lookback))
+            oldest = min(cursor.cursor, window_start, key=ts_key)
+            if start is not None:
+                oldest = max(oldest, start, key=ts_key)
+        return PendingRead(oldest=oldest, latest=datetime_to_ts(now + _LATEST_MARGIN))
+
+    def _run(self, channel_id: str, cursor: ChannelCursor, keep: str) -> Iterator[Page]:
+        pending = cursor.pending
+        assert pending is not None
+        query_latest = upper = pending.latest
+        page_cursor: str | None = None
+        seen_cursors: set[str] = set()
+        while True:
+            params: dict[str, Any] = {
+                "channel": channel_id,
+                "latest": query_latest,
+                "limit": self._config.limit_for("conversations.history"),
+            }
+            if pending.oldest is not None:
+                params["oldest"] = pending.oldest
+            if page_cursor:
+                params["cursor"] = page_cursor
+            response = self._transport.call("conversations.history", **params)
+            messages: list[dict[str, Any]] = response.get("messages") or []
+            has_more = bool(response.get("has_more"))
+            next_cursor = (response.get("response_metadata") or {}).get("next_cursor") or None
+            if has_more and not messages:
+                # Nothing to anchor a position on: follow the cursor or give up loudly.
+                if not next_cursor or next_cursor in seen_cursors:
+                    raise ConnectorError(f"Slack history of {channel_id} paged without progress")
+                seen_cursors.add(next_cursor)
+                page_cursor = next_cursor
+                continue
+
+            stamps = [m["ts"] for m in messages]
+            page_min = min(stamps, key=ts_key) if stamps else None
+            page_max = max(stamps, key=ts_key) if stamps else None
+            if has_more:
+                lo = page_min
+            else:
+                lo = ts_add_micros(pending.oldest, 1) if pending.oldest is not None else TS_MIN
+            claim = Reconcile(
+                where={"channel_id": channel_id, "is_reply": False},
+                alive_keys=[(channel_id, m["ts"]) for m in messages if not is_reply(m)],
+                range_column="ts",
+                lo=lo,
+                hi=ts_add_micros(upper, -1),
+            )
+            page = Page(
+                stream=STREAM,
+                records=[message_record(channel_id, m) for m in messages],
+                partition=channel_id,
+                reconcile=claim,
+            )
+            stale = [
+                m
+                for m in messages
+                if not is_reply(m)
+                and cursor.thread_is_stale(
+                    m["ts"], m.get("latest_reply"), int(m.get("reply_count") or 0)
+                )
+            ]
+
+            if not stale:
+                self._advance(cursor, page_min, page_max, has_more)
+                page.state = cursor.to_state(keep)
+                yield page
+            else:
+                yield page
+                for index, parent in enumerate(stale):
+                    last = yield from self._thread_pages(channel_id, parent)
+                    cursor.page_threads.add(parent["ts"])
+                    cursor.threads[parent["ts"]] = (
+                        parent.get("latest_reply") or parent["ts"],
+                        int(parent.get("reply_count") or 0),
+                    )
+                    if index == len(stale) - 1:
+                        self._advance(cursor, page_min, page_max, has_more)
+                    last.state = cursor.to_state(keep)
+                    yield last
+
+            if not has_more:
+                return
+            upper = page_min or upper
+            if next_cursor and next_cursor not in seen_cursors:
+                seen_cursors.add(next_cursor)
+                page_cursor = next_cursor
+            else:
+                # No usable cursor: Slack's older "has_more + latest" paging is equivalent.
+                page_cursor = None
+                query_latest = upper
+
+    @staticmethod
+    def _advance(
+        cursor: ChannelCursor, page_min: str | None, page_max: str | None, has_more: bool
+    ) -> None:
+        """Move the committed position below this page (or finish the read)."""
+        pending = cursor.pending
+        assert pending is not None
+        pending.newest = _max_ts(pending.newest, page_max)
+        cursor.page_threads.clear()
+        if has_more and page_min is not None:
+            pending.latest = page_min
+            return
+        cursor.cursor = _max_ts(cursor.cursor, pending.newest)
+        cursor.pending = None
+
+    def _thread_pages(self, channel_id: str, parent: dict[str, Any]) -> Generator[Page, None, Page]:
+        """Yield all but the last replies page of one thread and return the last, so the
+        caller can attach the state that becomes true once the whole thread is stored."""
+        thread_ts = parent["ts"]
+        where = {"channel_id": channel_id, "thread_ts": thread_ts, "is_reply": True}
+        lo = TS_MIN
+        page_cursor: str | None = None
+        seen: set[str] = set()
+        held: Page | None = None
+        while True:
+            params: dict[str, Any] = {
+                "channel": channel_id,
+                "ts": thread_ts,
+                "limit": self._config.limit_for("conversations.replies"),
+            }
+            if page_cursor:
+                params["cursor"] = page_cursor
+            try:
+                response = self._transport.call("conversations.replies", **params)
+            except SlackCallError as exc:
+                if exc.error != "thread_not_found":
+                    raise
+                # The parent went away between history and replies; its rows are left to the
+                # next read's reconcile.
+                return held or Page(stream=STREAM, partition=channel_id)
+            messages = response.get("messages") or []
+            replies = [m for m in messages if m["ts"] != thread_ts]
+            next_cursor = (response.get("response_metadata") or {}).get("next_cursor") or None
+            more = bool(response.get("has_more")) and next_cursor is not None
+            if more and next_cursor in seen:
+                raise ConnectorError(f"Loop detected in Slack replies of {channel_id}/{thread_ts}")
+            page_max = _max_ts(*(m["ts"] for m in messages)) or lo
+            hi = page_max if more else TS_MAX
+            page = Page(
+                stream=STREAM,
+                records=[message_record(channel_id, m) for m in replies],
+                partition=channel_id,
+                reconcile=Reconcile(
+                    where=where,
+                    alive_keys=[(channel_id, m["ts"]) for m in replies],
+                    range_column="ts",
+                    lo=lo,
+                    hi=hi,
+                ),
+            )
+            if held is not None:
+                yield held
+            held = page
+            if not more:
+                return held
+            assert next_cursor is not None
+            seen.add(next_cursor)
+            page_cursor = next_cursor
+            lo = ts_add_micros(page_max, 1)

@@ -1,0 +1,68 @@
+"""Slack constants in one home: endpoints, rate tiers, error classes and lookback defaults.
+
+Numbers here come from Slack's published limits (api.slack.com/apis/rate-limits and the 2025
+change for non-Marketplace apps). Keeping them together means a tier change is one edit.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+DEFAULT_API_URL: Final = "https://slack.com/api/"
+API_URL_ENV: Final = "AOS_SLACK_API_URL"
+
+TIERS: Final = ("tier3", "non_marketplace_2025", "unlimited")
+
+# Requests per minute per (token, method). Tier 2 = 20/min, Tier 3 = 50/min.
+_STANDARD_LIMITS: Final[dict[str, int]] = {
+    "users.list": 20,
+    "conversations.list": 20,
+    "conversations.history": 50,
+    "conversations.replies": 50,
+    "conversations.info": 50,
+    "conversations.join": 50,
+}
+# Since 2025, apps not in the Slack Marketplace get 1 request/min and 15 objects per page on
+# conversations.history and conversations.replies; other methods keep their tier.
+_NON_MARKETPLACE_LIMITS: Final[dict[str, int]] = {
+    **_STANDARD_LIMITS,
+    "conversations.history": 1,
+    "conversations.replies": 1,
+}
+RATE_LIMITS: Final[dict[str, dict[str, int]]] = {
+    "tier3": _STANDARD_LIMITS,
+    "non_marketplace_2025": _NON_MARKETPLACE_LIMITS,
+    "unlimited": {},
+}
+RATE_WINDOW_SECONDS: Final = 60.0
+NON_MARKETPLACE_PAGE_LIMIT: Final = 15
+PAGED_MESSAGE_METHODS: Final = frozenset({"conversations.history", "conversations.replies"})
+
+# Errors meaning "a human must reconnect the workspace" -> AuthError.
+AUTH_ERRORS: Final = frozenset(
+    {"invalid_auth", "token_revoked", "account_inactive", "not_authed", "token_expired"}
+)
+REFRESH_AUTH_ERRORS: Final = frozenset(
+    {"invalid_refresh_token", "invalid_grant", "invalid_client_id", "bad_client_secret"}
+)
+# Errors about one channel that must never fail the whole run: skip it with a warning.
+CHANNEL_SKIP_ERRORS: Final = frozenset(
+    {"not_in_channel", "channel_not_found", "is_archived", "method_not_supported_for_channel_type"}
+)
+# `ok: false` answers that are Slack having a bad moment, not a bad request.
+TRANSIENT_ERRORS: Final = frozenset(
+    {"internal_error", "fatal_error", "service_unavailable", "request_timeout", "ratelimited"}
+)
+
+# Request-level retries (slack_sdk handlers, then our own wrapper for undecodable bodies).
+SDK_RATE_LIMIT_RETRIES: Final = 6
+SDK_SERVER_ERROR_RETRIES: Final = 3
+SDK_CONNECTION_RETRIES: Final = 3
+CALL_ATTEMPTS: Final = 4
+REQUEST_TIMEOUT_SECONDS: Final = 30
+
+# Lookbacks (days): edits/deletions are found by re-reading this window of each channel;
+# threads are re-checked for parents this recent.
+EDIT_LOOKBACK_DAYS: Final = 7
+THREAD_LOOKBACK_DAYS: Final = 30
+DEFAULT_PAGE_LIMIT: Final = 200
