@@ -1,0 +1,160 @@
+"""Run grants: signed, short-lived proof of who asked for a manual run (no database needed)."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from db.grants import (
+    ENV_KEY,
+    InvalidRunGrant,
+    mint_run_grant,
+    resolve_principal,
+    signing_key_from_env,
+    verify_run_grant,
+)
+from db.rbac import Principal
+
+KEY = b"k" * 32
+T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+
+
+def _b64(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+def _forge(key: bytes, payload: object) -> str:
+    """A token signed correctly over an arbitrary payload (to reach the checks after HMAC)."""
+    body = _b64(json.dumps(payload).encode())
+    return body + "." + _b64(hmac.new(key, body.encode(), hashlib.sha256).digest())
+
+
+def test_round_trip_gives_a_verified_principal() -> None:
+    token = mint_run_grant(KEY, "Bob@Acme.test", 12, "backfill", now=T0)
+    principal = verify_run_grant(KEY, token, integration_id=12, action="backfill",
+                                 now=T0 + timedelta(minutes=14))
+    assert principal == Principal("user", "bob@acme.test", None, verified=True)
+    assert "=" not in token and token.count(".") == 1
+
+
+def test_payload_is_readable_and_bounded() -> None:
+    token = mint_run_grant(KEY, "bob@acme.test", 12, "sync", ttl=timedelta(minutes=5), now=T0)
+    body = json.loads(base64.urlsafe_b64decode(token.split(".")[0] + "=="))
+    assert body["sub"] == "bob@acme.test" and body["int"] == 12 and body["act"] == "sync"
+    assert body["exp"] - body["iat"] == 300
+
+
+@pytest.mark.parametrize("tamper", ["payload", "signature", "key"])
+def test_tampering_is_a_bad_signature(tamper: str) -> None:
+    token = mint_run_grant(KEY, "bob@acme.test", 12, "sync", now=T0)
+    body, sig = token.split(".")
+    key = KEY
+    if tamper == "payload":
+        claims = json.loads(base64.urlsafe_b64decode(body + "=="))
+        claims["sub"] = "owner@acme.test"
+        token = _b64(json.dumps(claims).encode()) + "." + sig
+    elif tamper == "signature":
+        token = body + "." + _b64(b"\0" * 32)
+    else:
+        key = b"x" * 32
+    with pytest.raises(InvalidRunGrant, match="bad signature"):
+        verify_run_grant(key, token, integration_id=12, action="sync", now=T0)
+
+
+def test_expired() -> None:
+    token = mint_run_grant(KEY, "bob@acme.test", 12, "sync", now=T0)
+    with pytest.raises(InvalidRunGrant, match="expired"):
+        verify_run_grant(KEY, token, integration_id=12, action="sync",
+                         now=T0 + timedelta(minutes=15))
+
+
+def test_wrong_integration_and_wrong_action() -> None:
+    token = mint_run_grant(KEY, "bob@acme.test", 12, "sync", now=T0)
+    with pytest.raises(InvalidRunGrant, match="wrong integration \\(granted for 12, this run is for 13"):
+        verify_run_grant(KEY, token, integration_id=13, action="sync", now=T0)
+    with pytest.raises(InvalidRunGrant, match="wrong action \\(granted for 'sync'"):
+        verify_run_grant(KEY, token, integration_id=12, action="backfill", now=T0)
+
+
+@pytest.mark.parametrize("token", ["", "abc", "a.b.c", ".sig", "body."])
+def test_malformed_tokens(token: str) -> None:
+    with pytest.raises(InvalidRunGrant, match="malformed token"):
+        verify_run_grant(KEY, token, integration_id=12, action="sync", now=T0)
+
+
+@pytest.mark.parametrize("payload", [
+    "not an object", {"v": 1, "int": 12, "act": "sync", "exp": 0},
+    {"v": 1, "sub": "nobody", "int": 12, "act": "sync", "exp": 9_999_999_999},
+])
+def test_signed_but_malformed_payloads(payload: object) -> None:
+    with pytest.raises(InvalidRunGrant, match="malformed payload"):
+        verify_run_grant(KEY, _forge(KEY, payload), integration_id=12, action="sync", now=T0)
+
+
+def test_keys_and_clocks_are_checked() -> None:
+    with pytest.raises(ValueError, match="at least 16 bytes"):
+        mint_run_grant(b"short", "bob@acme.test", 1, "sync")
+    with pytest.raises(ValueError, match="timezone-aware"):
+        mint_run_grant(KEY, "bob@acme.test", 1, "sync", now=datetime(2026, 1, 1))  # noqa: DTZ001
+    with pytest.raises(ValueError, match="not a principal"):
+        mint_run_grant(KEY, "bob", 1, "sync")
+
+
+def test_signing_key_from_env() -> None:
+    raw = bytes(range(200, 232))
+    assert signing_key_from_env({}) is None
+    assert signing_key_from_env({ENV_KEY: "  "}) is None
+    assert signing_key_from_env({ENV_KEY: base64.b64encode(raw).decode()}) == raw
+    assert signing_key_from_env({ENV_KEY: _b64(raw)}) == raw
+    with pytest.raises(ValueError, match="not base64"):
+        signing_key_from_env({ENV_KEY: "not base64!!"})
+    with pytest.raises(ValueError, match="at least 16 bytes"):
+        signing_key_from_env({ENV_KEY: base64.b64encode(b"tiny").decode()})
+
+
+# --- resolve_principal ------------------------------------------------------------------------
+
+def _resolve(requested_by: str | None, grant: str | None, key: bytes | None,
+             action: str = "sync") -> Principal:
+    return resolve_principal(requested_by, grant, integration_id=12, action=action, key=key)
+
+
+def test_with_a_key_a_bare_requested_by_is_refused() -> None:
+    with pytest.raises(InvalidRunGrant, match="'bob@acme.test' alone is not proof") as caught:
+        _resolve("bob@acme.test", None, KEY)
+    assert "mint a run grant" in str(caught.value)
+
+
+def test_with_a_key_a_valid_grant_is_accepted() -> None:
+    grant = mint_run_grant(KEY, "bob@acme.test", 12, "backfill")
+    expected = Principal("user", "bob@acme.test", None, verified=True)
+    assert _resolve(None, grant, KEY, "backfill") == expected
+    assert _resolve("BOB@acme.test", grant, KEY, "backfill") == expected
+    with pytest.raises(InvalidRunGrant, match="does not match the grant's principal"):
+        _resolve("eve@acme.test", grant, KEY, "backfill")
+    with pytest.raises(InvalidRunGrant, match="wrong action"):
+        _resolve(None, grant, KEY, "sync")
+
+
+def test_without_a_key_requested_by_is_accepted_unverified() -> None:
+    assert _resolve("bob@acme.test", None, None) == Principal("user", "bob@acme.test", None)
+    with pytest.raises(InvalidRunGrant, match="cannot be checked"):
+        _resolve("bob@acme.test", "some.token", None)
+
+
+@pytest.mark.parametrize("key", [KEY, None])
+def test_scheduler_is_accepted_for_sync_only(key: bytes | None) -> None:
+    assert _resolve("scheduler:7", None, key) == Principal.scheduler(7)
+    with pytest.raises(InvalidRunGrant, match="scheduler principal may only run 'sync'"):
+        _resolve("scheduler:7", None, key, "backfill")
+
+
+@pytest.mark.parametrize("requested_by", [None, "", "bob"])
+def test_no_usable_principal(requested_by: str | None) -> None:
+    with pytest.raises(InvalidRunGrant, match="no principal|not a principal"):
+        _resolve(requested_by, None, None)
