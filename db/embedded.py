@@ -212,13 +212,13 @@ class EmbeddedPostgres:
             raise EmbeddedPostgresError(f"no embedded cluster in {self.home} yet") from exc
 
     def _datadir(self) -> Path:
-        preferred = self.home / "pgdata"
+        preferred = self.home / "pg" / "data"
         if self.account is None or _world_traversable(self.home):
             return preferred
         # Root with a private parent folder: the server account could not reach the data, so
         # keep it in a per-project folder under /var/tmp instead (still reused across runs).
         digest = hashlib.sha256(str(self.home).encode()).hexdigest()[:12]
-        return Path("/var/tmp") / f"aos-sync-{digest}" / "pgdata"
+        return Path("/var/tmp") / f"aos-sync-{digest}" / "data"
 
     def _datadir_ok(self) -> bool:
         return (Path(self._load().datadir) / "PG_VERSION").exists()
@@ -249,7 +249,7 @@ class EmbeddedPostgres:
         datadir = self._datadir()
         if datadir.exists():
             shutil.rmtree(datadir)
-        datadir.mkdir(parents=True)
+        datadir.mkdir(parents=True)  # its parent (owned by the server account) holds the log
         password = secrets.token_urlsafe(24)
         pwfile = datadir.parent / ".pwfile"
         pwfile.write_text(password + "\n")

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 from db.embedded import EmbeddedPostgres
 
-__all__ = ["aos_home", "database_url", "embedded", "get_engine", "make_engine"]
+__all__ = ["aos_home", "database_url", "default_vault", "embedded", "get_engine", "make_engine"]
 
 
 def aos_home() -> Path:
@@ -39,3 +39,12 @@ def make_engine(url: str, **kw: object) -> sa.Engine:
 @functools.cache
 def get_engine() -> sa.Engine:
     return make_engine(database_url())
+
+
+def default_vault():
+    """The credential vault with keys from ``AOS_ENCRYPTION_KEY``; in embedded (demo) mode a
+    local development key in ``AOS_HOME`` is used when the variable is unset."""
+    from db.vault import Keyring, Vault
+
+    home = None if os.environ.get("AOS_DATABASE_URL") else aos_home()
+    return Vault(Keyring.from_env(os.environ, home=home))

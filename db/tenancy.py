@@ -35,7 +35,7 @@ from db.schema import agency as agency_t
 __all__ = [
     "ATTRIBUTION_COLUMNS", "PERMISSIONS", "Agency", "Conflict", "Integration", "Invalid",
     "NotFound", "TenancyError", "User", "add_client", "add_integration", "add_user",
-    "client_attribution_map", "create_agency", "find_agency", "find_user", "get_integration",
+    "client_attribution_map", "create_agency", "find_agency", "find_client", "find_user", "get_integration",
     "grant_access", "list_integrations", "record_audit", "revoke_access", "set_integration_status",
     "set_role",
 ]
@@ -227,6 +227,16 @@ def add_client(conn: sa.Connection, agency_id: int, name: str, email_domains: It
     if client_id is None:
         raise Conflict(f"client {name!r} already exists in agency {agency_id}")
     return int(client_id)
+
+
+def find_client(conn: sa.Connection, agency_id: int, name_or_id: str | int) -> int:
+    """A client of the agency by id or by name."""
+    text = str(name_or_id).strip()
+    cond = client.c.id == int(text) if text.isdigit() else client.c.name == text
+    found = conn.execute(sa.select(client.c.id).where(cond, client.c.agency_id == agency_id)).scalar()
+    if found is None:
+        raise NotFound(f"no client {text!r} in agency {agency_id}")
+    return int(found)
 
 
 def _client_agency(conn: sa.Connection, client_id: int) -> tuple[int, str]:

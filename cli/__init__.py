@@ -1,0 +1,1 @@
+"""The ``aos-sync`` command line."""

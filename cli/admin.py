@@ -1,0 +1,196 @@
+"""Admin commands: agencies, users, clients, access grants, integrations, runs, analysts, keys."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from cli.context import engine, vault
+from cli.output import CliError
+from db import tenancy
+from db.analyst import create_analyst
+from db.runs import list_runs
+
+__all__ = ["register"]
+
+
+def _agency_id(conn: Any, ref: str) -> int:
+    return int(tenancy.find_agency(conn, ref).id)
+
+
+def _client_id(conn: Any, agency_id: int, ref: str | None) -> int | None:
+    return None if ref is None else tenancy.find_client(conn, agency_id, ref)
+
+
+def cmd_agency_create(a: argparse.Namespace) -> Any:
+    with engine().begin() as conn:
+        return {"agency_id": tenancy.create_agency(conn, a.name), "name": a.name}
+
+
+def cmd_user_add(a: argparse.Namespace) -> Any:
+    with engine().begin() as conn:
+        agency_id = _agency_id(conn, a.agency)
+        uid = tenancy.add_user(conn, agency_id, a.email, a.role, name=a.name)
+    return {"user_id": uid, "email": a.email.lower(), "role": a.role, "agency_id": agency_id}
+
+
+def cmd_client_add(a: argparse.Namespace) -> Any:
+    with engine().begin() as conn:
+        agency_id = _agency_id(conn, a.agency)
+        cid = tenancy.add_client(conn, agency_id, a.name, email_domains=a.email_domain,
+                                 slack_channel_ids=a.slack_channel, ad_account_ids=a.ad_account)
+    return {"client_id": cid, "name": a.name, "agency_id": agency_id}
+
+
+def cmd_access(a: argparse.Namespace) -> Any:
+    with engine().begin() as conn:
+        user = tenancy.find_user(conn, a.user)
+        client_id = tenancy.find_client(conn, user.agency_id, a.client)
+        if a.access_cmd == "grant":
+            tenancy.grant_access(conn, user.id, client_id, a.permission)
+        else:
+            tenancy.revoke_access(conn, user.id, client_id)
+    return {"user": user.email, "client_id": client_id,
+            "permission": a.permission if a.access_cmd == "grant" else None}
+
+
+def _read_credentials(source: str) -> dict[str, Any]:
+    """Credentials come from a file or stdin, never from argv (shell history, ps)."""
+    text = sys.stdin.read() if source == "-" else Path(source).read_text()
+    try:
+        bundle = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise CliError(f"credentials must be a JSON object ({exc.msg} at line {exc.lineno})") from None
+    if not isinstance(bundle, dict) or not bundle.get("access_token"):
+        raise CliError("credentials must be a JSON object with at least an access_token")
+    return bundle
+
+
+def cmd_integration_add(a: argparse.Namespace) -> Any:
+    bundle = _read_credentials(a.credentials_file)
+    expires = bundle.get("expires_at")
+    expires_at = datetime.fromisoformat(expires) if expires else None
+    config = json.loads(a.config) if a.config else {}
+    v = vault()
+    with engine().begin() as conn:
+        agency_id = _agency_id(conn, a.agency)
+        client_id = _client_id(conn, agency_id, a.client)
+        iid = tenancy.add_integration(conn, agency_id, a.provider, a.name, client_id=client_id,
+                                      external_account_id=a.external_id, config=config)
+        v.put(conn, iid, bundle, expires_at=expires_at)
+    return {"integration_id": iid, "provider": a.provider, "name": a.name,
+            "agency_id": agency_id, "client_id": client_id}
+
+
+def cmd_integration_list(a: argparse.Namespace) -> Any:
+    with engine().connect() as conn:
+        agency_id = _agency_id(conn, a.agency) if a.agency else None
+        rows = tenancy.list_integrations(conn, agency_id=agency_id, provider=a.provider)
+    return [{"id": r.id, "agency_id": r.agency_id, "client_id": r.client_id,
+             "provider": r.provider, "name": r.name, "status": r.status,
+             "reason": r.status_reason} for r in rows]
+
+
+def cmd_runs_list(a: argparse.Namespace) -> Any:
+    with engine().connect() as conn:
+        agency_id = _agency_id(conn, a.agency) if a.agency else None
+        runs = list_runs(conn, agency_id=agency_id, integration_id=a.integration, limit=a.limit)
+    return [{"id": r.id, "integration": r.integration_id, "provider": r.provider,
+             "trigger": r.trigger, "principal": r.principal + ("" if r.principal_verified else " (unverified)"),
+             "status": r.status, "started": r.started_at, "finished": r.finished_at,
+             "rows": sum(int(s.get("inserted", 0)) + int(s.get("updated", 0))
+                         for s in r.streams.values() if isinstance(s, dict)),
+             "error": r.error} for r in runs]
+
+
+def cmd_analyst_create(a: argparse.Namespace) -> Any:
+    eng = engine()
+    with eng.begin() as conn:
+        role = create_analyst(conn, a.user)
+    url = eng.url
+    return {"role": role.role_name, "password": role.password, "agency_id": role.agency_id,
+            "psql": f"psql 'postgresql://{role.role_name}@{url.host}:{url.port}/{url.database}'",
+            "note": "the password is shown once; set PGPASSWORD or answer psql's prompt"}
+
+
+def cmd_keys_rotate(a: argparse.Namespace) -> Any:
+    return {"re_encrypted": vault().rotate(engine())}
+
+
+def cmd_keys_generate(a: argparse.Namespace) -> Any:
+    from db.vault import Keyring
+
+    return {"key": Keyring.generate_key(),
+            "use": "prepend it to AOS_ENCRYPTION_KEY (comma-separated), then `aos-sync keys rotate`"}
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """Add the admin sub-commands to the top-level parser."""
+    agency = sub.add_parser("agency", help="agencies (tenants)").add_subparsers(dest="sub", required=True)
+    p = agency.add_parser("create", help="create an agency")
+    p.add_argument("name")
+    p.set_defaults(func=cmd_agency_create)
+
+    user = sub.add_parser("user", help="users and roles").add_subparsers(dest="sub", required=True)
+    p = user.add_parser("add", help="add a user with a role")
+    p.add_argument("--agency", required=True, help="agency name or id")
+    p.add_argument("--email", required=True)
+    p.add_argument("--role", required=True, choices=["owner", "admin", "manager", "member"])
+    p.add_argument("--name")
+    p.set_defaults(func=cmd_user_add)
+
+    client = sub.add_parser("client", help="an agency's clients").add_subparsers(dest="sub", required=True)
+    p = client.add_parser("add", help="add a client")
+    p.add_argument("--agency", required=True)
+    p.add_argument("--name", required=True)
+    p.add_argument("--email-domain", action="append", default=[], help="repeatable")
+    p.add_argument("--slack-channel", action="append", default=[], help="Slack channel id; repeatable")
+    p.add_argument("--ad-account", action="append", default=[], help="ad account id; repeatable")
+    p.set_defaults(func=cmd_client_add)
+
+    access = sub.add_parser("access", help="per-client grants").add_subparsers(dest="access_cmd", required=True)
+    for verb in ("grant", "revoke"):
+        p = access.add_parser(verb, help=f"{verb} a user's access to a client")
+        p.add_argument("--user", required=True, help="email")
+        p.add_argument("--client", required=True, help="client name or id")
+        if verb == "grant":
+            p.add_argument("--permission", required=True, choices=["read", "write"])
+        else:
+            p.set_defaults(permission=None)
+        p.set_defaults(func=cmd_access)
+
+    integ = sub.add_parser("integration", help="connected accounts").add_subparsers(dest="sub", required=True)
+    p = integ.add_parser("add", help="add an integration; credentials from a file or stdin")
+    p.add_argument("--agency", required=True)
+    p.add_argument("--provider", required=True, choices=["gmail", "slack", "google_ads", "meta_ads"])
+    p.add_argument("--name", required=True)
+    p.add_argument("--client", help="client name or id (omit for agency-wide)")
+    p.add_argument("--external-id")
+    p.add_argument("--config", help="JSON object of per-integration settings")
+    p.add_argument("--credentials-file", required=True, metavar="PATH|-",
+                   help="JSON token bundle; '-' reads stdin (never pass tokens on the command line)")
+    p.set_defaults(func=cmd_integration_add)
+    p = integ.add_parser("list", help="list integrations with status")
+    p.add_argument("--agency")
+    p.add_argument("--provider")
+    p.set_defaults(func=cmd_integration_list)
+
+    runs = sub.add_parser("runs", help="the sync run ledger").add_subparsers(dest="sub", required=True)
+    p = runs.add_parser("list", help="recent sync runs")
+    p.add_argument("--agency")
+    p.add_argument("--integration", type=int)
+    p.add_argument("--limit", type=int, default=30)
+    p.set_defaults(func=cmd_runs_list)
+
+    analyst = sub.add_parser("analyst", help="analyst database roles").add_subparsers(dest="sub", required=True)
+    p = analyst.add_parser("create", help="create a psql login that sees only the user's rows")
+    p.add_argument("--user", required=True, help="email of an existing user")
+    p.set_defaults(func=cmd_analyst_create)
+
+    keys = sub.add_parser("keys", help="credential encryption keys").add_subparsers(dest="sub", required=True)
+    keys.add_parser("rotate", help="re-encrypt every credential under the active key").set_defaults(func=cmd_keys_rotate)
+    keys.add_parser("generate", help="print a new key for AOS_ENCRYPTION_KEY").set_defaults(func=cmd_keys_generate)

@@ -1,0 +1,106 @@
+"""``aos-sync``: admin, sync, sandbox and demo commands.
+
+Every command prints a table (or JSON with ``--json``) and exits 0; on error it prints one line
+``error: ...`` to stderr and exits 1. Secrets never appear in output, except an analyst's new
+password, shown once by ``aos-sync analyst create``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from cli.output import CliError, emit
+
+__all__ = ["main"]
+
+
+def cmd_db_upgrade(a: argparse.Namespace) -> Any:
+    from db.engine import get_engine
+    from db.migrate import upgrade
+
+    eng = get_engine()
+    upgrade(eng)
+    return {"database": eng.url.render_as_string(hide_password=True), "migrated": "head"}
+
+
+def cmd_db_stop(a: argparse.Namespace) -> Any:
+    from db.engine import embedded
+
+    return {"stopped": embedded().stop()}
+
+
+def cmd_db_status(a: argparse.Namespace) -> Any:
+    from db.engine import embedded
+
+    if not os.environ.get("AOS_DATABASE_URL"):
+        return embedded().status()
+    return {"database": "AOS_DATABASE_URL (external server)"}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="aos-sync", description="AudienceOS Sync: provider data into PostgreSQL, per agency.")
+    parser.add_argument("--json", action="store_true", help="machine-readable output")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    db = sub.add_parser("db", help="database: upgrade, status, stop").add_subparsers(
+        dest="sub", required=True)
+    db.add_parser("upgrade", help="apply migrations").set_defaults(func=cmd_db_upgrade)
+    db.add_parser("status", help="where the database is").set_defaults(func=cmd_db_status)
+    db.add_parser("stop", help="stop the embedded PostgreSQL").set_defaults(func=cmd_db_stop)
+
+    from cli import admin
+
+    admin.register(sub)
+    _register_optional(sub)
+    return parser
+
+
+def _register_optional(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """Commands whose modules pull in Prefect or the sandbox: imported only when present."""
+    import importlib
+
+    for name in ("cli.sync", "cli.sandbox", "cli.demo"):
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name != name:
+                raise
+            continue
+        module.register(sub)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    try:
+        result = args.func(args)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:
+        if args.verbose:
+            raise
+        print(f"error: {_one_line(exc)}", file=sys.stderr)
+        return 1
+    if result is not None:
+        emit(result, as_json=args.json)
+    return 0
+
+
+def _one_line(exc: BaseException) -> str:
+    known = (CliError, LookupError, ValueError, PermissionError, RuntimeError)
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return text if isinstance(exc, known) else f"{type(exc).__name__}: {text}"
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,64 @@
+"""Printing for humans (aligned tables) or scripts (``--json``)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+from collections.abc import Mapping, Sequence
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+__all__ = ["CliError", "emit", "to_plain"]
+
+
+class CliError(Exception):
+    """An error for the user: printed as one line, exit status 1."""
+
+
+def to_plain(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: to_plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, Mapping):
+        return {str(k): to_plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set):
+        return [to_plain(v) for v in value]
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return str(value)
+    return value
+
+
+def emit(value: Any, *, as_json: bool, columns: Sequence[str] | None = None) -> None:
+    """Print ``value`` (a dict, or a list of dicts/dataclasses) as JSON or as a table."""
+    plain = to_plain(value)
+    if as_json:
+        json.dump(plain, sys.stdout, indent=2, default=str)
+        sys.stdout.write("\n")
+        return
+    if isinstance(plain, dict):
+        width = max((len(k) for k in plain), default=0)
+        for key, val in plain.items():
+            print(f"{key.ljust(width)}  {val}")
+        return
+    rows = list(plain)
+    if not rows:
+        print("(none)")
+        return
+    cols = list(columns or rows[0].keys())
+    cells = [[_cell(r.get(c)) for c in cols] for r in rows]
+    widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(cols)]
+    print("  ".join(c.ljust(w) for c, w in zip(cols, widths, strict=True)).rstrip())
+    for row in cells:
+        print("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, list | dict):
+        return json.dumps(value, default=str)
+    text = str(value)
+    return text if len(text) <= 60 else text[:57] + "..."

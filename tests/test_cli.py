@@ -1,0 +1,85 @@
+"""The admin CLI, in-process against a fresh database: output, --json, and one-line errors."""
+
+from __future__ import annotations
+
+import io
+import json
+import sys
+
+import pytest
+import sqlalchemy as sa
+
+from cli import context
+from cli.main import main
+from db import engine as db_engine
+from db.engine import default_vault
+
+
+@pytest.fixture
+def aos(fresh_engine: sa.Engine, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]):
+    monkeypatch.setenv("AOS_DATABASE_URL", fresh_engine.url.render_as_string(hide_password=False))
+    monkeypatch.setenv("AOS_ENCRYPTION_KEY", "k1:" + "A" * 43 + "=")
+    db_engine.get_engine.cache_clear()
+    context.engine.cache_clear()
+
+    def run(*args: str, stdin: str | None = None) -> tuple[int, str, str]:
+        if stdin is not None:
+            monkeypatch.setattr(sys, "stdin", io.StringIO(stdin))
+        code = main(list(args))
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    yield run
+    db_engine.get_engine.cache_clear()
+    context.engine.cache_clear()
+
+
+def test_admin_flow_with_json(aos, fresh_engine: sa.Engine) -> None:
+    assert aos("agency", "create", "Acme")[0] == 0
+    code, out, _ = aos("--json", "user", "add", "--agency", "Acme", "--email", "Ann@Acme.test",
+                       "--role", "member")
+    assert code == 0 and json.loads(out)["email"] == "ann@acme.test"
+    code, out, _ = aos("--json", "client", "add", "--agency", "Acme", "--name", "Globex",
+                       "--slack-channel", "C1", "--email-domain", "globex.com")
+    client_id = json.loads(out)["client_id"]
+    assert aos("access", "grant", "--user", "ann@acme.test", "--client", "Globex",
+               "--permission", "write")[0] == 0
+    secret = "xoxb-very-secret-token"
+    code, out, err = aos("--json", "integration", "add", "--agency", "Acme", "--provider", "slack",
+                         "--name", "Globex Slack", "--client", "Globex", "--credentials-file", "-",
+                         stdin=json.dumps({"access_token": secret}))
+    assert code == 0, err
+    iid = json.loads(out)["integration_id"]
+    assert secret not in out + err
+    code, out, _ = aos("--json", "integration", "list", "--agency", "Acme")
+    [row] = json.loads(out)
+    assert row == {"id": iid, "agency_id": 1, "client_id": client_id, "provider": "slack",
+                   "name": "Globex Slack", "status": "connected", "reason": None}
+    with fresh_engine.connect() as conn:
+        assert default_vault().get(conn, iid)["access_token"] == secret
+    code, out, _ = aos("--json", "access", "revoke", "--user", "ann@acme.test", "--client", "Globex")
+    assert code == 0
+    code, out, _ = aos("runs", "list")
+    assert code == 0 and "(none)" in out
+
+
+def test_errors_are_one_line_and_non_zero(aos) -> None:
+    code, out, err = aos("client", "add", "--agency", "Nope", "--name", "X")
+    assert code == 1 and out == "" and err.strip() == "error: no agency 'Nope'"
+    aos("agency", "create", "Acme")
+    code, _, err = aos("agency", "create", "Acme")
+    assert code == 1 and err.count("\n") == 1 and "already exists" in err
+    code, _, err = aos("integration", "add", "--agency", "Acme", "--provider", "slack",
+                       "--name", "x", "--credentials-file", "-", stdin="not json")
+    assert code == 1 and "credentials must be a JSON object" in err
+    code, _, err = aos("integration", "add", "--agency", "Acme", "--provider", "slack",
+                       "--name", "x", "--credentials-file", "-", stdin='{"refresh_token": "r"}')
+    assert code == 1 and "access_token" in err
+
+
+def test_credentials_are_never_taken_from_argv() -> None:
+    from cli.main import build_parser
+
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["integration", "add", "--agency", "A", "--provider", "slack",
+                                   "--name", "n", "--access-token", "xoxb-1"])
