@@ -26,7 +26,7 @@ def _fingerprint() -> str:
 
 
 def ensure_venv() -> None:
-    if sys.version_info < (3, 11):
+    if sys.version_info < (3, 11):  # noqa: UP036 - run by whatever python3 the user has
         sys.exit(f"AudienceOS Sync needs Python 3.11 or newer (this is {sys.version.split()[0]})")
     if STAMP.exists() and STAMP.read_text() == _fingerprint():
         return
