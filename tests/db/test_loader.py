@@ -1,0 +1,367 @@
+"""db.loader and db.state against a real PostgreSQL (the ``engine`` fixture, one per module).
+
+Each test makes its own agency + integration, so they share the database without sharing rows.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+import tracemalloc
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+import db.loader
+from connectors.common import Page, Reconcile
+from db.loader import LoadError, TableLoader, Tenant, soft_delete
+from db.schema import agency, integration, slack_messages, slack_users
+from db.state import clear_state, load_state, save_state
+
+T0 = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
+_names = itertools.count()
+
+
+@pytest.fixture
+def tenant(engine: sa.Engine) -> Tenant:
+    return make_tenant(engine)
+
+
+def make_tenant(engine: sa.Engine, **kw: Any) -> Tenant:
+    n = next(_names)
+    with engine.begin() as conn:
+        aid = conn.execute(
+            sa.insert(agency).values(name=f"agency {n}").returning(agency.c.id)
+        ).scalar_one()
+        iid = conn.execute(
+            sa.insert(integration)
+            .values(agency_id=aid, provider="slack", name=f"slack {n}")
+            .returning(integration.c.id)
+        ).scalar_one()
+    return Tenant(aid, iid, **kw)
+
+
+def msg(i: int, channel: str = "C1", text: str = "hello", **extra: Any) -> dict[str, Any]:
+    return {
+        "channel_id": channel,
+        "ts": f"{1704067200 + i}.000100",
+        "posted_at": T0 + dt.timedelta(seconds=i),
+        "user_id": "U1",
+        "bot_id": None,
+        "subtype": None,
+        "text": text,
+        "thread_ts": None,
+        "is_reply": False,
+        "reply_count": 0,
+        "latest_reply": None,
+        "edited_ts": None,
+        "reactions": [{"name": "eyes", "count": 1}],
+        "files": None,
+        **extra,
+    }
+
+
+def rows(engine: sa.Engine, tenant: Tenant, *cols: str) -> list[tuple[Any, ...]]:
+    t = slack_messages
+    with engine.connect() as conn:
+        return [
+            tuple(r)
+            for r in conn.execute(
+                sa.select(*(t.c[c] if c in t.c else sa.literal_column(f"{c}::text") for c in cols))
+                .where(t.c.integration_id == tenant.integration_id)
+                .order_by(t.c.channel_id, t.c.ts)
+            )
+        ]
+
+
+def state(engine: sa.Engine, tenant: Tenant, stream: str = "messages") -> dict[str, Any]:
+    with engine.connect() as conn:
+        return load_state(conn, tenant.integration_id, stream)
+
+
+def loader(engine: sa.Engine, tenant: Tenant, **kw: Any) -> TableLoader:
+    return TableLoader(engine, slack_messages, tenant, **kw)
+
+
+# -- state --------------------------------------------------------------------------------------
+def test_state_roundtrip_and_clear(engine: sa.Engine, tenant: Tenant) -> None:
+    iid = tenant.integration_id
+    with engine.begin() as conn:
+        save_state(conn, iid, "messages", "C1", {"ts": "1"})
+        save_state(conn, iid, "messages", "C1", {"ts": "2"})  # upsert
+        save_state(conn, iid, "messages", "C2", {"ts": "3"})
+        save_state(conn, iid, "users", "", {"cursor": "x"})
+    assert state(engine, tenant) == {"C1": {"ts": "2"}, "C2": {"ts": "3"}}
+    with engine.begin() as conn:
+        assert clear_state(conn, iid, "messages") == 2
+    assert state(engine, tenant) == {} and state(engine, tenant, "users") == {"": {"cursor": "x"}}
+    with engine.begin() as conn:
+        assert clear_state(conn, iid) == 1
+
+
+# -- loading ------------------------------------------------------------------------------------
+def test_loads_rows_and_saves_cursor_per_partition(engine: sa.Engine, tenant: Tenant) -> None:
+    pages = [
+        Page("messages", [msg(1), msg(2)], partition="C1", state={"ts": "2"}),
+        Page("messages", [msg(3, "C2")], partition="C2", state={"ts": "3"}),
+    ]
+    counts = loader(engine, tenant).load(pages)
+    assert (counts.inserted, counts.updated, counts.unchanged, counts.batches) == (3, 0, 0, 1)
+    assert rows(engine, tenant, "channel_id", "text", "reactions") == [
+        ("C1", "hello", [{"name": "eyes", "count": 1}]),
+        ("C1", "hello", [{"name": "eyes", "count": 1}]),
+        ("C2", "hello", [{"name": "eyes", "count": 1}]),
+    ]
+    assert state(engine, tenant) == {"C1": {"ts": "2"}, "C2": {"ts": "3"}}
+
+
+def test_tenant_columns_are_overwritten_and_hints_ignored(engine: sa.Engine) -> None:
+    tenant = make_tenant(engine, client_id=None)
+    other = make_tenant(engine)
+    forged = msg(
+        1,
+        agency_id=other.agency_id,
+        integration_id=other.integration_id,
+        client_id=424242,
+        synced_at=T0,
+        deleted_at=T0,
+        _channel_hint="C1",
+    )
+    loader(engine, tenant).load([Page("messages", [forged])])
+    (row,) = rows(engine, tenant, "agency_id", "client_id", "synced_at", "deleted_at")
+    assert row[0] == tenant.agency_id and row[1] is None and row[3] is None
+    assert row[2] > T0 + dt.timedelta(days=365)  # now(), not the record's value
+    assert rows(engine, other, "ts") == []
+
+
+def test_client_attribution(engine: sa.Engine) -> None:
+    by_channel = make_tenant(engine, client_map={"C1": 11, "C2": 22}, client_field="channel_id")
+    loader(engine, by_channel).load([Page("m", [msg(1, "C1"), msg(2, "C2"), msg(3, "C9")])])
+    assert rows(engine, by_channel, "client_id") == [(11,), (22,), (None,)]
+
+    by_domains = make_tenant(engine, client_map={"b.com": 7}, client_field="_domains")
+    recs = [msg(1, _domains=["a.com", "b.com"]), msg(2, _domains=["x.org"]), msg(3)]
+    loader(engine, by_domains).load([Page("m", recs)])
+    assert rows(engine, by_domains, "client_id") == [(7,), (None,), (None,)]
+
+    fixed = make_tenant(engine, client_id=5, client_map={"C1": 11}, client_field="channel_id")
+    loader(engine, fixed).load([Page("m", [msg(1, "C1")])])
+    assert rows(engine, fixed, "client_id") == [(5,)]
+
+
+def test_reload_rewrites_nothing(engine: sa.Engine, tenant: Tenant) -> None:
+    recs = [msg(i, f"C{i % 3}") for i in range(300)]
+    loader(engine, tenant).load([Page("m", recs)])
+    before = rows(engine, tenant, "ts", "xmin", "synced_at")
+    counts = loader(engine, tenant, max_rows=100).load([Page("m", recs)])
+    assert (counts.inserted, counts.updated, counts.unchanged) == (0, 0, 300)
+    assert rows(engine, tenant, "ts", "xmin", "synced_at") == before  # no new row versions
+    # Not even locked: ON CONFLICT DO UPDATE locks every conflicting row (setting xmax) unless
+    # the unchanged rows are filtered out before the upsert.
+    with engine.connect() as conn:
+        xmax = conn.execute(
+            sa.text("SELECT count(*) FROM slack_messages WHERE integration_id = :i AND xmax <> 0"),
+            {"i": tenant.integration_id},
+        ).scalar_one()
+    assert xmax == 0
+
+
+def test_changes_are_counted_and_only_changed_rows_rewritten(
+    engine: sa.Engine, tenant: Tenant
+) -> None:
+    loader(engine, tenant).load([Page("m", [msg(i) for i in range(10)])])
+    before = dict((ts, (x, s)) for ts, x, s in rows(engine, tenant, "ts", "xmin", "synced_at"))
+    changed = [msg(i, text="edited" if i < 3 else "hello") for i in range(12)]
+    counts = loader(engine, tenant).load([Page("m", changed)])
+    assert (counts.inserted, counts.updated, counts.unchanged) == (2, 3, 7)
+    after = dict((ts, (x, s)) for ts, x, s in rows(engine, tenant, "ts", "xmin", "synced_at"))
+    moved = {ts for ts in before if after[ts] != before[ts]}
+    assert moved == {msg(i)["ts"] for i in range(3)}
+    assert [t for (t,) in rows(engine, tenant, "text")][:3] == ["edited"] * 3
+
+
+def test_duplicate_keys_in_one_batch_last_wins(engine: sa.Engine, tenant: Tenant) -> None:
+    pages = [Page("m", [msg(1, text="first"), msg(2)]), Page("m", [msg(1, text="last")])]
+    counts = loader(engine, tenant).load(pages)
+    assert (counts.inserted, counts.batches) == (2, 1)
+    assert rows(engine, tenant, "text") == [("last",), ("hello",)]
+    counts = loader(engine, tenant).load([Page("m", [msg(1, text="a"), msg(1, text="last")])])
+    assert (counts.inserted, counts.updated, counts.unchanged) == (0, 0, 1)
+
+
+def test_soft_delete_by_keys_and_undelete_on_upsert(engine: sa.Engine, tenant: Tenant) -> None:
+    key = ("C1", msg(1)["ts"])
+    loader(engine, tenant).load([Page("m", [msg(1), msg(2)])])
+    counts = loader(engine, tenant).load([Page("m", deleted_keys=[key, ("C1", "nope")])])
+    assert counts.deleted == 1
+    assert [d is not None for (d,) in rows(engine, tenant, "deleted_at")] == [True, False]
+    assert soft_delete(engine, slack_messages, tenant, [key, ("C1", msg(2)["ts"])]) == 1
+    counts = loader(engine, tenant).load([Page("m", [msg(1)])])  # seen again upstream
+    assert counts.updated == 1
+    assert [d is None for (d,) in rows(engine, tenant, "deleted_at")] == [True, False]
+
+
+def test_reconcile_soft_deletes_missing_rows_in_slice(engine: sa.Engine, tenant: Tenant) -> None:
+    other = make_tenant(engine)
+    recs = [msg(i, "C1") for i in range(6)] + [msg(i, "C2") for i in range(6)]
+    loader(engine, tenant).load([Page("m", recs)])
+    loader(engine, other).load([Page("m", recs)])
+    alive = [("C1", msg(i)["ts"]) for i in (1, 3)]
+    rec = Reconcile(
+        where={"channel_id": "C1"},
+        alive_keys=alive,
+        range_column="posted_at",
+        lo=T0 + dt.timedelta(seconds=1),
+        hi=T0 + dt.timedelta(seconds=4),
+    )
+    counts = loader(engine, tenant).load([Page("m", [msg(3, "C1")], reconcile=rec)])
+    assert counts.deleted == 2  # C1 ts 2 and 4; 0 and 5 are outside the range
+    deleted = [(c, t) for c, t, d in rows(engine, tenant, "channel_id", "ts", "deleted_at") if d]
+    assert deleted == [("C1", msg(2)["ts"]), ("C1", msg(4)["ts"])]
+    assert all(d is None for (d,) in rows(engine, other, "deleted_at"))
+
+
+# -- failures -----------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (
+            {"posted_at": "2024-01-01"},
+            "slack_messages: column 'posted_at' expects timestamptz, got str '2024-01-01' "
+            "(key channel_id='C1', ts='1704067201.000100')",
+        ),
+        (
+            {"posted_at": dt.datetime(2024, 1, 1)},  # noqa: DTZ001 - the point of the test
+            "column 'posted_at' expects timestamptz, got naive datetime",
+        ),
+        ({"is_reply": "yes"}, "column 'is_reply' expects boolean, got str 'yes'"),
+        ({"reply_count": 2**40}, "column 'reply_count' expects integer, got int 1099511627776"),
+        ({"text": 5}, "column 'text' expects text, got int 5"),
+        ({"reactions": {"n": float("nan")}}, "column 'reactions' expects jsonb, got dict"),
+        ({"is_reply": None}, "column 'is_reply' is NOT NULL, got None"),
+        ({"ts": None}, "column 'ts' is NOT NULL, got None (key channel_id='C1', ts=None)"),
+        ({"ts": ...}, "record has no 'ts' (key column is required; key channel_id='C1', ts=None)"),
+        ({"posted_at": ...}, "record has no 'posted_at' (column is required"),
+        ({"colour": "red"}, "record field 'colour' is not a column"),
+    ],
+)
+def test_bad_record_is_named(
+    engine: sa.Engine, tenant: Tenant, change: dict[str, Any], message: str
+) -> None:
+    bad = msg(1)
+    for k, v in change.items():
+        if v is ...:
+            del bad[k]
+        else:
+            bad[k] = v
+    with pytest.raises(LoadError) as err:
+        loader(engine, tenant).load([Page("m", [msg(0), bad], state={"ts": "x"})])
+    assert message in str(err.value)
+    assert rows(engine, tenant, "ts") == [] and state(engine, tenant) == {}
+
+
+def test_failed_batch_keeps_neither_rows_nor_cursor(engine: sa.Engine, tenant: Tenant) -> None:
+    bad = msg(5, posted_at="yesterday")
+    pages = [
+        Page("messages", [msg(0), msg(1)], partition="C1", state={"n": 1}),
+        Page("messages", [msg(2), msg(3)], partition="C1", state={"n": 2}),
+        Page("messages", [msg(4), bad], partition="C1", state={"n": 3}),
+    ]
+    with pytest.raises(LoadError, match="posted_at"):
+        loader(engine, tenant, max_rows=4).load(pages)
+    assert [int(ts[8:10]) for (ts,) in rows(engine, tenant, "ts")] == [0, 1, 2, 3]
+    assert state(engine, tenant) == {"C1": {"n": 2}}
+
+
+def test_crash_after_copy_before_commit_loses_rows_and_cursor_together(
+    engine: sa.Engine, tenant: Tenant, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls = itertools.count()
+
+    def flaky_save_state(*args: Any) -> None:
+        if next(calls) == 1:
+            raise RuntimeError("worker killed")
+        db.state.save_state(*args)
+
+    monkeypatch.setattr(db.loader, "save_state", flaky_save_state)
+    pages = [Page("messages", [msg(i)], partition="C1", state={"n": i}) for i in range(3)]
+    with pytest.raises(RuntimeError, match="worker killed"):
+        loader(engine, tenant, max_rows=1).load(pages)
+    assert rows(engine, tenant, "ts") == [(msg(0)["ts"],)]
+    assert state(engine, tenant) == {"C1": {"n": 0}}
+
+
+def test_batches_are_bounded_and_big_pages_split(
+    engine: sa.Engine, tenant: Tenant, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pages = [Page("messages", [msg(i) for i in range(p * 7, p * 7 + 7)]) for p in range(5)]
+    counts = loader(engine, tenant, max_rows=10).load(pages)
+    assert (counts.inserted, counts.batches) == (35, 4)
+
+    # A 25-row page with max_rows=10 is three batches; its cursor goes with the last one only.
+    saved: list[tuple[int, dict[str, Any]]] = []
+    original = db.loader.TableLoader._copy
+
+    def spy(self: TableLoader, cur: Any, batch: Any) -> int:
+        staged = original(self, cur, batch)
+        saved.append((staged, state(engine, tenant)))
+        return staged
+
+    monkeypatch.setattr(db.loader.TableLoader, "_copy", spy)
+    big = Page("messages", [msg(i, "C9") for i in range(25)], partition="C9", state={"n": 25})
+    counts = loader(engine, tenant, max_rows=10).load([big])
+    assert counts.batches == 3 and [n for n, _ in saved] == [10, 10, 5]
+    assert all("C9" not in s for _, s in saved)  # not saved by the first two parts
+    assert state(engine, tenant)["C9"] == {"n": 25}
+
+
+def test_max_bytes_bounds_batches(engine: sa.Engine, tenant: Tenant) -> None:
+    recs = [msg(i, text="x" * 1000) for i in range(20)]
+    counts = loader(engine, tenant, max_bytes=5_000).load([Page("m", recs)])
+    assert counts.inserted == 20 and counts.batches >= 4
+
+
+def test_streams_a_large_generator_in_bounded_memory(engine: sa.Engine, tenant: Tenant) -> None:
+    total, page_size = 200_000, 1_000
+
+    def users() -> Iterator[Page]:
+        for p in range(total // page_size):
+            base = p * page_size
+            yield Page(
+                "users",
+                [
+                    {
+                        "user_id": f"U{base + i:07d}",
+                        "team_id": "T1",
+                        "name": f"user{base + i}",
+                        "real_name": "A Person",
+                        "display_name": None,
+                        "email": None,
+                        "is_bot": False,
+                        "is_admin": False,
+                        "is_deleted": False,
+                        "tz": "UTC",
+                        "updated_at": T0,
+                    }  # fmt: skip
+                    for i in range(page_size)
+                ],
+                state={"page": p},
+            )
+
+    one_page = sum(len(repr(r)) for r in next(users()).records)
+    tracemalloc.start()
+    try:
+        counts = TableLoader(engine, slack_users, tenant, max_rows=5_000).load(users())
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert counts.inserted == total and counts.batches == total // 5_000
+    # The whole input would be ~200 pages; the loader holds about one batch (5 pages).
+    assert peak < 25 * one_page, (peak, one_page)
+    with engine.connect() as conn:
+        n = conn.execute(
+            sa.select(sa.func.count()).where(slack_users.c.integration_id == tenant.integration_id)
+        ).scalar_one()
+    assert n == total
