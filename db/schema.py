@@ -325,3 +325,40 @@ slack_messages = provider_table(
     sa.Column("reactions", JSONB),
     sa.Column("files", JSONB),
 )
+sa.Index(
+    "ix_slack_messages_thread",
+    slack_messages.c.integration_id,
+    slack_messages.c.channel_id,
+    slack_messages.c.thread_ts,
+)
+sa.Index("ix_sync_run_agency_started", sync_run.c.agency_id, sync_run.c.started_at)
+
+
+# --- Gmail --------------------------------------------------------------------------------------
+gmail_labels = provider_table(
+    "gmail_labels",
+    [sa.Column("label_id", sa.Text)],
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("type", sa.Text, nullable=False),
+    sa.Column("messages_total", sa.Integer),
+    sa.Column("messages_unread", sa.Integer),
+    sa.Column("threads_total", sa.Integer),
+    sa.Column("threads_unread", sa.Integer),
+)
+
+gmail_messages = provider_table(
+    "gmail_messages",
+    [sa.Column("message_id", sa.Text)],
+    sa.Column("thread_id", sa.Text, nullable=False),
+    sa.Column("history_id", sa.BigInteger, nullable=False),
+    sa.Column("internal_date", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("from_address", sa.Text),
+    sa.Column("from_name", sa.Text),
+    sa.Column("to_addresses", ARRAY(sa.Text), nullable=False),
+    sa.Column("cc_addresses", ARRAY(sa.Text), nullable=False),
+    sa.Column("subject", sa.Text),
+    sa.Column("snippet", sa.Text),
+    sa.Column("label_ids", ARRAY(sa.Text), nullable=False),
+    sa.Column("size_estimate", sa.Integer, nullable=False),
+    sa.Column("has_attachments", sa.Boolean, nullable=False),
+)

@@ -446,7 +446,7 @@ def upgrade() -> None:
     op.create_index("ix_sync_run_agency_started", "sync_run", ["agency_id", "started_at"])
     op.create_index(
         "ix_slack_messages_thread", "slack_messages", ["integration_id", "channel_id", "thread_ts"]
-    )
+    )  # both declared in db/schema.py too, so autogenerate leaves them alone
     for table in TENANT_TABLES:
         enable_tenant_rls(op.execute, table)
     enable_tenant_rls(op.execute, "client", client_column="id")

@@ -1,0 +1,177 @@
+"""The verbs of a sync run: authorize, refresh credentials, sync one stream, record the run.
+
+Each task is one retriable unit. Tokens are read from the vault inside the task that needs them
+and never travel as parameters or results; results hold counts only.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable, Iterator
+from datetime import date
+from typing import Any
+
+from prefect import get_run_logger, task
+from prefect.artifacts import create_table_artifact
+from prefect.exceptions import MissingContextError
+
+from connectors.common import AuthError, Page, Secret
+from db import runs, schema, state, tenancy
+from db.engine import default_vault, get_engine
+from db.grants import resolve_principal, signing_key_from_env
+from db.loader import TableLoader, Tenant
+from db.rbac import Action, authorize
+from tasks.providers import get_provider
+
+__all__ = [
+    "ReauthRequired",
+    "authorize_run",
+    "publish_summary",
+    "refresh_credentials",
+    "sync_stream",
+]
+
+PROGRESS_EVERY_S = 5.0
+
+
+class ReauthRequired(RuntimeError):
+    """The provider rejected the integration's credentials; a person must reconnect it."""
+
+
+def _mark_needs_reauth(integration_id: int, reason: str) -> ReauthRequired:
+    with get_engine().begin() as conn:
+        tenancy.set_integration_status(conn, integration_id, "needs_reauth", reason=reason)
+    return ReauthRequired(
+        f"integration {integration_id} needs re-authorisation: {reason}. It is marked "
+        "needs_reauth; reconnect it with fresh credentials (aos-sync integration add) to resume."
+    )
+
+
+def _not_auth_error(task: Any, task_run: Any, state: Any) -> bool:
+    """Retry a failed stream unless the failure is about credentials (a retry cannot fix it)."""
+    try:
+        state.result()
+    except (ReauthRequired, AuthError, PermissionError):
+        return False
+    except Exception:
+        return True
+    return False
+
+
+@task(name="authorize")
+def authorize_run(integration_id: int, requested_by: str | None, action: str,
+                  run_grant: str | None = None) -> dict[str, Any]:
+    """Prove who is asking, then check the RBAC matrix. Denials raise and are audited."""
+    act = Action(action)
+    principal = resolve_principal(requested_by, run_grant, integration_id=integration_id,
+                                  action=act, key=signing_key_from_env())
+    decision = authorize(get_engine(), principal, act, integration_id)
+    return {"principal": str(principal), "verified": principal.verified, "role": decision.role}
+
+
+@task(name="refresh-credentials", retries=2, retry_delay_seconds=2,
+      retry_condition_fn=_not_auth_error)
+def refresh_credentials(integration_id: int, provider: str, principal: str = "system") -> str:
+    """Refresh the access token when it expires within 5 minutes (row-locked, see db.vault)."""
+    spec = get_provider(provider)
+    vault = default_vault()
+    eng = get_engine()
+    with eng.connect() as conn:
+        bundle = vault.get(conn, integration_id)
+    if not spec.can_refresh(bundle):
+        return "no-expiry"
+    before = bundle.get("access_token")
+    try:
+        fresh = vault.refresh_if_needed(eng, integration_id, spec.refresher, principal=principal)
+    except AuthError as exc:
+        raise _mark_needs_reauth(integration_id, str(exc)) from None
+    return "refreshed" if fresh.get("access_token") != before else "fresh"
+
+
+def _logger() -> logging.Logger | logging.LoggerAdapter[logging.Logger]:
+    """The run's logger under Prefect; a plain one when a task function is called directly
+    (benchmarks, ``task.fn()`` in tests)."""
+    try:
+        return get_run_logger()
+    except MissingContextError:
+        return logging.getLogger("aos_sync.tasks")
+
+
+def _with_progress(pages: Iterable[Page], stream: str, stats: Any) -> Iterator[Page]:
+    """Log progress every few seconds so long runs are visibly alive."""
+    logger = _logger()
+    rows, last = 0, time.monotonic()
+    for page in pages:
+        rows += len(page.records)
+        now = time.monotonic()
+        if now - last >= PROGRESS_EVERY_S:
+            logger.info("%s: %s rows fetched, %s requests so far", stream, f"{rows:,}",
+                        stats.requests)
+            last = now
+        yield page
+
+
+@task(name="sync-stream", retries=2, retry_delay_seconds=3, retry_condition_fn=_not_auth_error)
+def sync_stream(integration_id: int, stream: str, full_refresh: bool = False,
+                since: date | None = None) -> dict[str, Any]:
+    """Read one stream from the provider and load it; cursors commit with their rows, so a
+    retry (or the next run) resumes from the last committed page."""
+    eng = get_engine()
+    with eng.begin() as conn:
+        integ = tenancy.get_integration(conn, integration_id)
+        bundle = default_vault().get(conn, integration_id)
+        if full_refresh:
+            state.clear_state(conn, integration_id, stream)
+        saved = state.load_state(conn, integration_id, stream)
+    provider = get_provider(integ.provider)
+    reader = provider.build_reader(Secret(str(bundle["access_token"])), integ.config, since)
+    spec = reader.streams[stream]
+    client_map: dict[str, int] = {}
+    if spec.client_match and integ.client_id is None:
+        with eng.connect() as conn:
+            client_map = tenancy.client_attribution_map(conn, integ.agency_id, spec.client_match)
+    tenant = Tenant(agency_id=integ.agency_id, integration_id=integ.id, client_id=integ.client_id,
+                    client_map=client_map, client_field=spec.client_field)
+    loader = TableLoader(eng, schema.metadata.tables[spec.table], tenant)
+    started = time.monotonic()
+    try:
+        counts = loader.load(_with_progress(reader.read(stream, saved), stream, reader.stats))
+    except AuthError as exc:
+        raise _mark_needs_reauth(integration_id, str(exc)) from None
+    stats = reader.stats.as_dict()
+    result = {
+        "stream": stream,
+        "fetched": stats["records"],
+        "inserted": counts.inserted,
+        "updated": counts.updated,
+        "unchanged": counts.unchanged,
+        "deleted": counts.deleted,
+        "requests": stats["requests"],
+        "rate_limited": stats["rate_limited"],
+        "skipped": stats["skipped"],
+        "warnings": stats["warnings"],
+        "seconds": round(time.monotonic() - started, 2),
+    }
+    _logger().info(
+        "%s: %s fetched, %s inserted, %s updated, %s deleted, %s requests (%s rate-limited)",
+        stream, result["fetched"], result["inserted"], result["updated"], result["deleted"],
+        result["requests"], result["rate_limited"])
+    return result
+
+
+@task(name="record-run")
+def publish_summary(run_id: int, integration_id: int, provider: str, status: str,
+                    streams: dict[str, Any], error: str | None) -> None:
+    """Close the ledger row and attach a table artifact summarising each stream."""
+    runs.finish_run(get_engine(), run_id, status=status, streams=streams, error=error)
+    table = [
+        {"stream": name, **{k: v for k, v in s.items() if k not in {"stream", "warnings"}}}
+        for name, s in streams.items()
+    ]
+    create_table_artifact(
+        key=f"{provider.replace('_', '-')}-sync-integration-{integration_id}",
+        table=table or [{"stream": "-", "status": status}],
+        description=f"{provider} sync of integration {integration_id}: {status}"
+        + (f" - {error}" if error else ""),
+    )

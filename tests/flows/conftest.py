@@ -1,0 +1,97 @@
+"""Flow tests: one Prefect test harness per session, a sandbox and a seeded agency per test."""
+
+from __future__ import annotations
+
+import base64
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from db import engine as db_engine
+from db import tenancy
+from sandbox import Sandbox
+
+TEST_KEY = "test:" + base64.b64encode(b"k" * 32).decode()
+
+
+@pytest.fixture(scope="session")
+def prefect_harness() -> Iterator[None]:
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield
+
+
+@dataclass
+class World:
+    """One agency with two clients and users of every role, wired to a sandbox."""
+
+    engine: sa.Engine
+    sandbox: Sandbox
+    agency_id: int
+    clients: dict[str, int]
+    users: dict[str, str]
+    other_agency_user: str
+    integrations: dict[str, int] = field(default_factory=dict)
+    workspaces: dict[str, Any] = field(default_factory=dict)
+
+    def env(self) -> dict[str, str]:
+        """Environment for a subprocess worker pointed at this world."""
+        from prefect.settings import PREFECT_API_URL
+
+        return {
+            **os.environ,
+            **self.sandbox.env,
+            "PREFECT_API_URL": str(PREFECT_API_URL.value()),
+            "AOS_DATABASE_URL": self.engine.url.render_as_string(hide_password=False),
+            "AOS_ENCRYPTION_KEY": TEST_KEY,
+        }
+
+    def add_slack(self, key: str, *, client: str | None, **workspace: Any) -> int:
+        # The sandbox runs provider minutes at time_scale speed; pace the connector the same.
+        config = {"rate_scale": self.sandbox.time_scale, **(workspace.pop("config", None) or {})}
+        ws = self.sandbox.slack.add_workspace(name=f"ws-{key}", **workspace)
+        with self.engine.begin() as conn:
+            iid = tenancy.add_integration(
+                conn, self.agency_id, "slack", f"slack-{key}",
+                client_id=self.clients[client] if client else None,
+                external_account_id=ws.team_id, config=config)
+            db_engine.default_vault().put(conn, iid, dict(ws.credentials))
+        self.integrations[key] = iid
+        self.workspaces[key] = ws
+        return iid
+
+
+@pytest.fixture
+def world(fresh_engine: sa.Engine, monkeypatch: pytest.MonkeyPatch,
+          prefect_harness: None) -> Iterator[World]:
+    with Sandbox(providers=("slack",), seed=11, time_scale=60) as sb:
+        for k, v in sb.env.items():
+            monkeypatch.setenv(k, v)
+        monkeypatch.setenv("AOS_DATABASE_URL",
+                           fresh_engine.url.render_as_string(hide_password=False))
+        monkeypatch.setenv("AOS_ENCRYPTION_KEY", TEST_KEY)
+        monkeypatch.delenv("AOS_RUN_GRANT_KEY", raising=False)
+        db_engine.get_engine.cache_clear()
+        with fresh_engine.begin() as conn:
+            agency = tenancy.create_agency(conn, "Acme")
+            other = tenancy.create_agency(conn, "Rival")
+            clients = {n: tenancy.add_client(conn, agency, n) for n in ("globex", "initech")}
+            users = {}
+            for role in ("owner", "admin", "manager", "member"):
+                users[role] = f"{role}@acme.test"
+                tenancy.add_user(conn, agency, users[role], role)
+            users["reader"] = "reader@acme.test"
+            tenancy.add_user(conn, agency, users["reader"], "member")
+            member_id = tenancy.find_user(conn, users["member"]).id
+            reader_id = tenancy.find_user(conn, users["reader"]).id
+            tenancy.grant_access(conn, member_id, clients["globex"], "write")
+            tenancy.grant_access(conn, reader_id, clients["globex"], "read")
+            tenancy.add_user(conn, other, "owner@rival.test", "owner")
+        yield World(fresh_engine, sb, agency, clients, users, "owner@rival.test")
+        db_engine.get_engine.cache_clear()
