@@ -46,6 +46,13 @@ def describe(sb: Sandbox, out: TextIO) -> None:
             creds = " ".join(f"{k}={v}" for k, v in ws.credentials.items()
                              if k not in ("client_id", "client_secret"))
             print(f"# slack {ws.name} team_id={ws.team_id} tier={ws.tier} {creds}", file=out)
+    if "gmail" in sb.emulators:
+        oauth = sb.gmail.oauth
+        print(f"# google oauth client: client_id={oauth.client_id} "
+              f"client_secret={oauth.client_secret}", file=out)
+        for mb in sb.gmail.mailboxes.values():
+            print(f"# gmail {mb.email} refresh_token={mb.refresh_token} "
+                  f"access_token={mb.access_token}", file=out)
     print("# admin: GET <base>/_sandbox/health | /_sandbox/log ; POST /_sandbox/faults", file=out)
 
 

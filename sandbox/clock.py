@@ -56,17 +56,19 @@ class FixedWindowLimiter:
         self._windows: dict[Hashable, tuple[float, int]] = {}
         self._lock = threading.Lock()
 
-    def hit(self, key: Hashable, limit: int, window_seconds: float = 60.0) -> RateDecision:
-        """Count one request against ``limit`` per ``window_seconds`` provider seconds."""
+    def hit(self, key: Hashable, limit: int, window_seconds: float = 60.0,
+            cost: int = 1) -> RateDecision:
+        """Count one request of ``cost`` units against ``limit`` per ``window_seconds``
+        provider seconds (``cost`` > 1 models quotas counted in units, such as Gmail's)."""
         now = self._clock()
         length = self._scale.real_seconds(window_seconds)
         with self._lock:
             started, used = self._windows.get(key, (now, 0))
             if now - started >= length:
                 started, used = now, 0
-            if used >= limit:
+            if used + cost > limit:
                 return RateDecision(False, self._scale.retry_after(started + length - now))
-            self._windows[key] = (started, used + 1)
+            self._windows[key] = (started, used + cost)
             return RateDecision(True)
 
     def reset(self) -> None:

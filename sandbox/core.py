@@ -12,6 +12,7 @@ from types import TracebackType
 from typing import Any
 
 from sandbox.faults import FaultInjector
+from sandbox.gmail import GmailEmulator
 from sandbox.protocol import Provider
 from sandbox.requestlog import RequestLog
 from sandbox.server import ProviderServer
@@ -22,6 +23,7 @@ __all__ = ["PROVIDERS", "Sandbox", "register_provider"]
 ProviderFactory = Callable[[int, float], Provider]
 PROVIDERS: dict[str, ProviderFactory] = {
     "slack": lambda seed, time_scale: SlackEmulator(seed=seed, time_scale=time_scale),
+    "gmail": lambda seed, time_scale: GmailEmulator(seed=seed, time_scale=time_scale),
 }
 
 
@@ -75,6 +77,13 @@ class Sandbox:
             raise AttributeError("this sandbox has no slack emulator")
         return emulator
 
+    @property
+    def gmail(self) -> GmailEmulator:
+        emulator = self.emulators.get("gmail")
+        if not isinstance(emulator, GmailEmulator):
+            raise AttributeError("this sandbox has no gmail emulator")
+        return emulator
+
     def __getattr__(self, name: str) -> Any:
         emulators = self.__dict__.get("emulators", {})
         if name in emulators:
@@ -83,8 +92,11 @@ class Sandbox:
 
     def start(self) -> Sandbox:
         if not self._started:
-            for server in self._servers.values():
+            for name, server in self._servers.items():
                 server.start()
+                bind = getattr(self.emulators[name], "bind", None)
+                if bind is not None:  # emulators whose data carries their own URL
+                    bind(server.base_url)
             self._started = True
         return self
 

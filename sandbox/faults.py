@@ -10,12 +10,16 @@ from __future__ import annotations
 import itertools
 import random
 import threading
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["FAULT_KINDS", "Fault", "FaultInjector"]
+__all__ = ["FAULT_KINDS", "PART_FAULT_KINDS", "Fault", "FaultInjector"]
 
 FAULT_KINDS = frozenset({"429", "500", "503", "slow", "reset", "truncated", "revoked"})
+# Kinds that make sense for one part of a batch request (a part has a status line and a
+# body of its own, but no connection to reset or truncate).
+PART_FAULT_KINDS = frozenset({"429", "500", "503", "slow", "revoked"})
 
 
 @dataclass
@@ -110,11 +114,18 @@ class FaultInjector:
         with self._lock:
             return list(self._rules)
 
-    def pick(self, provider: str, method: str) -> Fault | None:
-        """The fault to apply to this request, if any (first matching rule wins)."""
+    def pick(self, provider: str, method: str,
+             kinds: Collection[str] | None = None) -> Fault | None:
+        """The fault to apply to this request, if any (first matching rule wins).
+
+        ``kinds`` restricts the candidates (batch parts only take :data:`PART_FAULT_KINDS`);
+        rules of other kinds are left untouched for the next whole request.
+        """
         with self._lock:
             for rule in self._rules:
                 if rule.exhausted or not rule.matches(provider, method):
+                    continue
+                if kinds is not None and rule.kind not in kinds:
                     continue
                 if rule.rate is not None and self._rng.random() >= rule.rate:
                     continue

@@ -7,9 +7,10 @@ Kept apart from the server so an emulator can be unit-tested by calling ``handle
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
+from urllib.parse import parse_qsl
 
 from sandbox.faults import Fault
 
@@ -26,9 +27,19 @@ class Request:
     params: dict[str, Any]
     body: bytes = b""
     query: dict[str, str] = field(default_factory=dict)
+    raw_query: str = ""  # the undecoded query string, for parameters that repeat
+    # Set by the server: runs one inner request of a batch (e.g. a part of Gmail's
+    # multipart ``/batch``) through fault injection, the provider and the request log, as if
+    # it had arrived on its own. Emulators without batch endpoints never touch it.
+    subrequest: Callable[[Request], Response] | None = field(default=None, repr=False)
 
     def json(self) -> Any:
         return json.loads(self.body or b"null")
+
+    def query_list(self, name: str) -> list[str]:
+        """Every value of a repeated query parameter (``labelIds=A&labelIds=B``), in order;
+        ``params`` and ``query`` keep only the last one."""
+        return [v for k, v in parse_qsl(self.raw_query, keep_blank_values=True) if k == name]
 
 
 @dataclass

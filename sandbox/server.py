@@ -19,7 +19,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from sandbox.admin import handle_admin
-from sandbox.faults import FaultInjector
+from sandbox.faults import PART_FAULT_KINDS, FaultInjector
 from sandbox.protocol import Provider, Request, Response, json_response
 from sandbox.requestlog import LogEntry, RequestLog, redact_params
 
@@ -42,7 +42,7 @@ def parse_request(verb: str, raw_path: str, headers: dict[str, str], body: bytes
             params.update(decoded)
     elif body and content_type in ("application/x-www-form-urlencoded", ""):
         params.update(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
-    return Request(verb, url.path, headers, params, body, query)
+    return Request(verb, url.path, headers, params, body, query, raw_query=url.query)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -150,16 +150,42 @@ class ProviderServer:
             handler._reset()
             return
         if response is None:
-            try:
-                response = provider.handle(request, method)
-            except Exception:  # an emulator bug must surface as a loud 500, not a hang
-                _log.exception("sandbox %s failed on %s", provider.name, method)
-                response = json_response({"ok": False, "error": "sandbox_internal_error"}, 500)
+            request.subrequest = self.dispatch_part
+            response = self._handle(request, method)
         self._record(request, method, response.status, kind)
         try:
             handler._send(response, truncate=kind == "truncated")
         except (BrokenPipeError, ConnectionResetError):
             handler.close_connection = True  # the client gave up (e.g. timed out): fine here
+
+    def dispatch_part(self, request: Request) -> Response:
+        """One part of a batch request: its own fault, its own answer, its own log entry.
+
+        Only faults a part can carry apply (:data:`~sandbox.faults.PART_FAULT_KINDS`); a
+        "reset" or "truncated" rule waits for the next whole request.
+        """
+        provider = self.provider
+        method = provider.api_method(request)
+        fault = self.faults.pick(provider.name, method, kinds=PART_FAULT_KINDS)
+        kind = fault.kind if fault else None
+        response: Response | None = None
+        if fault is not None and kind == "slow":
+            time.sleep(fault.seconds)
+        elif fault is not None and kind == "revoked":
+            provider.revoke_request_token(request)
+        elif fault is not None and kind in ("429", "500", "503"):
+            response = provider.fault_response(fault)
+        if response is None:
+            response = self._handle(request, method)
+        self._record(request, method, response.status, kind)
+        return response
+
+    def _handle(self, request: Request, method: str) -> Response:
+        try:
+            return self.provider.handle(request, method)
+        except Exception:  # an emulator bug must surface as a loud 500, not a hang
+            _log.exception("sandbox %s failed on %s", self.provider.name, method)
+            return json_response({"ok": False, "error": "sandbox_internal_error"}, 500)
 
     def _record(self, request: Request, method: str, status: int, fault: str | None) -> None:
         self.log.append(LogEntry(
