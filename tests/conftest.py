@@ -90,3 +90,13 @@ def engine(cluster: Cluster) -> Iterator[sa.Engine]:
 def fresh_engine(cluster: Cluster) -> Iterator[sa.Engine]:
     """A migrated database of the test's own."""
     yield from _fresh(cluster)
+
+
+@pytest.fixture(scope="session")
+def prefect_harness() -> Iterator[None]:
+    """One temporary Prefect server for the whole session (it takes ~15 s to start)."""
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield

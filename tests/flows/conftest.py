@@ -18,15 +18,6 @@ from sandbox import Sandbox
 TEST_KEY = "test:" + base64.b64encode(b"k" * 32).decode()
 
 
-@pytest.fixture(scope="session")
-def prefect_harness() -> Iterator[None]:
-    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    from prefect.testing.utilities import prefect_test_harness
-
-    with prefect_test_harness(server_startup_timeout=120):
-        yield
-
-
 @dataclass
 class World:
     """One agency with two clients and users of every role, wired to a sandbox."""
