@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -72,8 +71,6 @@ def _read_credentials(source: str) -> dict[str, Any]:
 
 def cmd_integration_add(a: argparse.Namespace) -> Any:
     bundle = _read_credentials(a.credentials_file)
-    expires = bundle.get("expires_at")
-    expires_at = datetime.fromisoformat(expires) if expires else None
     config = json.loads(a.config) if a.config else {}
     v = vault()
     with engine().begin() as conn:
@@ -81,7 +78,7 @@ def cmd_integration_add(a: argparse.Namespace) -> Any:
         client_id = _client_id(conn, agency_id, a.client)
         iid = tenancy.add_integration(conn, agency_id, a.provider, a.name, client_id=client_id,
                                       external_account_id=a.external_id, config=config)
-        v.put(conn, iid, bundle, expires_at=expires_at)
+        v.put(conn, iid, bundle)  # the vault reads expires_at from the bundle
     return {"integration_id": iid, "provider": a.provider, "name": a.name,
             "agency_id": agency_id, "client_id": client_id}
 

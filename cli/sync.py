@@ -35,7 +35,7 @@ _COLUMNS = ("fetched", "inserted", "updated", "unchanged", "deleted", "requests"
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     sync = sub.add_parser("sync", help="run a provider sync now").add_subparsers(
         dest="provider", required=True)
-    for provider in ("slack",):
+    for provider in ("slack", "gmail"):
         p = sync.add_parser(provider, help=f"sync one {provider} integration")
         p.add_argument("--integration", type=int, required=True)
         p.add_argument("--as", dest="as_", metavar="EMAIL",

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from flows.gmail import sync_gmail
 from flows.slack import sync_slack
 
-__all__ = ["FLOWS", "sync_all", "sync_slack"]
+__all__ = ["FLOWS", "sync_all", "sync_gmail", "sync_slack"]
 
-FLOWS = {"slack": sync_slack}
+FLOWS = {"slack": sync_slack, "gmail": sync_gmail}
 
 from flows.dispatch import sync_all  # noqa: E402 - needs FLOWS

@@ -3,23 +3,111 @@
 Runs act as each agency's scheduler principal, so they may only run incremental syncs of
 connected integrations. One integration failing (or needing re-auth) does not stop the others;
 the artifact lists every integration with its outcome.
+
+Two ways to fan out:
+
+* in-process (default): one ``sync-integration`` task per integration on a thread pool of
+  ``AOS_DISPATCH_CONCURRENCY`` workers (default 4), each calling the provider flow as a subflow;
+* through a work pool (``via_deployments=True``, or ``AOS_DISPATCH_VIA_DEPLOYMENTS=1``): one
+  ``run_deployment`` per integration, so every worker of the pool shares the load. Provider
+  quotas then hold across workers through Prefect global concurrency limits named
+  ``aos-provider-<provider>`` (see ``flows.provider_sync.provider_slot`` and
+  docs/operations.md).
 """
 
 from __future__ import annotations
 
+import os
+import time
 from typing import Any
 
-from prefect import flow, get_run_logger
+from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_table_artifact
+from prefect.task_runners import ThreadPoolTaskRunner
 
 from db import tenancy
 from db.engine import get_engine
 
 __all__ = ["sync_all"]
 
+DEFAULT_CONCURRENCY = int(os.environ.get("AOS_DISPATCH_CONCURRENCY", "4"))
 
-@flow(name="sync_all")
-def sync_all(provider: str | None = None, agency_id: int | None = None) -> list[dict[str, Any]]:
+
+def _outcome(integ: Any, result: dict[str, Any] | None, error: BaseException | str | None) -> dict[str, Any]:
+    row: dict[str, Any] = {"integration": integ.id, "agency": integ.agency_id,
+                           "provider": integ.provider, "name": integ.name}
+    if error is not None:
+        return {**row, "outcome": "failed", "rows": 0, "error": str(error).splitlines()[0][:300]}
+    streams = (result or {}).get("streams", {})
+    return {**row, "outcome": (result or {}).get("status", "unknown"),
+            "rows": sum(s.get("inserted", 0) + s.get("updated", 0) for s in streams.values()),
+            "error": (result or {}).get("reason")}
+
+
+@task(name="sync-integration")
+def sync_integration(integration_id: int, provider: str, agency_id: int) -> dict[str, Any]:
+    """One integration's provider flow, as the agency's scheduler."""
+    from flows import FLOWS
+
+    return FLOWS[provider](integration_id=integration_id, requested_by=f"scheduler:{agency_id}",
+                           trigger="schedule")
+
+
+def _in_process(targets: list[Any]) -> list[dict[str, Any]]:
+    logger = get_run_logger()
+    futures = [(i, sync_integration.with_options(task_run_name=f"sync-{i.provider}-{i.id}")
+                .submit(i.id, i.provider, i.agency_id)) for i in targets]
+    outcomes = []
+    for n, (integ, future) in enumerate(futures, 1):
+        try:
+            row = _outcome(integ, future.result(), None)
+        except Exception as exc:  # one failure must not stop the others
+            row = _outcome(integ, None, exc)
+        logger.info("[%d/%d] %s integration %d (%s): %s", n, len(targets), integ.provider,
+                    integ.id, integ.name, row["outcome"] + (f" - {row['error']}" if row["error"] else ""))
+        outcomes.append(row)
+    return outcomes
+
+
+def _via_deployments(targets: list[Any], poll_seconds: float = 2.0) -> list[dict[str, Any]]:
+    """Start one deployment run per integration, then wait for all of them."""
+    from prefect.client.orchestration import get_client
+    from prefect.deployments import run_deployment
+
+    logger = get_run_logger()
+    runs = []
+    for integ in targets:
+        run = run_deployment(
+            name=f"sync_{integ.provider}/sync-{integ.provider.replace('_', '-')}",
+            parameters={"integration_id": integ.id, "requested_by": f"scheduler:{integ.agency_id}",
+                        "trigger": "schedule"},
+            timeout=0, as_subflow=True)
+        runs.append((integ, run.id))
+    logger.info("started %d deployment runs; waiting for the work pool", len(runs))
+    pending = dict(runs)
+    states: dict[Any, Any] = {}
+    with get_client(sync_client=True) as client:
+        while pending:
+            for integ, run_id in list(pending.items()):
+                state = client.read_flow_run(run_id).state
+                if state is not None and state.is_final():
+                    states[integ.id] = state
+                    del pending[integ]
+            if pending:
+                time.sleep(poll_seconds)
+    outcomes = []
+    for integ, _ in runs:
+        state = states[integ.id]
+        if state.is_completed():
+            outcomes.append(_outcome(integ, state.result(raise_on_failure=False) or {}, None))
+        else:
+            outcomes.append(_outcome(integ, None, state.message or state.name))
+    return outcomes
+
+
+@flow(name="sync_all", task_runner=ThreadPoolTaskRunner(max_workers=DEFAULT_CONCURRENCY))
+def sync_all(provider: str | None = None, agency_id: int | None = None,
+             via_deployments: bool | None = None) -> list[dict[str, Any]]:
     """Sync every connected integration (optionally of one provider / one agency)."""
     from flows import FLOWS
 
@@ -28,25 +116,11 @@ def sync_all(provider: str | None = None, agency_id: int | None = None) -> list[
         targets = [i for i in tenancy.list_integrations(conn, agency_id=agency_id,
                                                        provider=provider, status="connected")
                    if i.provider in FLOWS]
-    logger.info("syncing %d integration(s)", len(targets))
-    outcomes: list[dict[str, Any]] = []
-    for n, integ in enumerate(targets, 1):
-        logger.info("[%d/%d] %s integration %d (%s)", n, len(targets), integ.provider, integ.id,
-                    integ.name)
-        row: dict[str, Any] = {"integration": integ.id, "agency": integ.agency_id,
-                               "provider": integ.provider, "name": integ.name}
-        try:
-            result = FLOWS[integ.provider](
-                integration_id=integ.id, requested_by=f"scheduler:{integ.agency_id}",
-                trigger="schedule")
-            streams = result.get("streams", {})
-            row.update(outcome=result["status"],
-                       rows=sum(s.get("inserted", 0) + s.get("updated", 0) for s in streams.values()),
-                       error=result.get("reason"))
-        except Exception as exc:  # one failure must not stop the others
-            row.update(outcome="failed", rows=0, error=str(exc).splitlines()[0][:300])
-            logger.error("integration %d failed: %s", integ.id, row["error"])
-        outcomes.append(row)
+    if via_deployments is None:
+        via_deployments = os.environ.get("AOS_DISPATCH_VIA_DEPLOYMENTS", "") in {"1", "true"}
+    logger.info("syncing %d integration(s) %s", len(targets),
+                "through the work pool" if via_deployments else f"in-process, {DEFAULT_CONCURRENCY} at a time")
+    outcomes = _via_deployments(targets) if via_deployments else _in_process(targets)
     create_table_artifact(key="sync-all", table=outcomes or [{"outcome": "nothing to sync"}],
                           description="sync_all: one row per integration")
     return outcomes

@@ -13,7 +13,7 @@ from flows.provider_sync import run_provider_sync
 __all__ = ["sync_slack"]
 
 
-@flow(name="sync_slack", log_prints=True)
+@flow(name="sync_slack")
 def sync_slack(integration_id: int, requested_by: str | None = None, full_refresh: bool = False,
                since: date | None = None, run_grant: str | None = None,
                trigger: str = "manual") -> dict[str, Any]:

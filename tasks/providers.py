@@ -38,20 +38,44 @@ def _slack_reader(token: Secret, config: Mapping[str, Any], since: date | None) 
     return SlackConnector(token, SlackConfig.from_dict(settings))
 
 
-def _slack_refresh(bundle: Mapping[str, Any]) -> tuple[dict[str, Any], datetime | None]:
-    from connectors.slack import refresh_slack_token
+def _oauth_args(bundle: Mapping[str, Any]) -> tuple[str, Secret, Secret]:
+    return (str(bundle["client_id"]), Secret(str(bundle["client_secret"])),
+            Secret(str(bundle["refresh_token"])))
 
-    new = refresh_slack_token(
-        str(bundle["client_id"]), Secret(str(bundle["client_secret"])),
-        Secret(str(bundle["refresh_token"])),
-    )
+
+def _merged(bundle: Mapping[str, Any], new: Mapping[str, Any]) -> tuple[dict[str, Any], datetime | None]:
+    """The old bundle with the refreshed fields laid over it (Google keeps its refresh token)."""
     merged = {**bundle, **new}
     expires = merged.get("expires_at")
     return merged, datetime.fromisoformat(expires) if isinstance(expires, str) else expires
 
 
+def _slack_refresh(bundle: Mapping[str, Any]) -> tuple[dict[str, Any], datetime | None]:
+    from connectors.slack import refresh_slack_token
+
+    return _merged(bundle, refresh_slack_token(*_oauth_args(bundle)))
+
+
+def _gmail_reader(token: Secret, config: Mapping[str, Any], since: date | None) -> StreamReader:
+    from connectors.gmail import GmailConfig, GmailConnector
+
+    settings = dict(config)
+    if since is not None:
+        settings["start_date"] = since.isoformat()
+    return GmailConnector(token, GmailConfig.from_dict(settings))
+
+
+def _google_refresh(bundle: Mapping[str, Any]) -> tuple[dict[str, Any], datetime | None]:
+    """Google's token URL comes from AOS_GOOGLE_TOKEN_URL (or Google's), never from the stored
+    bundle: a credential must not be able to send its refresh token somewhere else."""
+    from connectors.google_auth import refresh_google_token
+
+    return _merged(bundle, refresh_google_token(*_oauth_args(bundle)))
+
+
 PROVIDERS: dict[str, Provider] = {
     "slack": Provider("slack", ("users", "channels", "messages"), _slack_reader, _slack_refresh),
+    "gmail": Provider("gmail", ("labels", "messages"), _gmail_reader, _google_refresh),
 }
 
 
