@@ -28,6 +28,19 @@ def cmd_sync(a: argparse.Namespace) -> Any:
             for name, s in result["streams"].items()]
 
 
+def cmd_backfill(a: argparse.Namespace) -> Any:
+    _prefect_env()
+    from flows import backfill
+
+    result = backfill(integration_id=a.integration, start=a.start, end=a.end,
+                      requested_by=a.as_, chunk_days=a.chunk_days,
+                      run_grant=os.environ.get("AOS_RUN_GRANT"))
+    if result.get("status") == "skipped":
+        return {"status": "skipped", "reason": result["reason"]}
+    return [{"chunk": name, **{k: v for k, v in s.items() if k in _COLUMNS}}
+            for name, s in result["streams"].items()]
+
+
 _COLUMNS = ("fetched", "inserted", "updated", "unchanged", "deleted", "requests", "rate_limited",
             "skipped", "seconds")
 
@@ -46,3 +59,12 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         p.add_argument("--since", type=date.fromisoformat, metavar="YYYY-MM-DD",
                        help="re-read from this date (backfill permission)")
         p.set_defaults(func=cmd_sync)
+
+    p = sub.add_parser("backfill", help="re-read a date window of one integration, in chunks")
+    p.add_argument("--integration", type=int, required=True)
+    p.add_argument("--start", type=date.fromisoformat, required=True, metavar="YYYY-MM-DD")
+    p.add_argument("--end", type=date.fromisoformat, required=True, metavar="YYYY-MM-DD",
+                   help="exclusive")
+    p.add_argument("--chunk-days", type=int, default=7)
+    p.add_argument("--as", dest="as_", metavar="EMAIL", help="acting user (backfill permission)")
+    p.set_defaults(func=cmd_backfill)

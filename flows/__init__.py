@@ -5,8 +5,9 @@ from __future__ import annotations
 from flows.gmail import sync_gmail
 from flows.slack import sync_slack
 
-__all__ = ["FLOWS", "sync_all", "sync_gmail", "sync_slack"]
+__all__ = ["FLOWS", "backfill", "sync_all", "sync_gmail", "sync_slack"]
 
 FLOWS = {"slack": sync_slack, "gmail": sync_gmail}
 
+from flows.backfill import backfill  # noqa: E402
 from flows.dispatch import sync_all  # noqa: E402 - needs FLOWS

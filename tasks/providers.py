@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import datetime
 from typing import Any
 
 from connectors.common import Secret, StreamReader
@@ -20,21 +20,23 @@ Refresher = Callable[[Mapping[str, Any]], tuple[dict[str, Any], datetime | None]
 
 @dataclass(frozen=True)
 class Provider:
+    """``build_reader(token, settings)``: settings are the integration's config with per-run
+    overrides (``start_date`` / ``end_date`` from ``since`` or a backfill window) laid over it.
+    ``windowed`` streams are the ones a date window applies to (backfills re-read only those)."""
+
     name: str
     streams: tuple[str, ...]
-    build_reader: Callable[[Secret, Mapping[str, Any], date | None], StreamReader]
+    windowed: tuple[str, ...]
+    build_reader: Callable[[Secret, Mapping[str, Any]], StreamReader]
     refresher: Refresher | None  # None: tokens never expire
 
     def can_refresh(self, bundle: Mapping[str, Any]) -> bool:
         return self.refresher is not None and bool(bundle.get("refresh_token"))
 
 
-def _slack_reader(token: Secret, config: Mapping[str, Any], since: date | None) -> StreamReader:
+def _slack_reader(token: Secret, settings: Mapping[str, Any]) -> StreamReader:
     from connectors.slack import SlackConfig, SlackConnector
 
-    settings = dict(config)
-    if since is not None:
-        settings["start_date"] = since.isoformat()
     return SlackConnector(token, SlackConfig.from_dict(settings))
 
 
@@ -56,12 +58,9 @@ def _slack_refresh(bundle: Mapping[str, Any]) -> tuple[dict[str, Any], datetime 
     return _merged(bundle, refresh_slack_token(*_oauth_args(bundle)))
 
 
-def _gmail_reader(token: Secret, config: Mapping[str, Any], since: date | None) -> StreamReader:
+def _gmail_reader(token: Secret, settings: Mapping[str, Any]) -> StreamReader:
     from connectors.gmail import GmailConfig, GmailConnector
 
-    settings = dict(config)
-    if since is not None:
-        settings["start_date"] = since.isoformat()
     return GmailConnector(token, GmailConfig.from_dict(settings))
 
 
@@ -74,8 +73,10 @@ def _google_refresh(bundle: Mapping[str, Any]) -> tuple[dict[str, Any], datetime
 
 
 PROVIDERS: dict[str, Provider] = {
-    "slack": Provider("slack", ("users", "channels", "messages"), _slack_reader, _slack_refresh),
-    "gmail": Provider("gmail", ("labels", "messages"), _gmail_reader, _google_refresh),
+    "slack": Provider("slack", ("users", "channels", "messages"), ("messages",), _slack_reader,
+                      _slack_refresh),
+    "gmail": Provider("gmail", ("labels", "messages"), ("messages",), _gmail_reader,
+                      _google_refresh),
 }
 
 

@@ -6,6 +6,7 @@ and never travel as parameters or results; results hold counts only.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Iterable, Iterator
@@ -112,20 +113,40 @@ def _with_progress(pages: Iterable[Page], stream: str, stats: Any) -> Iterator[P
         yield page
 
 
+def window_stream(stream: str, window: tuple[date, date]) -> str:
+    """The state namespace of a backfill window, apart from the stream's incremental cursor."""
+    return f"{stream}@{window[0].isoformat()}..{window[1].isoformat()}"
+
+
+def _renamed(pages: Iterable[Page], stream: str) -> Iterator[Page]:
+    for page in pages:
+        yield dataclasses.replace(page, stream=stream)
+
+
 @task(name="sync-stream", retries=2, retry_delay_seconds=3, retry_condition_fn=_not_auth_error)
 def sync_stream(integration_id: int, stream: str, full_refresh: bool = False,
-                since: date | None = None) -> dict[str, Any]:
+                since: date | None = None,
+                window: tuple[date, date] | None = None) -> dict[str, Any]:
     """Read one stream from the provider and load it; cursors commit with their rows, so a
-    retry (or the next run) resumes from the last committed page."""
+    retry (or the next run) resumes from the last committed page.
+
+    ``since`` moves the start of the stream's own cursor; ``window`` (a backfill chunk) reads
+    ``[start, end)`` with cursors of its own, leaving the incremental cursor untouched."""
     eng = get_engine()
+    state_stream = window_stream(stream, window) if window else stream
     with eng.begin() as conn:
         integ = tenancy.get_integration(conn, integration_id)
         bundle = default_vault().get(conn, integration_id)
         if full_refresh:
             state.clear_state(conn, integration_id, stream)
-        saved = state.load_state(conn, integration_id, stream)
+        saved = state.load_state(conn, integration_id, state_stream)
     provider = get_provider(integ.provider)
-    reader = provider.build_reader(Secret(str(bundle["access_token"])), integ.config, since)
+    settings = dict(integ.config)
+    if since is not None:
+        settings["start_date"] = since.isoformat()
+    if window is not None:
+        settings.update(start_date=window[0].isoformat(), end_date=window[1].isoformat())
+    reader = provider.build_reader(Secret(str(bundle["access_token"])), settings)
     spec = reader.streams[stream]
     client_map: dict[str, int] = {}
     if spec.client_match and integ.client_id is None:
@@ -136,7 +157,10 @@ def sync_stream(integration_id: int, stream: str, full_refresh: bool = False,
     loader = TableLoader(eng, schema.metadata.tables[spec.table], tenant)
     started = time.monotonic()
     try:
-        counts = loader.load(_with_progress(reader.read(stream, saved), stream, reader.stats))
+        pages = reader.read(stream, saved)
+        if window is not None:
+            pages = _renamed(pages, state_stream)
+        counts = loader.load(_with_progress(pages, state_stream, reader.stats))
     except AuthError as exc:
         raise _mark_needs_reauth(integration_id, str(exc)) from None
     stats = reader.stats.as_dict()

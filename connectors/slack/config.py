@@ -29,6 +29,8 @@ class SlackConfig:
     auto_join: bool = False
     page_limit: int = settings.DEFAULT_PAGE_LIMIT
     start_date: date | None = None
+    # Exclusive upper bound of message reads; set by backfill chunks, None = up to now.
+    end_date: date | None = None
     max_requests: int | None = None
 
     def __post_init__(self) -> None:
@@ -52,9 +54,9 @@ class SlackConfig:
         data = dict(data or {})
         known = {f.name for f in fields(cls)}
         kwargs = {k: v for k, v in data.items() if k in known and v is not None}
-        start = kwargs.get("start_date")
-        if isinstance(start, str):
-            kwargs["start_date"] = date.fromisoformat(start[:10])
+        for key in ("start_date", "end_date"):
+            if isinstance(kwargs.get(key), str):
+                kwargs[key] = date.fromisoformat(kwargs[key][:10])
         for key in ("include_channels", "exclude_channels"):
             if isinstance(kwargs.get(key), str):
                 kwargs[key] = (kwargs[key],)

@@ -85,7 +85,10 @@ class ChannelMessagesReader:
             oldest = min(cursor.cursor, window_start, key=ts_key)
             if start is not None:
                 oldest = max(oldest, start, key=ts_key)
-        return PendingRead(oldest=oldest, latest=datetime_to_ts(now + _LATEST_MARGIN))
+        latest = datetime_to_ts(now + _LATEST_MARGIN)
+        if config.end_date is not None:
+            latest = min(latest, date_to_ts(config.end_date), key=ts_key)
+        return PendingRead(oldest=oldest, latest=latest)
 
     def _run(self, channel_id: str, cursor: ChannelCursor, keep: str) -> Iterator[Page]:
         pending = cursor.pending
