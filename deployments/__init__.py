@@ -1,0 +1,1 @@
+"""Running the flows: ``aos-sync serve`` (one process) and work-pool templates (see docs/)."""
