@@ -83,6 +83,18 @@ def cmd_integration_add(a: argparse.Namespace) -> Any:
             "agency_id": agency_id, "client_id": client_id}
 
 
+def cmd_integration_reconnect(a: argparse.Namespace) -> Any:
+    """New credentials for an existing integration (after needs_reauth); cursors are kept."""
+    bundle = _read_credentials(a.credentials_file)
+    v = vault()
+    with engine().begin() as conn:
+        integ = tenancy.get_integration(conn, a.integration)
+        v.put(conn, integ.id, bundle)
+        tenancy.set_integration_status(conn, integ.id, "connected", actor="cli")
+    return {"integration_id": integ.id, "name": integ.name, "status": "connected",
+            "was": integ.status}
+
+
 def cmd_integration_list(a: argparse.Namespace) -> Any:
     with engine().connect() as conn:
         agency_id = _agency_id(conn, a.agency) if a.agency else None
@@ -171,6 +183,11 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--credentials-file", required=True, metavar="PATH|-",
                    help="JSON token bundle; '-' reads stdin (never pass tokens on the command line)")
     p.set_defaults(func=cmd_integration_add)
+    p = integ.add_parser("reconnect", help="store new credentials for an integration "
+                         "(e.g. after needs_reauth) and mark it connected")
+    p.add_argument("--integration", type=int, required=True)
+    p.add_argument("--credentials-file", required=True, metavar="PATH|-")
+    p.set_defaults(func=cmd_integration_reconnect)
     p = integ.add_parser("list", help="list integrations with status")
     p.add_argument("--agency")
     p.add_argument("--provider")

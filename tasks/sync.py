@@ -45,7 +45,8 @@ def _mark_needs_reauth(integration_id: int, reason: str) -> ReauthRequired:
         tenancy.set_integration_status(conn, integration_id, "needs_reauth", reason=reason)
     return ReauthRequired(
         f"integration {integration_id} needs re-authorisation: {reason}. It is marked "
-        "needs_reauth; reconnect it with fresh credentials (aos-sync integration add) to resume."
+        "needs_reauth; store fresh credentials with `aos-sync integration reconnect --integration "
+        f"{integration_id} --credentials-file PATH` to resume."
     )
 
 

@@ -83,3 +83,28 @@ def test_credentials_are_never_taken_from_argv() -> None:
     with pytest.raises(SystemExit):
         build_parser().parse_args(["integration", "add", "--agency", "A", "--provider", "slack",
                                    "--name", "n", "--access-token", "xoxb-1"])
+
+
+def test_reconnect_stores_new_credentials_and_reconnects(aos, fresh_engine: sa.Engine) -> None:
+    from db import tenancy
+
+    aos("agency", "create", "Acme")
+    code, out, _ = aos("--json", "integration", "add", "--agency", "Acme", "--provider", "gmail",
+                       "--name", "Inbox", "--credentials-file", "-",
+                       stdin=json.dumps({"access_token": "old", "refresh_token": "r-old"}))
+    iid = json.loads(out)["integration_id"]
+    with fresh_engine.begin() as conn:
+        tenancy.set_integration_status(conn, iid, "needs_reauth", reason="invalid_grant")
+    code, out, err = aos("--json", "integration", "reconnect", "--integration", str(iid),
+                         "--credentials-file", "-",
+                         stdin=json.dumps({"access_token": "new", "refresh_token": "r-new"}))
+    assert code == 0, err
+    assert json.loads(out) == {"integration_id": iid, "name": "Inbox", "status": "connected",
+                               "was": "needs_reauth"}
+    assert "r-new" not in out
+    with fresh_engine.connect() as conn:
+        assert tenancy.get_integration(conn, iid).status == "connected"
+        assert default_vault().get(conn, iid)["refresh_token"] == "r-new"
+    code, _, err = aos("integration", "reconnect", "--integration", "999", "--credentials-file",
+                       "-", stdin=json.dumps({"access_token": "x"}))
+    assert code == 1 and "999" in err
