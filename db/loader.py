@@ -384,7 +384,15 @@ class TableLoader:
             "UPDATE {} AS t SET deleted_at = now() WHERE {} AND NOT EXISTS "
             "(SELECT FROM {} WHERE {})"
         ).format(self._target, sql.SQL(" AND ").join(conds), alive, match)
-        return cur.execute(stmt, [*params, *alive_params]).rowcount
+        # Right after a first big load the statistics still say the integration has ~no rows,
+        # and the planner picks a nested loop over every (row, alive key) pair: 112 ms per
+        # 1,000-row page instead of ~1 ms. A hash anti-join is right at every size here.
+        previous = cur.execute("SELECT current_setting('enable_nestloop')").fetchone()[0]  # type: ignore[index]
+        cur.execute("SELECT set_config('enable_nestloop', 'off', true)")
+        try:
+            return cur.execute(stmt, [*params, *alive_params]).rowcount
+        finally:
+            cur.execute("SELECT set_config('enable_nestloop', %s, true)", [previous])
 
     # -- set-up -------------------------------------------------------------------------------
     def _prepare(self, conn: sa.Connection) -> None:
