@@ -8,9 +8,13 @@ same data without any of them holding it in memory.
 from __future__ import annotations
 
 import datetime as dt
+import multiprocessing
 import os
-from collections.abc import Iterator
+import uuid
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+from types import TracebackType
 from typing import Any
 
 import sqlalchemy as sa
@@ -23,11 +27,14 @@ from db.migrate import upgrade
 __all__ = [
     "BENCH_DB",
     "BenchPage",
+    "ChildSandbox",
     "bench_engine",
+    "bench_integration",
     "bench_table",
     "make_tenant_rows",
     "message_rows",
     "pages",
+    "use_database",
 ]
 
 BENCH_DB = "aos_bench"
@@ -164,3 +171,141 @@ def pages(n: int, page_size: int = 1000) -> Iterator[BenchPage]:
         records = [next(rows) for _ in range(size)]
         done += size
         yield BenchPage("messages", records, state={"rows": done})
+
+
+# -- end-to-end benches: a sandbox in its own process, a fresh integration per run ------------
+
+
+def _sandbox_main(
+    conn: Connection,
+    providers: tuple[str, ...],
+    seed: int,
+    time_scale: float,
+    setup: Callable[..., Any],
+    kwargs: dict[str, Any],
+) -> None:
+    """The child: start the emulators, seed them with ``setup(sb, **kwargs)``, hand back the
+    environment and whatever ``setup`` returned, then answer request counts until told to stop."""
+    from sandbox import Sandbox
+
+    with Sandbox(providers=providers, seed=seed, time_scale=time_scale) as sb:
+        conn.send((sb.env, setup(sb, **kwargs)))
+        while True:
+            command = conn.recv()
+            if command == "counts":
+                counts: dict[str, int] = {}
+                for entry in sb.log:
+                    counts[entry.method] = counts.get(entry.method, 0) + 1
+                conn.send(counts)
+            else:
+                return
+
+
+class ChildSandbox:
+    """A :class:`sandbox.Sandbox` running in a spawned process, so that the peak RSS of the
+    process that syncs is its own (the emulators hold the request log and render every
+    response). ``setup`` must be a module-level function (it is pickled)."""
+
+    def __init__(
+        self,
+        providers: tuple[str, ...],
+        setup: Callable[..., Any],
+        *,
+        seed: int = 0,
+        time_scale: float = 1.0,
+        **kwargs: Any,
+    ) -> None:
+        ctx = multiprocessing.get_context("spawn")
+        self._conn, child = ctx.Pipe()
+        self._process = ctx.Process(
+            target=_sandbox_main,
+            args=(child, providers, seed, time_scale, setup, kwargs),
+            daemon=True,
+        )
+        self.env: dict[str, str] = {}
+        self.info: Any = None
+
+    def __enter__(self) -> ChildSandbox:
+        self._process.start()
+        if not self._conn.poll(600):
+            raise RuntimeError("the sandbox process did not start within 600 s")
+        self.env, self.info = self._conn.recv()
+        return self
+
+    def request_counts(self) -> dict[str, int]:
+        """Requests the emulators logged so far, by API method (batch parts count each)."""
+        self._conn.send("counts")
+        counts: dict[str, int] = self._conn.recv()
+        return counts
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        try:
+            self._conn.send("stop")
+        except (BrokenPipeError, OSError):
+            pass
+        self._process.join(timeout=30)
+        if self._process.is_alive():
+            self._process.kill()
+            self._process.join()
+
+
+def use_database(engine: sa.Engine) -> dict[str, str]:
+    """Point this process's ``get_engine()`` and vault at ``engine``'s database (with a
+    throwaway encryption key unless one is set); returns the variables, for subprocesses."""
+    from db.engine import get_engine
+    from db.vault import Keyring
+
+    os.environ["AOS_DATABASE_URL"] = engine.url.render_as_string(hide_password=False)
+    os.environ.setdefault("AOS_ENCRYPTION_KEY", Keyring.generate_key("bench"))
+    get_engine.cache_clear()
+    return {k: os.environ[k] for k in ("AOS_DATABASE_URL", "AOS_ENCRYPTION_KEY")}
+
+
+def bench_integration(
+    engine: sa.Engine,
+    provider: str,
+    *,
+    credentials: dict[str, Any],
+    config: dict[str, Any],
+    external_account_id: str | None = None,
+) -> int:
+    """A new integration of the ``bench`` agency, its earlier ones (and their rows) dropped,
+    so each run starts with empty tables and no cursor."""
+    from db import tenancy
+    from db.engine import default_vault
+
+    with engine.begin() as conn:
+        agency = conn.execute(
+            sa.text(
+                "INSERT INTO agency (name) VALUES ('bench') ON CONFLICT (name) DO UPDATE "
+                "SET name = EXCLUDED.name RETURNING id"
+            )  # fmt: skip
+        ).scalar_one()
+        conn.execute(
+            sa.delete(schema.integration).where(
+                schema.integration.c.agency_id == agency,
+                schema.integration.c.provider == provider,
+                schema.integration.c.name.like("bench-e2e-%"),
+            )
+        )
+        integration_id = tenancy.add_integration(
+            conn,
+            agency,
+            provider,
+            f"bench-e2e-{provider}-{uuid.uuid4().hex[:8]}",
+            external_account_id=external_account_id,
+            config=config,
+        )
+        default_vault().put(conn, integration_id, credentials)
+    # Rows of the dropped integrations are dead tuples until vacuumed; left alone they slow
+    # this run's index scans and autovacuum wakes up in the middle of the timing.
+    tables = [t.name for t in schema.metadata.sorted_tables if t.name.startswith(provider + "_")]
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        for name in tables:
+            conn.execute(sa.text(f"VACUUM (ANALYZE) {name}"))  # our own table names
+    return integration_id
