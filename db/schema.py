@@ -11,6 +11,8 @@ Two kinds of table live here:
 
 from __future__ import annotations
 
+from typing import Any
+
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import ARRAY, BYTEA, JSONB, UUID
 
@@ -252,7 +254,7 @@ def provider_table(
     name: str, natural_key: list[sa.Column[object]], *columns: sa.Column[object] | sa.Index
 ) -> sa.Table:
     """A provider table with the tenant conventions (see module docstring)."""
-    tenant = [
+    tenant: list[sa.Column[Any]] = [
         sa.Column(
             "integration_id",
             sa.BigInteger,
@@ -263,7 +265,7 @@ def provider_table(
         sa.Column("agency_id", sa.BigInteger, nullable=False),
         sa.Column("client_id", sa.BigInteger),
     ]
-    tail = [
+    tail: list[sa.Column[Any]] = [
         sa.Column(
             "synced_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
         ),

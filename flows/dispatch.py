@@ -46,11 +46,18 @@ def _outcome(integ: Any, result: dict[str, Any] | None, error: BaseException | s
 
 @task(name="sync-integration")
 def sync_integration(integration_id: int, provider: str, agency_id: int) -> dict[str, Any]:
-    """One integration's provider flow, as the agency's scheduler."""
+    """One integration's provider flow, as the agency's scheduler.
+
+    The subflow runs without a heartbeat of its own: ``sync_all`` has one, which is what
+    crash detection needs, and Prefect joins a subflow's heartbeat thread at exit, which cost
+    up to a second per integration (``bench/dispatch.py``)."""
+    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
+
     from flows import FLOWS
 
-    return FLOWS[provider](integration_id=integration_id, requested_by=f"scheduler:{agency_id}",
-                           trigger="schedule")
+    with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
+        return FLOWS[provider](integration_id=integration_id,
+                               requested_by=f"scheduler:{agency_id}", trigger="schedule")
 
 
 def _in_process(targets: list[Any]) -> list[dict[str, Any]]:
@@ -82,7 +89,7 @@ def _via_deployments(targets: list[Any], poll_seconds: float = 2.0) -> list[dict
             parameters={"integration_id": integ.id, "requested_by": f"scheduler:{integ.agency_id}",
                         "trigger": "schedule"},
             timeout=0, as_subflow=True)
-        runs.append((integ, run.id))
+        runs.append((integ, run.id))  # type: ignore[union-attr]  # sync context: a FlowRun
     logger.info("started %d deployment runs; waiting for the work pool", len(runs))
     pending = dict(runs)
     states: dict[Any, Any] = {}
@@ -105,7 +112,8 @@ def _via_deployments(targets: list[Any], poll_seconds: float = 2.0) -> list[dict
     return outcomes
 
 
-@flow(name="sync_all", task_runner=ThreadPoolTaskRunner(max_workers=DEFAULT_CONCURRENCY))
+@flow(name="sync_all",
+      task_runner=ThreadPoolTaskRunner(max_workers=DEFAULT_CONCURRENCY))  # type: ignore[arg-type]
 def sync_all(provider: str | None = None, agency_id: int | None = None,
              via_deployments: bool | None = None) -> list[dict[str, Any]]:
     """Sync every connected integration (optionally of one provider / one agency)."""
@@ -119,7 +127,7 @@ def sync_all(provider: str | None = None, agency_id: int | None = None,
     if via_deployments is None:
         via_deployments = os.environ.get("AOS_DISPATCH_VIA_DEPLOYMENTS", "") in {"1", "true"}
     logger.info("syncing %d integration(s) %s", len(targets),
-                "through the work pool" if via_deployments else f"in-process, {DEFAULT_CONCURRENCY} at a time")
+                "through the work pool" if via_deployments else "in-process")
     outcomes = _via_deployments(targets) if via_deployments else _in_process(targets)
     create_table_artifact(key="sync-all", table=outcomes or [{"outcome": "nothing to sync"}],
                           description="sync_all: one row per integration")
