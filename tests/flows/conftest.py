@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 import sqlalchemy as sa
@@ -15,6 +16,7 @@ from db import engine as db_engine
 from db import tenancy
 from sandbox import Sandbox
 
+W = TypeVar("W", bound="World")
 TEST_KEY = "test:" + base64.b64encode(b"k" * 32).decode()
 
 
@@ -58,31 +60,45 @@ class World:
         return iid
 
 
-@pytest.fixture
-def world(fresh_engine: sa.Engine, monkeypatch: pytest.MonkeyPatch,
-          prefect_harness: None) -> Iterator[World]:
-    with Sandbox(providers=("slack",), seed=11, time_scale=60) as sb:
+@contextlib.contextmanager
+def seeded_world(cls: type[W], engine: sa.Engine, monkeypatch: pytest.MonkeyPatch, *,
+                 providers: tuple[str, ...], time_scale: float, seed: int,
+                 client_domains: dict[str, str] | None = None) -> Iterator[W]:
+    """A started sandbox, the project pointed at it and at ``engine``, and agency "Acme" with
+    clients globex and initech, users of every role (member: write on globex; reader: read on
+    globex) and a rival agency's owner."""
+    domains = client_domains or {}
+    with Sandbox(providers=providers, seed=seed, time_scale=time_scale) as sb:
         for k, v in sb.env.items():
             monkeypatch.setenv(k, v)
-        monkeypatch.setenv("AOS_DATABASE_URL",
-                           fresh_engine.url.render_as_string(hide_password=False))
+        monkeypatch.setenv("AOS_DATABASE_URL", engine.url.render_as_string(hide_password=False))
         monkeypatch.setenv("AOS_ENCRYPTION_KEY", TEST_KEY)
         monkeypatch.delenv("AOS_RUN_GRANT_KEY", raising=False)
         db_engine.get_engine.cache_clear()
-        with fresh_engine.begin() as conn:
+        with engine.begin() as conn:
             agency = tenancy.create_agency(conn, "Acme")
             other = tenancy.create_agency(conn, "Rival")
-            clients = {n: tenancy.add_client(conn, agency, n) for n in ("globex", "initech")}
-            users = {}
-            for role in ("owner", "admin", "manager", "member"):
-                users[role] = f"{role}@acme.test"
-                tenancy.add_user(conn, agency, users[role], role)
+            clients = {n: tenancy.add_client(conn, agency, n, email_domains=[domains[n]]
+                                             if n in domains else ())
+                       for n in ("globex", "initech")}
+            users = {role: f"{role}@acme.test" for role in ("owner", "admin", "manager", "member")}
+            for role, email in users.items():
+                tenancy.add_user(conn, agency, email, role)
             users["reader"] = "reader@acme.test"
             tenancy.add_user(conn, agency, users["reader"], "member")
-            member_id = tenancy.find_user(conn, users["member"]).id
-            reader_id = tenancy.find_user(conn, users["reader"]).id
-            tenancy.grant_access(conn, member_id, clients["globex"], "write")
-            tenancy.grant_access(conn, reader_id, clients["globex"], "read")
+            for who, permission in (("member", "write"), ("reader", "read")):
+                tenancy.grant_access(conn, tenancy.find_user(conn, users[who]).id,
+                                     clients["globex"], permission)
             tenancy.add_user(conn, other, "owner@rival.test", "owner")
-        yield World(fresh_engine, sb, agency, clients, users, "owner@rival.test")
-        db_engine.get_engine.cache_clear()
+        try:
+            yield cls(engine, sb, agency, clients, users, "owner@rival.test")
+        finally:
+            db_engine.get_engine.cache_clear()
+
+
+@pytest.fixture
+def world(fresh_engine: sa.Engine, monkeypatch: pytest.MonkeyPatch,
+          prefect_harness: None) -> Iterator[World]:
+    with seeded_world(World, fresh_engine, monkeypatch, providers=("slack",), time_scale=60,
+                      seed=11) as w:
+        yield w

@@ -29,8 +29,7 @@ from db import engine as db_engine
 from db import schema, tenancy
 from db.rbac import PermissionDenied
 from flows.gmail import sync_gmail
-from sandbox import Sandbox
-from tests.flows.conftest import TEST_KEY, World
+from tests.flows.conftest import World, seeded_world
 
 START = datetime(2026, 9, 1, tzinfo=UTC)
 HIDDEN = {"SPAM", "TRASH"}  # a default sync leaves spam and trash out
@@ -83,32 +82,9 @@ def gworld(fresh_engine: sa.Engine, monkeypatch: pytest.MonkeyPatch,
            prefect_harness: None) -> Iterator[GmailWorld]:
     # time_scale 10 keeps a scaled access token (3599 s / 10) longer than the vault's 5-minute
     # refresh margin, so a fresh token is not refreshed again on every run.
-    with Sandbox(providers=("gmail",), seed=7, time_scale=10) as sb:
-        for k, v in sb.env.items():
-            monkeypatch.setenv(k, v)
-        monkeypatch.setenv("AOS_DATABASE_URL",
-                           fresh_engine.url.render_as_string(hide_password=False))
-        monkeypatch.setenv("AOS_ENCRYPTION_KEY", TEST_KEY)
-        monkeypatch.delenv("AOS_RUN_GRANT_KEY", raising=False)
-        db_engine.get_engine.cache_clear()
-        with fresh_engine.begin() as conn:
-            agency = tenancy.create_agency(conn, "Acme")
-            other = tenancy.create_agency(conn, "Rival")
-            clients = {n: tenancy.add_client(conn, agency, n, email_domains=[d])
-                       for n, d in DOMAINS.items()}
-            users = {}
-            for role in ("owner", "admin", "manager", "member"):
-                users[role] = f"{role}@acme.test"
-                tenancy.add_user(conn, agency, users[role], role)
-            users["reader"] = "reader@acme.test"
-            tenancy.add_user(conn, agency, users["reader"], "member")
-            tenancy.grant_access(conn, tenancy.find_user(conn, users["member"]).id,
-                                 clients["globex"], "write")
-            tenancy.grant_access(conn, tenancy.find_user(conn, users["reader"]).id,
-                                 clients["globex"], "read")
-            tenancy.add_user(conn, other, "owner@rival.test", "owner")
-        yield GmailWorld(fresh_engine, sb, agency, clients, users, "owner@rival.test")
-        db_engine.get_engine.cache_clear()
+    with seeded_world(GmailWorld, fresh_engine, monkeypatch, providers=("gmail",),
+                      time_scale=10, seed=7, client_domains=DOMAINS) as w:
+        yield w
 
 
 # -- the truth, mapped independently -----------------------------------------------------------
