@@ -4,13 +4,23 @@ from __future__ import annotations
 
 import argparse
 import os
+import tempfile
 from typing import Any
+
+from db.engine import aos_home
 
 __all__ = ["register"]
 
 
 def cmd_serve(a: argparse.Namespace) -> Any:
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    # Prefect's runner keeps scratch files in <tmp>/runner_storage; a folder of our own keeps
+    # users of one machine from colliding there (another user's folder is not writable).
+    if not os.environ.get("TMPDIR"):
+        scratch = aos_home() / "tmp"
+        scratch.mkdir(parents=True, exist_ok=True)
+        tempfile.tempdir = str(scratch)
+        os.environ["TMPDIR"] = str(scratch)
     from deployments.serve import serve_all
 
     serve_all(limit=a.limit)

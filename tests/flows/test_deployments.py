@@ -167,7 +167,12 @@ def test_serve_runs_the_same_deployments(world: World,
         assert deployment, "aos-sync serve did not register its deployments"
         run = api.create_run(deployment["id"], {"integration_id": iid,
                                                 "requested_by": world.users["owner"]})
-        finished = api.wait_run(run["id"])
+        try:
+            finished = api.wait_run(run["id"])
+        except TimeoutError:
+            _stop(served)
+            tail = served.stdout.read().decode()[-4000:]  # type: ignore[union-attr]
+            raise AssertionError(f"served run did not finish; aos-sync serve said:\n{tail}") from None
         assert finished["state"]["type"] == "COMPLETED", finished["state"]
         assert_equal_to_truth(world, "serve")
     finally:
