@@ -28,6 +28,13 @@ def cmd_sync(a: argparse.Namespace) -> Any:
             for name, s in result["streams"].items()]
 
 
+def cmd_sync_all(a: argparse.Namespace) -> Any:
+    _prefect_env()
+    from flows import sync_all
+
+    return sync_all(provider=a.only, agency_id=a.agency)
+
+
 def cmd_backfill(a: argparse.Namespace) -> Any:
     _prefect_env()
     from flows import backfill
@@ -59,6 +66,11 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         p.add_argument("--since", type=date.fromisoformat, metavar="YYYY-MM-DD",
                        help="re-read from this date (backfill permission)")
         p.set_defaults(func=cmd_sync)
+
+    p = sync.add_parser("all", help="every connected integration, as each agency's scheduler")
+    p.add_argument("--only", choices=["slack", "gmail"], help="one provider")
+    p.add_argument("--agency", type=int, help="one agency id")
+    p.set_defaults(func=cmd_sync_all)
 
     p = sub.add_parser("backfill", help="re-read a date window of one integration, in chunks")
     p.add_argument("--integration", type=int, required=True)

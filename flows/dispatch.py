@@ -7,7 +7,8 @@ the artifact lists every integration with its outcome.
 Two ways to fan out:
 
 * in-process (default): one ``sync-integration`` task per integration on a thread pool of
-  ``AOS_DISPATCH_CONCURRENCY`` workers (default 4), each calling the provider flow as a subflow;
+  ``AOS_DISPATCH_CONCURRENCY`` workers (default 4), each running the provider flow's body
+  (its authorize / credentials / stream / ledger tasks nest under it);
 * through a work pool (``via_deployments=True``, or ``AOS_DISPATCH_VIA_DEPLOYMENTS=1``): one
   ``run_deployment`` per integration, so every worker of the pool shares the load. Provider
   quotas then hold across workers through Prefect global concurrency limits named
@@ -46,18 +47,17 @@ def _outcome(integ: Any, result: dict[str, Any] | None, error: BaseException | s
 
 @task(name="sync-integration")
 def sync_integration(integration_id: int, provider: str, agency_id: int) -> dict[str, Any]:
-    """One integration's provider flow, as the agency's scheduler.
+    """One integration's provider sync, as the agency's scheduler.
 
-    The subflow runs without a heartbeat of its own: ``sync_all`` has one, which is what
-    crash detection needs, and Prefect joins a subflow's heartbeat thread at exit, which cost
-    up to a second per integration (``bench/dispatch.py``)."""
-    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
-
+    It runs the provider flow's body inside this task rather than as a subflow: its tasks
+    (authorize, refresh-credentials, sync-stream, record-run) nest under this task run, the
+    ledger row and artifact are the same, and the run costs no subflow. Creating a subflow
+    from a pool thread waited ~1 s per integration on Prefect's event loop
+    (``bench/dispatch.py``). Manual and deployment runs still run the provider flow itself."""
     from flows import FLOWS
 
-    with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
-        return FLOWS[provider](integration_id=integration_id,
-                               requested_by=f"scheduler:{agency_id}", trigger="schedule")
+    return FLOWS[provider].fn(integration_id=integration_id,
+                              requested_by=f"scheduler:{agency_id}", trigger="schedule")
 
 
 def _in_process(targets: list[Any]) -> list[dict[str, Any]]:

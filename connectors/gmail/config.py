@@ -23,6 +23,8 @@ class GmailConfig:
     """
 
     start_date: date | None = None
+    # Exclusive upper bound of a listing (q=before:); set by backfill chunks only.
+    end_date: date | None = None
     include_spam_trash: bool = False
     label_ids: tuple[str, ...] = field(default_factory=tuple)
     batch_size: int = 50
@@ -57,9 +59,9 @@ class GmailConfig:
         kwargs = {k: v for k, v in data.items() if k in known and v is not None}
         if "quota_units_per_second" in data and data["quota_units_per_second"] is None:
             kwargs["quota_units_per_second"] = None
-        start = kwargs.get("start_date")
-        if isinstance(start, str):
-            kwargs["start_date"] = date.fromisoformat(start[:10])
+        for key in ("start_date", "end_date"):
+            if isinstance(kwargs.get(key), str):
+                kwargs[key] = date.fromisoformat(kwargs[key][:10])
         if isinstance(kwargs.get("label_ids"), str):
             kwargs["label_ids"] = (kwargs["label_ids"],)
         return cls(**kwargs)

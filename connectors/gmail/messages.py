@@ -65,6 +65,8 @@ class MailboxReader:
         self._users = transport.service.users()
         start = config.start_date
         self._start_at = datetime.combine(start, time(), tzinfo=UTC) if start else None
+        end = config.end_date
+        self._end_at = datetime.combine(end, time(), tzinfo=UTC) if end else None
 
     def read(self, state: Mapping[str, Any] | None) -> Iterator[Page]:
         cursor = MailboxCursor.from_state(state)
@@ -137,8 +139,13 @@ class MailboxReader:
             params["pageToken"] = page_token
         if self._config.label_ids:
             params["labelIds"] = list(self._config.label_ids)
+        terms = []
         if self._start_at is not None:
-            params["q"] = f"after:{int(self._start_at.timestamp())}"
+            terms.append(f"after:{int(self._start_at.timestamp())}")
+        if self._end_at is not None:
+            terms.append(f"before:{int(self._end_at.timestamp())}")
+        if terms:
+            params["q"] = " ".join(terms)
         response = self._transport.call(
             "users.messages.list", lambda: self._users.messages().list(**params)
         )
