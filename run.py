@@ -33,8 +33,9 @@ def ensure_venv() -> None:
     if not (BIN / "python").exists():
         print("==> creating .venv", flush=True)
         venv.EnvBuilder(with_pip=True, clear=False).create(VENV)
-    print("==> installing the project and its dev tools into .venv (first time: ~1-2 min)",
-          flush=True)
+    print(
+        "==> installing the project and its dev tools into .venv (first time: ~1-2 min)", flush=True
+    )
     pip = [str(BIN / "python"), "-m", "pip", "--disable-pip-version-check"]
     subprocess.run([*pip, "install", "-q", "--upgrade", "pip"], check=True)
     subprocess.run([*pip, "install", "-q", "-e", f"{ROOT}[dev]"], check=True)

@@ -45,8 +45,16 @@ def seed_workspaces(sb: Any, *, count: int) -> list[dict[str, Any]]:
     start = datetime.now(UTC) - timedelta(days=120)
     out = []
     for i in range(count):
-        ws = sb.slack.add_workspace(f"ws{i}", users=3, channels=2, messages_per_channel=4,
-                                    thread_ratio=0.0, tier="unlimited", start=start, span_days=2)
+        ws = sb.slack.add_workspace(
+            f"ws{i}",
+            users=3,
+            channels=2,
+            messages_per_channel=4,
+            thread_ratio=0.0,
+            tier="unlimited",
+            start=start,
+            span_days=2,
+        )
         out.append({"credentials": dict(ws.credentials), "team_id": ws.team_id})
     return out
 
@@ -60,9 +68,14 @@ def _integrations(engine: sa.Engine, workspaces: list[dict[str, Any]]) -> tuple[
         agency = tenancy.create_agency(conn, AGENCY)
         ids = []
         for i, ws in enumerate(workspaces):
-            iid = tenancy.add_integration(conn, agency, "slack", f"bench-{i}",
-                                          external_account_id=ws["team_id"],
-                                          config={"tier": "unlimited", "auto_join": True})
+            iid = tenancy.add_integration(
+                conn,
+                agency,
+                "slack",
+                f"bench-{i}",
+                external_account_id=ws["team_id"],
+                config={"tier": "unlimited", "auto_join": True},
+            )
             default_vault().put(conn, iid, ws["credentials"])
             ids.append(iid)
     return agency, ids
@@ -88,9 +101,13 @@ def prefect_server() -> Any:
     home = tempfile.mkdtemp(prefix="aos-bench-prefect-")
     env = {**os.environ, "PREFECT_HOME": home, "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
     prefect = str(Path(sys.executable).parent / "prefect")
-    proc = subprocess.Popen([prefect, "server", "start", "--host", "127.0.0.1", "--port", str(port)],
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        [prefect, "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     url = f"http://127.0.0.1:{port}/api"
     try:
         deadline = time.monotonic() + 120
@@ -116,8 +133,7 @@ def _dispatch(agency: int, workers: int) -> tuple[float, list[dict[str, Any]]]:
 
     from flows import sync_all
 
-    flow = sync_all.with_options(
-        task_runner=ThreadPoolTaskRunner(max_workers=workers))  # type: ignore[arg-type]
+    flow = sync_all.with_options(task_runner=ThreadPoolTaskRunner(max_workers=workers))  # type: ignore[arg-type]
     began = time.perf_counter()
     outcomes = flow(provider="slack", agency_id=agency, via_deployments=False)
     return time.perf_counter() - began, outcomes
@@ -131,8 +147,7 @@ def main(argv: list[str] | None = None) -> int:
 
     # The server first, so nothing in this process ever starts Prefect's ephemeral one.
     with prefect_server() as (url, home):
-        os.environ.update(PREFECT_API_URL=url, PREFECT_HOME=home,
-                          PREFECT_LOGGING_LEVEL="WARNING")
+        os.environ.update(PREFECT_API_URL=url, PREFECT_HOME=home, PREFECT_LOGGING_LEVEL="WARNING")
         engine = bench_engine()
         use_database(engine)
         with ChildSandbox(("slack",), seed_workspaces, count=n, time_scale=60) as sb:
@@ -146,18 +161,30 @@ def main(argv: list[str] | None = None) -> int:
             requests = sb.request_counts()
     failed = [o for o in outcomes + outcomes4 if o["outcome"] != "succeeded"]
     overhead = (serial - direct) / n
-    print(f"sync_all over {n} Slack integrations with nothing new to fetch "
-          f"(first sync, not compared: {warm:.1f} s)")
-    print(f"  direct, no Prefect            {direct:8.1f} s   {direct / n * 1000:7.1f} ms/integration")
-    print(f"  sync_all, 1 at a time         {serial:8.1f} s   {serial / n * 1000:7.1f} ms/integration")
-    print(f"  sync_all, 4 at a time         {parallel:8.1f} s   {parallel / n * 1000:7.1f} ms/integration")
-    print(f"  Prefect overhead              {overhead * 1000:8.1f} ms/integration "
-          f"(ratio serial/direct {serial / direct:.2f}x)")
+    print(
+        f"sync_all over {n} Slack integrations with nothing new to fetch "
+        f"(first sync, not compared: {warm:.1f} s)"
+    )
+    print(
+        f"  direct, no Prefect            {direct:8.1f} s   {direct / n * 1000:7.1f} ms/integration"
+    )
+    print(
+        f"  sync_all, 1 at a time         {serial:8.1f} s   {serial / n * 1000:7.1f} ms/integration"
+    )
+    print(
+        f"  sync_all, 4 at a time         {parallel:8.1f} s   {parallel / n * 1000:7.1f} ms/integration"
+    )
+    print(
+        f"  Prefect overhead              {overhead * 1000:8.1f} ms/integration "
+        f"(ratio serial/direct {serial / direct:.2f}x)"
+    )
     print(f"  requests to the sandbox       {sum(requests.values()):,}")
     print(f"  failed integrations           {len(failed)}")
     ok = overhead < TARGET_OVERHEAD_S and not failed
-    print(f"  {'PASS' if ok else 'FAIL'}: per-integration overhead < {TARGET_OVERHEAD_S} s "
-          "with a running Prefect server")
+    print(
+        f"  {'PASS' if ok else 'FAIL'}: per-integration overhead < {TARGET_OVERHEAD_S} s "
+        "with a running Prefect server"
+    )
     return 0 if ok else 1
 
 

@@ -27,10 +27,12 @@ BATCH_SIZE = 50
 
 def seed_mailbox(sb: Any, *, messages: int) -> dict[str, Any]:
     """Runs in the sandbox process: one mailbox of ``messages`` messages, no quota."""
-    mb = sb.gmail.add_mailbox("bench@acme-agency.test", messages=messages, quota=False,
-                              span_days=365)
+    mb = sb.gmail.add_mailbox(
+        "bench@acme-agency.test", messages=messages, quota=False, span_days=365
+    )
     visible = mb.stats()["messages"] - sum(
-        mb.stats()["labels"].get(label, (0,))[0] for label in ("SPAM", "TRASH"))
+        mb.stats()["labels"].get(label, (0,))[0] for label in ("SPAM", "TRASH")
+    )
     return {"credentials": dict(mb.credentials), "email": mb.email, "visible": visible}
 
 
@@ -42,7 +44,9 @@ def run_sync(messages: int) -> dict[str, Any]:
     with ChildSandbox(("gmail",), seed_mailbox, messages=messages) as sb:
         os.environ.update(sb.env)
         iid = bench_integration(
-            engine, "gmail", credentials=sb.info["credentials"],
+            engine,
+            "gmail",
+            credentials=sb.info["credentials"],
             external_account_id=sb.info["email"],
             config={"quota_units_per_second": None, "batch_size": BATCH_SIZE},
         )
@@ -54,7 +58,8 @@ def run_sync(messages: int) -> dict[str, Any]:
         counts = sb.request_counts()
     api_calls = sum(v for k, v in counts.items() if k != "batch")
     round_trips = counts.get("batch", 0) + sum(
-        v for k, v in counts.items() if k not in ("batch", "users.messages.get", "users.labels.get"))
+        v for k, v in counts.items() if k not in ("batch", "users.messages.get", "users.labels.get")
+    )
     return {
         "messages": messages,
         "visible": sb.info["visible"],
@@ -74,17 +79,23 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--messages", type=int, default=100_000)
     args = parser.parse_args(argv)
-    print(f"Gmail sandbox -> PostgreSQL, one mailbox of {args.messages:,} messages "
-          f"(batches of {BATCH_SIZE}, quota off; tasks.sync.sync_stream.fn, emulator in its "
-          "own process)")
+    print(
+        f"Gmail sandbox -> PostgreSQL, one mailbox of {args.messages:,} messages "
+        f"(batches of {BATCH_SIZE}, quota off; tasks.sync.sync_stream.fn, emulator in its "
+        "own process)"
+    )
     f = run_sync(args.messages)
     print(f"  messages loaded   {f['loaded']:>12,}  (of {f['visible']:,} outside spam/trash)")
     print(f"  seconds           {f['seconds']:>12,.2f}  (messages stream)")
     print(f"  messages/s        {f['messages_per_s']:>12,}")
-    print(f"  requests          {f['api_calls']:>12,}  API calls as Gmail's quota counts them "
-          f"({', '.join(f'{k} {v}' for k, v in sorted(f['by_method'].items()) if k != 'batch')})")
-    print(f"  HTTP round trips  {f['round_trips']:>12,}  ({f['by_method'].get('batch', 0):,} "
-          "batch envelopes)")
+    print(
+        f"  requests          {f['api_calls']:>12,}  API calls as Gmail's quota counts them "
+        f"({', '.join(f'{k} {v}' for k, v in sorted(f['by_method'].items()) if k != 'batch')})"
+    )
+    print(
+        f"  HTTP round trips  {f['round_trips']:>12,}  ({f['by_method'].get('batch', 0):,} "
+        "batch envelopes)"
+    )
     print(f"  rate limited      {f['rate_limited']:>12,}")
     print(f"  peak RSS          {f['peak_rss_mb']:>12,.1f} MB")
     return 0 if f["loaded"] == f["visible"] else 1

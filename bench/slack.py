@@ -35,8 +35,13 @@ RSS_SIZES = (100_000, 1_000_000)
 def seed_workspace(sb: Any, *, messages: int, channels: int) -> dict[str, Any]:
     """Runs in the sandbox process: one unlimited-tier workspace of ``messages`` messages."""
     ws = sb.slack.add_workspace(
-        "Bench", users=50, channels=channels, messages_per_channel=messages // channels,
-        thread_ratio=THREAD_RATIO, tier="unlimited", span_days=120,
+        "Bench",
+        users=50,
+        channels=channels,
+        messages_per_channel=messages // channels,
+        thread_ratio=THREAD_RATIO,
+        tier="unlimited",
+        span_days=120,
     )
     return {"credentials": dict(ws.credentials), "team_id": ws.team_id}
 
@@ -51,7 +56,9 @@ def run_sync(messages: int) -> dict[str, Any]:
     with ChildSandbox(("slack",), seed_workspace, messages=messages, channels=CHANNELS) as sb:
         os.environ.update(sb.env)
         iid = bench_integration(
-            engine, "slack", credentials=sb.info["credentials"],
+            engine,
+            "slack",
+            credentials=sb.info["credentials"],
             external_account_id=sb.info["team_id"],
             config={"tier": "unlimited", "page_limit": PAGE_LIMIT, "auto_join": True},
         )
@@ -81,7 +88,9 @@ def _child_figures(messages: int) -> dict[str, Any]:
     """:func:`run_sync` in a fresh interpreter (its own peak RSS)."""
     out = subprocess.run(
         [sys.executable, "-m", "bench.slack", "--rss-child", str(messages)],
-        check=True, capture_output=True, text=True,
+        check=True,
+        capture_output=True,
+        text=True,
     )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -96,15 +105,19 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(run_sync(args.rss_child)))
         return 0
 
-    print(f"Slack sandbox -> PostgreSQL, {args.messages:,} messages "
-          f"({CHANNELS} channels, thread ratio {THREAD_RATIO}, page_limit {PAGE_LIMIT}, "
-          "tier unlimited; tasks.sync.sync_stream.fn, emulator in its own process)")
+    print(
+        f"Slack sandbox -> PostgreSQL, {args.messages:,} messages "
+        f"({CHANNELS} channels, thread ratio {THREAD_RATIO}, page_limit {PAGE_LIMIT}, "
+        "tier unlimited; tasks.sync.sync_stream.fn, emulator in its own process)"
+    )
     figures = run_sync(args.messages)
     print(f"  messages loaded   {figures['loaded']:>12,}  (reachable channels only)")
     print(f"  seconds           {figures['seconds']:>12,.2f}  (messages stream)")
     print(f"  rows/s            {figures['rows_per_s']:>12,}")
-    print(f"  requests          {figures['requests']:>12,}  "
-          f"({', '.join(f'{k} {v}' for k, v in sorted(figures['requests_by_method'].items()))})")
+    print(
+        f"  requests          {figures['requests']:>12,}  "
+        f"({', '.join(f'{k} {v}' for k, v in sorted(figures['requests_by_method'].items()))})"
+    )
     print(f"  rate limited      {figures['rate_limited']:>12,}")
     print(f"  peak RSS          {figures['peak_rss_mb']:>12,.1f} MB")
     if args.skip_rss:
@@ -113,8 +126,10 @@ def main(argv: list[str] | None = None) -> int:
     small, large = (_child_figures(n) for n in RSS_SIZES)
     ratio = large["peak_rss_mb"] / small["peak_rss_mb"]
     for f in (small, large):
-        print(f"  peak RSS @ {f['messages']:>9,} messages: {f['peak_rss_mb']:8.1f} MB "
-              f"({f['loaded']:,} rows in {f['seconds']:.1f} s, {f['rows_per_s']:,} rows/s)")
+        print(
+            f"  peak RSS @ {f['messages']:>9,} messages: {f['peak_rss_mb']:8.1f} MB "
+            f"({f['loaded']:,} rows in {f['seconds']:.1f} s, {f['rows_per_s']:,} rows/s)"
+        )
     verdict = "PASS" if ratio <= RSS_GROWTH else "FAIL"
     print(f"  RSS(1M) / RSS(100k) = {ratio:.2f}  (target <= {RSS_GROWTH})  {verdict}")
     return 0 if verdict == "PASS" else 1

@@ -40,8 +40,14 @@ def cmd_user_add(a: argparse.Namespace) -> Any:
 def cmd_client_add(a: argparse.Namespace) -> Any:
     with engine().begin() as conn:
         agency_id = _agency_id(conn, a.agency)
-        cid = tenancy.add_client(conn, agency_id, a.name, email_domains=a.email_domain,
-                                 slack_channel_ids=a.slack_channel, ad_account_ids=a.ad_account)
+        cid = tenancy.add_client(
+            conn,
+            agency_id,
+            a.name,
+            email_domains=a.email_domain,
+            slack_channel_ids=a.slack_channel,
+            ad_account_ids=a.ad_account,
+        )
     return {"client_id": cid, "name": a.name, "agency_id": agency_id}
 
 
@@ -53,8 +59,11 @@ def cmd_access(a: argparse.Namespace) -> Any:
             tenancy.grant_access(conn, user.id, client_id, a.permission)
         else:
             tenancy.revoke_access(conn, user.id, client_id)
-    return {"user": user.email, "client_id": client_id,
-            "permission": a.permission if a.access_cmd == "grant" else None}
+    return {
+        "user": user.email,
+        "client_id": client_id,
+        "permission": a.permission if a.access_cmd == "grant" else None,
+    }
 
 
 def _read_credentials(source: str) -> dict[str, Any]:
@@ -63,7 +72,9 @@ def _read_credentials(source: str) -> dict[str, Any]:
     try:
         bundle = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise CliError(f"credentials must be a JSON object ({exc.msg} at line {exc.lineno})") from None
+        raise CliError(
+            f"credentials must be a JSON object ({exc.msg} at line {exc.lineno})"
+        ) from None
     if not isinstance(bundle, dict) or not bundle.get("access_token"):
         raise CliError("credentials must be a JSON object with at least an access_token")
     return bundle
@@ -76,11 +87,23 @@ def cmd_integration_add(a: argparse.Namespace) -> Any:
     with engine().begin() as conn:
         agency_id = _agency_id(conn, a.agency)
         client_id = _client_id(conn, agency_id, a.client)
-        iid = tenancy.add_integration(conn, agency_id, a.provider, a.name, client_id=client_id,
-                                      external_account_id=a.external_id, config=config)
+        iid = tenancy.add_integration(
+            conn,
+            agency_id,
+            a.provider,
+            a.name,
+            client_id=client_id,
+            external_account_id=a.external_id,
+            config=config,
+        )
         v.put(conn, iid, bundle)  # the vault reads expires_at from the bundle
-    return {"integration_id": iid, "provider": a.provider, "name": a.name,
-            "agency_id": agency_id, "client_id": client_id}
+    return {
+        "integration_id": iid,
+        "provider": a.provider,
+        "name": a.name,
+        "agency_id": agency_id,
+        "client_id": client_id,
+    }
 
 
 def cmd_integration_reconnect(a: argparse.Namespace) -> Any:
@@ -91,29 +114,55 @@ def cmd_integration_reconnect(a: argparse.Namespace) -> Any:
         integ = tenancy.get_integration(conn, a.integration)
         v.put(conn, integ.id, bundle)
         tenancy.set_integration_status(conn, integ.id, "connected", actor="cli")
-    return {"integration_id": integ.id, "name": integ.name, "status": "connected",
-            "was": integ.status}
+    return {
+        "integration_id": integ.id,
+        "name": integ.name,
+        "status": "connected",
+        "was": integ.status,
+    }
 
 
 def cmd_integration_list(a: argparse.Namespace) -> Any:
     with engine().connect() as conn:
         agency_id = _agency_id(conn, a.agency) if a.agency else None
         rows = tenancy.list_integrations(conn, agency_id=agency_id, provider=a.provider)
-    return [{"id": r.id, "agency_id": r.agency_id, "client_id": r.client_id,
-             "provider": r.provider, "name": r.name, "status": r.status,
-             "reason": r.status_reason} for r in rows]
+    return [
+        {
+            "id": r.id,
+            "agency_id": r.agency_id,
+            "client_id": r.client_id,
+            "provider": r.provider,
+            "name": r.name,
+            "status": r.status,
+            "reason": r.status_reason,
+        }
+        for r in rows
+    ]
 
 
 def cmd_runs_list(a: argparse.Namespace) -> Any:
     with engine().connect() as conn:
         agency_id = _agency_id(conn, a.agency) if a.agency else None
         runs = list_runs(conn, agency_id=agency_id, integration_id=a.integration, limit=a.limit)
-    return [{"id": r.id, "integration": r.integration_id, "provider": r.provider,
-             "trigger": r.trigger, "principal": r.principal + ("" if r.principal_verified else " (unverified)"),
-             "status": r.status, "started": r.started_at, "finished": r.finished_at,
-             "rows": sum(int(s.get("inserted", 0)) + int(s.get("updated", 0))
-                         for s in r.streams.values() if isinstance(s, dict)),
-             "error": r.error} for r in runs]
+    return [
+        {
+            "id": r.id,
+            "integration": r.integration_id,
+            "provider": r.provider,
+            "trigger": r.trigger,
+            "principal": r.principal + ("" if r.principal_verified else " (unverified)"),
+            "status": r.status,
+            "started": r.started_at,
+            "finished": r.finished_at,
+            "rows": sum(
+                int(s.get("inserted", 0)) + int(s.get("updated", 0))
+                for s in r.streams.values()
+                if isinstance(s, dict)
+            ),
+            "error": r.error,
+        }
+        for r in runs
+    ]
 
 
 def cmd_analyst_create(a: argparse.Namespace) -> Any:
@@ -121,9 +170,13 @@ def cmd_analyst_create(a: argparse.Namespace) -> Any:
     with eng.begin() as conn:
         role = create_analyst(conn, a.user)
     url = eng.url
-    return {"role": role.role_name, "password": role.password, "agency_id": role.agency_id,
-            "psql": f"psql 'postgresql://{role.role_name}@{url.host}:{url.port}/{url.database}'",
-            "note": "the password is shown once; set PGPASSWORD or answer psql's prompt"}
+    return {
+        "role": role.role_name,
+        "password": role.password,
+        "agency_id": role.agency_id,
+        "psql": f"psql 'postgresql://{role.role_name}@{url.host}:{url.port}/{url.database}'",
+        "note": "the password is shown once; set PGPASSWORD or answer psql's prompt",
+    }
 
 
 def cmd_keys_rotate(a: argparse.Namespace) -> Any:
@@ -133,13 +186,17 @@ def cmd_keys_rotate(a: argparse.Namespace) -> Any:
 def cmd_keys_generate(a: argparse.Namespace) -> Any:
     from db.vault import Keyring
 
-    return {"key": Keyring.generate_key(),
-            "use": "prepend it to AOS_ENCRYPTION_KEY (comma-separated), then `aos-sync keys rotate`"}
+    return {
+        "key": Keyring.generate_key(),
+        "use": "prepend it to AOS_ENCRYPTION_KEY (comma-separated), then `aos-sync keys rotate`",
+    }
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     """Add the admin sub-commands to the top-level parser."""
-    agency = sub.add_parser("agency", help="agencies (tenants)").add_subparsers(dest="sub", required=True)
+    agency = sub.add_parser("agency", help="agencies (tenants)").add_subparsers(
+        dest="sub", required=True
+    )
     p = agency.add_parser("create", help="create an agency")
     p.add_argument("name")
     p.set_defaults(func=cmd_agency_create)
@@ -152,16 +209,22 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--name")
     p.set_defaults(func=cmd_user_add)
 
-    client = sub.add_parser("client", help="an agency's clients").add_subparsers(dest="sub", required=True)
+    client = sub.add_parser("client", help="an agency's clients").add_subparsers(
+        dest="sub", required=True
+    )
     p = client.add_parser("add", help="add a client")
     p.add_argument("--agency", required=True)
     p.add_argument("--name", required=True)
     p.add_argument("--email-domain", action="append", default=[], help="repeatable")
-    p.add_argument("--slack-channel", action="append", default=[], help="Slack channel id; repeatable")
+    p.add_argument(
+        "--slack-channel", action="append", default=[], help="Slack channel id; repeatable"
+    )
     p.add_argument("--ad-account", action="append", default=[], help="ad account id; repeatable")
     p.set_defaults(func=cmd_client_add)
 
-    access = sub.add_parser("access", help="per-client grants").add_subparsers(dest="access_cmd", required=True)
+    access = sub.add_parser("access", help="per-client grants").add_subparsers(
+        dest="access_cmd", required=True
+    )
     for verb in ("grant", "revoke"):
         p = access.add_parser(verb, help=f"{verb} a user's access to a client")
         p.add_argument("--user", required=True, help="email")
@@ -172,19 +235,30 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
             p.set_defaults(permission=None)
         p.set_defaults(func=cmd_access)
 
-    integ = sub.add_parser("integration", help="connected accounts").add_subparsers(dest="sub", required=True)
+    integ = sub.add_parser("integration", help="connected accounts").add_subparsers(
+        dest="sub", required=True
+    )
     p = integ.add_parser("add", help="add an integration; credentials from a file or stdin")
     p.add_argument("--agency", required=True)
-    p.add_argument("--provider", required=True, choices=["gmail", "slack", "google_ads", "meta_ads"])
+    p.add_argument(
+        "--provider", required=True, choices=["gmail", "slack", "google_ads", "meta_ads"]
+    )
     p.add_argument("--name", required=True)
     p.add_argument("--client", help="client name or id (omit for agency-wide)")
     p.add_argument("--external-id")
     p.add_argument("--config", help="JSON object of per-integration settings")
-    p.add_argument("--credentials-file", required=True, metavar="PATH|-",
-                   help="JSON token bundle; '-' reads stdin (never pass tokens on the command line)")
+    p.add_argument(
+        "--credentials-file",
+        required=True,
+        metavar="PATH|-",
+        help="JSON token bundle; '-' reads stdin (never pass tokens on the command line)",
+    )
     p.set_defaults(func=cmd_integration_add)
-    p = integ.add_parser("reconnect", help="store new credentials for an integration "
-                         "(e.g. after needs_reauth) and mark it connected")
+    p = integ.add_parser(
+        "reconnect",
+        help="store new credentials for an integration "
+        "(e.g. after needs_reauth) and mark it connected",
+    )
     p.add_argument("--integration", type=int, required=True)
     p.add_argument("--credentials-file", required=True, metavar="PATH|-")
     p.set_defaults(func=cmd_integration_reconnect)
@@ -193,18 +267,28 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--provider")
     p.set_defaults(func=cmd_integration_list)
 
-    runs = sub.add_parser("runs", help="the sync run ledger").add_subparsers(dest="sub", required=True)
+    runs = sub.add_parser("runs", help="the sync run ledger").add_subparsers(
+        dest="sub", required=True
+    )
     p = runs.add_parser("list", help="recent sync runs")
     p.add_argument("--agency")
     p.add_argument("--integration", type=int)
     p.add_argument("--limit", type=int, default=30)
     p.set_defaults(func=cmd_runs_list)
 
-    analyst = sub.add_parser("analyst", help="analyst database roles").add_subparsers(dest="sub", required=True)
+    analyst = sub.add_parser("analyst", help="analyst database roles").add_subparsers(
+        dest="sub", required=True
+    )
     p = analyst.add_parser("create", help="create a psql login that sees only the user's rows")
     p.add_argument("--user", required=True, help="email of an existing user")
     p.set_defaults(func=cmd_analyst_create)
 
-    keys = sub.add_parser("keys", help="credential encryption keys").add_subparsers(dest="sub", required=True)
-    keys.add_parser("rotate", help="re-encrypt every credential under the active key").set_defaults(func=cmd_keys_rotate)
-    keys.add_parser("generate", help="print a new key for AOS_ENCRYPTION_KEY").set_defaults(func=cmd_keys_generate)
+    keys = sub.add_parser("keys", help="credential encryption keys").add_subparsers(
+        dest="sub", required=True
+    )
+    keys.add_parser("rotate", help="re-encrypt every credential under the active key").set_defaults(
+        func=cmd_keys_rotate
+    )
+    keys.add_parser("generate", help="print a new key for AOS_ENCRYPTION_KEY").set_defaults(
+        func=cmd_keys_generate
+    )

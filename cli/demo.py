@@ -25,10 +25,14 @@ from db.engine import default_vault
 
 __all__ = ["DEMO_AGENCIES", "register", "run_demo"]
 
-DEMO_AGENCIES = (("Northwind Agency", "northwind", ("Contoso", "Fabrikam")),
-                 ("Bluebird Media", "bluebird", ("Globex", "Initech")))
-SIZES = {"tiny": dict(users=4, channels=3, messages_per_channel=25),
-         "default": dict(users=12, channels=5, messages_per_channel=300)}
+DEMO_AGENCIES = (
+    ("Northwind Agency", "northwind", ("Contoso", "Fabrikam")),
+    ("Bluebird Media", "bluebird", ("Globex", "Initech")),
+)
+SIZES = {
+    "tiny": dict(users=4, channels=3, messages_per_channel=25),
+    "default": dict(users=12, channels=5, messages_per_channel=300),
+}
 ROLES = ("owner", "admin", "manager", "member")
 
 
@@ -49,13 +53,17 @@ def _find_or(create: Any, find: Any) -> Any:
 
 def seed(conn: sa.Connection, sandbox: Any, size: str) -> list[DemoAgency]:
     """Create (or find) the demo tenants and point their integrations at ``sandbox``."""
-    start = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(days=30)
+    start = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(
+        days=30
+    )
     shape = {**SIZES[size], "start": start, "span_days": 30, "thread_ratio": 0.1}
     vault = default_vault()
     agencies = []
     for name, slug, client_names in DEMO_AGENCIES:
-        agency_id = _find_or(lambda n=name: tenancy.create_agency(conn, n),
-                             lambda n=name: tenancy.find_agency(conn, n).id)
+        agency_id = _find_or(
+            lambda n=name: tenancy.create_agency(conn, n),
+            lambda n=name: tenancy.find_agency(conn, n).id,
+        )
         shared = sandbox.slack.add_workspace(name=f"{name} (agency-wide)", **shape)
         integrations = [(f"{name} Slack", None, shared)]
         for i, client_name in enumerate(client_names):
@@ -63,14 +71,18 @@ def seed(conn: sa.Connection, sandbox: Any, size: str) -> list[DemoAgency]:
             channel = shared.channel_ids[i]
             client_id = _find_or(
                 lambda c=client_name, ch=channel, a=agency_id: tenancy.add_client(
-                    conn, a, c, email_domains=[f"{c.lower()}.example"], slack_channel_ids=[ch]),
-                lambda c=client_name, a=agency_id: tenancy.find_client(conn, a, c))
+                    conn, a, c, email_domains=[f"{c.lower()}.example"], slack_channel_ids=[ch]
+                ),
+                lambda c=client_name, a=agency_id: tenancy.find_client(conn, a, c),
+            )
             ws = sandbox.slack.add_workspace(name=f"{client_name} workspace", **shape)
             integrations.append((f"{client_name} Slack", client_id, ws))
         for role in ROLES:
             email = f"{role}@{slug}.test"
-            _find_or(lambda e=email, r=role, a=agency_id: tenancy.add_user(conn, a, e, r),
-                     lambda e=email: tenancy.find_user(conn, e))
+            _find_or(
+                lambda e=email, r=role, a=agency_id: tenancy.add_user(conn, a, e, r),
+                lambda e=email: tenancy.find_user(conn, e),
+            )
         member = tenancy.find_user(conn, f"member@{slug}.test")
         first_client = tenancy.find_client(conn, agency_id, client_names[0])
         tenancy.grant_access(conn, member.id, first_client, "write")
@@ -81,9 +93,15 @@ def seed(conn: sa.Connection, sandbox: Any, size: str) -> list[DemoAgency]:
                 iid = existing[integ_name].id
                 tenancy.set_integration_status(conn, iid, "connected")
             else:
-                iid = tenancy.add_integration(conn, agency_id, "slack", integ_name,
-                                              client_id=client_id, external_account_id=ws.team_id,
-                                              config=config)
+                iid = tenancy.add_integration(
+                    conn,
+                    agency_id,
+                    "slack",
+                    integ_name,
+                    client_id=client_id,
+                    external_account_id=ws.team_id,
+                    config=config,
+                )
             vault.put(conn, iid, dict(ws.credentials))
         agencies.append(DemoAgency(agency_id, name, slug, member.email))
     return agencies
@@ -95,13 +113,20 @@ def _summary(eng: sa.Engine, agencies: list[DemoAgency]) -> None:
         for agency in agencies:
             print(f"\n  {agency.name} (agency {agency.id})")
             for table in tables:
-                n = conn.execute(sa.text(
-                    f"SELECT count(*) FROM {table} WHERE agency_id = :a AND deleted_at IS NULL"  # noqa: S608 - fixed names
-                ), {"a": agency.id}).scalar()
+                n = conn.execute(
+                    sa.text(
+                        f"SELECT count(*) FROM {table} WHERE agency_id = :a AND deleted_at IS NULL"  # noqa: S608 - fixed names
+                    ),
+                    {"a": agency.id},
+                ).scalar()
                 print(f"    {table:<16} {n:>8,} rows")
-            runs = conn.execute(sa.text(
-                "SELECT count(*), count(*) FILTER (WHERE status = 'failed') FROM sync_run "
-                "WHERE agency_id = :a"), {"a": agency.id}).one()
+            runs = conn.execute(
+                sa.text(
+                    "SELECT count(*), count(*) FILTER (WHERE status = 'failed') FROM sync_run "
+                    "WHERE agency_id = :a"
+                ),
+                {"a": agency.id},
+            ).one()
             print(f"    {'sync runs':<16} {runs[0]:>8,} ({runs[1]} failed)")
 
 
@@ -111,21 +136,30 @@ def _analyst_example(eng: sa.Engine, agency: DemoAgency) -> dict[str, Any]:
     with eng.begin() as conn:
         role = create_analyst(conn, agency.member_email)
     url = eng.url.set(username=role.role_name, password=role.password)
-    query = ("SELECT c.name AS client, count(*) AS messages, max(m.posted_at) AS latest "
-             "FROM slack_messages m JOIN client c ON c.id = m.client_id "
-             "WHERE m.deleted_at IS NULL GROUP BY c.name ORDER BY c.name")
+    query = (
+        "SELECT c.name AS client, count(*) AS messages, max(m.posted_at) AS latest "
+        "FROM slack_messages m JOIN client c ON c.id = m.client_id "
+        "WHERE m.deleted_at IS NULL GROUP BY c.name ORDER BY c.name"
+    )
     analyst = sa.create_engine(url)
     try:
         with analyst.connect() as conn:
             frame = pd.read_sql(sa.text(query), conn)
     finally:
         analyst.dispose()
-    print(f"\n==> An analyst query, as {agency.member_email} (a member with write on one client;"
-          " row-level security hides every other row):")
+    print(
+        f"\n==> An analyst query, as {agency.member_email} (a member with write on one client;"
+        " row-level security hides every other row):"
+    )
     print(f"    {query}\n")
     print("    " + frame.to_string(index=False).replace("\n", "\n    "))
-    return {"role": role.role_name, "password": role.password, "host": eng.url.host,
-            "port": eng.url.port, "database": eng.url.database}
+    return {
+        "role": role.role_name,
+        "password": role.password,
+        "host": eng.url.host,
+        "port": eng.url.port,
+        "database": eng.url.database,
+    }
 
 
 def run_demo(size: str = "default", seed_value: int = 2026) -> dict[str, Any]:
@@ -141,26 +175,36 @@ def run_demo(size: str = "default", seed_value: int = 2026) -> dict[str, Any]:
             agencies = seed(conn, sb, size)
         with eng.connect() as conn:
             n = len(tenancy.list_integrations(conn, status="connected"))
-        print(f"==> Sandbox up ({', '.join(sb.env.values())}); {len(agencies)} agencies, "
-              f"{n} Slack integrations")
+        print(
+            f"==> Sandbox up ({', '.join(sb.env.values())}); {len(agencies)} agencies, "
+            f"{n} Slack integrations"
+        )
         print("==> Running sync_all under Prefect (progress below)", flush=True)
         from flows import sync_all
 
         outcomes = sync_all()
     failed = [o for o in outcomes if o["outcome"] == "failed"]
-    print(f"\n==> Synced {len(outcomes)} integrations, {len(failed)} failed, in "
-          f"{time.monotonic() - began:.0f} s")
+    print(
+        f"\n==> Synced {len(outcomes)} integrations, {len(failed)} failed, in "
+        f"{time.monotonic() - began:.0f} s"
+    )
     for o in failed:
         print(f"    integration {o['integration']} ({o['name']}): {o['error']}")
     _summary(eng, agencies)
     login = _analyst_example(eng, agencies[0])
     print("\n==> Next")
-    print("    Prefect UI on these runs:  .venv/bin/prefect server start   "
-          "(then open http://127.0.0.1:4200)")
-    print(f"    psql as that analyst:      PGPASSWORD={login['password']} psql -h {login['host']} "
-          f"-p {login['port']} -U {login['role']} {login['database']}")
-    print("    ledger and status:         .venv/bin/aos-sync runs list; "
-          ".venv/bin/aos-sync integration list")
+    print(
+        "    Prefect UI on these runs:  .venv/bin/prefect server start   "
+        "(then open http://127.0.0.1:4200)"
+    )
+    print(
+        f"    psql as that analyst:      PGPASSWORD={login['password']} psql -h {login['host']} "
+        f"-p {login['port']} -U {login['role']} {login['database']}"
+    )
+    print(
+        "    ledger and status:         .venv/bin/aos-sync runs list; "
+        ".venv/bin/aos-sync integration list"
+    )
     print("    run it again: the second run is incremental.")
     return {"integrations": len(outcomes), "failed": len(failed), "outcomes": outcomes}
 

@@ -44,13 +44,15 @@ def cmd_db_status(a: argparse.Namespace) -> Any:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="aos-sync", description="AudienceOS Sync: provider data into PostgreSQL, per agency.")
+        prog="aos-sync", description="AudienceOS Sync: provider data into PostgreSQL, per agency."
+    )
     parser.add_argument("--json", action="store_true", help="machine-readable output")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     db = sub.add_parser("db", help="database: upgrade, status, stop").add_subparsers(
-        dest="sub", required=True)
+        dest="sub", required=True
+    )
     db.add_parser("upgrade", help="apply migrations").set_defaults(func=cmd_db_upgrade)
     db.add_parser("status", help="where the database is").set_defaults(func=cmd_db_status)
     db.add_parser("stop", help="stop the embedded PostgreSQL").set_defaults(func=cmd_db_stop)
@@ -79,8 +81,10 @@ def _register_optional(sub: argparse._SubParsersAction) -> None:  # type: ignore
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
     try:
         result = args.func(args)
     except KeyboardInterrupt:

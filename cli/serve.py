@@ -28,7 +28,10 @@ def cmd_serve(a: argparse.Namespace) -> Any:
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    p = sub.add_parser("serve", help="run every deployment of prefect.yaml in this process "
-                       "(schedules included); needs PREFECT_API_URL for the UI to see it")
+    p = sub.add_parser(
+        "serve",
+        help="run every deployment of prefect.yaml in this process "
+        "(schedules included); needs PREFECT_API_URL for the UI to see it",
+    )
     p.add_argument("--limit", type=int, help="at most this many concurrent runs")
     p.set_defaults(func=cmd_serve)

@@ -39,8 +39,9 @@ def _raw(conn: sa.Connection):
     return conn.connection.driver_connection
 
 
-def create_analyst(conn: sa.Connection, email: str, *, role_name: str | None = None,
-                   password: str | None = None) -> AnalystRole:
+def create_analyst(
+    conn: sa.Connection, email: str, *, role_name: str | None = None, password: str | None = None
+) -> AnalystRole:
     """Create (or reset the password of) the analyst login for the user with ``email``."""
     user = conn.execute(
         sa.select(app_user.c.id, app_user.c.agency_id).where(app_user.c.email == email.lower())
@@ -52,26 +53,37 @@ def create_analyst(conn: sa.Connection, email: str, *, role_name: str | None = N
     raw = _raw(conn)
     exists = conn.execute(sa.text("SELECT 1 FROM pg_roles WHERE rolname = :n"), {"n": name}).first()
     verb = "ALTER" if exists else "CREATE"
-    raw.execute(sql.SQL(verb + " ROLE {} LOGIN INHERIT NOCREATEDB NOCREATEROLE PASSWORD {}").format(
-        sql.Identifier(name), sql.Literal(password)))
-    raw.execute(sql.SQL("GRANT {} TO {}").format(sql.Identifier(ANALYST_GROUP), sql.Identifier(name)))
+    raw.execute(
+        sql.SQL(verb + " ROLE {} LOGIN INHERIT NOCREATEDB NOCREATEROLE PASSWORD {}").format(
+            sql.Identifier(name), sql.Literal(password)
+        )
+    )
+    raw.execute(
+        sql.SQL("GRANT {} TO {}").format(sql.Identifier(ANALYST_GROUP), sql.Identifier(name))
+    )
     dbname = conn.execute(sa.text("SELECT current_database()")).scalar_one()
-    raw.execute(sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(
-        sql.Identifier(dbname), sql.Identifier(name)))
+    raw.execute(
+        sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(
+            sql.Identifier(dbname), sql.Identifier(name)
+        )
+    )
     conn.execute(
         sa.dialects.postgresql.insert(analyst_binding)
         .values(role_name=name, agency_id=user.agency_id, user_id=user.id)
-        .on_conflict_do_update(index_elements=["role_name"],
-                               set_={"agency_id": user.agency_id, "user_id": user.id})
+        .on_conflict_do_update(
+            index_elements=["role_name"], set_={"agency_id": user.agency_id, "user_id": user.id}
+        )
     )
-    return AnalystRole(role_name=name, password=password, agency_id=user.agency_id,
-                       user_id=user.id)
+    return AnalystRole(role_name=name, password=password, agency_id=user.agency_id, user_id=user.id)
 
 
 def drop_analyst(conn: sa.Connection, role_name: str) -> None:
     conn.execute(analyst_binding.delete().where(analyst_binding.c.role_name == role_name))
     raw = _raw(conn)
     dbname = conn.execute(sa.text("SELECT current_database()")).scalar_one()
-    raw.execute(sql.SQL("REVOKE CONNECT ON DATABASE {} FROM {}").format(
-        sql.Identifier(dbname), sql.Identifier(role_name)))
+    raw.execute(
+        sql.SQL("REVOKE CONNECT ON DATABASE {} FROM {}").format(
+            sql.Identifier(dbname), sql.Identifier(role_name)
+        )
+    )
     raw.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role_name)))

@@ -27,8 +27,13 @@ from datetime import UTC, datetime, timedelta
 from db.rbac import Action, Principal
 
 __all__ = [
-    "DEFAULT_TTL", "ENV_KEY", "InvalidRunGrant", "mint_run_grant", "resolve_principal",
-    "signing_key_from_env", "verify_run_grant",
+    "DEFAULT_TTL",
+    "ENV_KEY",
+    "InvalidRunGrant",
+    "mint_run_grant",
+    "resolve_principal",
+    "signing_key_from_env",
+    "verify_run_grant",
 ]
 
 ENV_KEY = "AOS_RUN_GRANT_KEY"
@@ -70,21 +75,33 @@ def _sign(key: bytes, body: str) -> str:
     return _b64encode(hmac.new(key, body.encode("ascii"), hashlib.sha256).digest())
 
 
-def mint_run_grant(key: bytes, principal: str, integration_id: int, action: str,
-                   ttl: timedelta = DEFAULT_TTL, now: datetime | None = None) -> str:
+def mint_run_grant(
+    key: bytes,
+    principal: str,
+    integration_id: int,
+    action: str,
+    ttl: timedelta = DEFAULT_TTL,
+    now: datetime | None = None,
+) -> str:
     """Sign "``principal`` may ask for ``action`` on ``integration_id`` for ``ttl``"."""
     _check_key(key)
     parsed = Principal.parse(principal)  # refuse to sign something no flow could parse
     issued = _now(now)
-    payload = {"v": _VERSION, "sub": str(parsed), "int": int(integration_id),
-               "act": str(Action(action)), "iat": int(issued.timestamp()),
-               "exp": int((issued + ttl).timestamp())}
+    payload = {
+        "v": _VERSION,
+        "sub": str(parsed),
+        "int": int(integration_id),
+        "act": str(Action(action)),
+        "iat": int(issued.timestamp()),
+        "exp": int((issued + ttl).timestamp()),
+    }
     body = _b64encode(json.dumps(payload, separators=(",", ":"), sort_keys=True).encode())
     return f"{body}.{_sign(key, body)}"
 
 
-def verify_run_grant(key: bytes, token: str, *, integration_id: int, action: str,
-                     now: datetime | None = None) -> Principal:
+def verify_run_grant(
+    key: bytes, token: str, *, integration_id: int, action: str, now: datetime | None = None
+) -> Principal:
     """The grant's principal with ``verified=True``, or :class:`InvalidRunGrant` saying why."""
     _check_key(key)
     parts = token.strip().split(".")
@@ -105,11 +122,14 @@ def verify_run_grant(key: bytes, token: str, *, integration_id: int, action: str
     if _now(now) >= expires:
         raise InvalidRunGrant(f"expired at {expires.isoformat()}")
     if granted_integration != int(integration_id):
-        raise InvalidRunGrant(f"wrong integration (granted for {granted_integration}, "
-                              f"this run is for {integration_id})")
+        raise InvalidRunGrant(
+            f"wrong integration (granted for {granted_integration}, "
+            f"this run is for {integration_id})"
+        )
     if granted_action != str(Action(action)):
-        raise InvalidRunGrant(f"wrong action (granted for {granted_action!r}, "
-                              f"this run wants {str(Action(action))!r})")
+        raise InvalidRunGrant(
+            f"wrong action (granted for {granted_action!r}, this run wants {str(Action(action))!r})"
+        )
     return replace(principal, verified=True)
 
 
@@ -123,16 +143,23 @@ def signing_key_from_env(env: Mapping[str, str] = os.environ) -> bytes | None:
     if not text:
         return None
     try:
-        key = base64.b64decode(text.replace("-", "+").replace("_", "/") + "=" * (-len(text) % 4),
-                               validate=True)
+        key = base64.b64decode(
+            text.replace("-", "+").replace("_", "/") + "=" * (-len(text) % 4), validate=True
+        )
     except (binascii.Error, ValueError):
         raise ValueError(f"{ENV_KEY} is not base64") from None
     _check_key(key)
     return key
 
 
-def resolve_principal(requested_by: str | None, run_grant: str | None, *, integration_id: int,
-                      action: str, key: bytes | None) -> Principal:
+def resolve_principal(
+    requested_by: str | None,
+    run_grant: str | None,
+    *,
+    integration_id: int,
+    action: str,
+    key: bytes | None,
+) -> Principal:
     """Who a flow run acts for.
 
     * A run grant, when given, must verify (so a key must be configured) and, if
@@ -145,26 +172,33 @@ def resolve_principal(requested_by: str | None, run_grant: str | None, *, integr
     act = Action(action)
     if run_grant:
         if key is None:
-            raise InvalidRunGrant(f"a run grant was given but {ENV_KEY} is not configured, "
-                                  "so it cannot be checked")
+            raise InvalidRunGrant(
+                f"a run grant was given but {ENV_KEY} is not configured, so it cannot be checked"
+            )
         principal = verify_run_grant(key, run_grant, integration_id=integration_id, action=act)
         if requested_by and _parse(requested_by) != replace(principal, verified=False):
-            raise InvalidRunGrant(f"requested_by {requested_by!r} does not match the grant's "
-                                  f"principal {str(principal)!r}")
+            raise InvalidRunGrant(
+                f"requested_by {requested_by!r} does not match the grant's "
+                f"principal {str(principal)!r}"
+            )
         return principal
     if not requested_by:
-        raise InvalidRunGrant("no principal: pass requested_by (and a run grant when "
-                              f"{ENV_KEY} is configured)")
+        raise InvalidRunGrant(
+            f"no principal: pass requested_by (and a run grant when {ENV_KEY} is configured)"
+        )
     principal = _parse(requested_by)
     if principal.kind == "scheduler":
         if act != Action.SYNC:
-            raise InvalidRunGrant(f"the scheduler principal may only run '{Action.SYNC}', "
-                                  f"not {str(act)!r}")
+            raise InvalidRunGrant(
+                f"the scheduler principal may only run '{Action.SYNC}', not {str(act)!r}"
+            )
         return principal
     if key is not None:
-        raise InvalidRunGrant(f"requested_by {requested_by!r} alone is not proof of identity "
-                              f"while {ENV_KEY} is configured; mint a run grant for "
-                              f"{str(act)!r} on integration {integration_id} and pass it")
+        raise InvalidRunGrant(
+            f"requested_by {requested_by!r} alone is not proof of identity "
+            f"while {ENV_KEY} is configured; mint a run grant for "
+            f"{str(act)!r} on integration {integration_id} and pass it"
+        )
     return principal
 
 

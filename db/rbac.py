@@ -37,13 +37,25 @@ class Action(StrEnum):
 
 #: Allowed uses of these are audited too: they change what is connected, who sees what, or
 #: rewrite history. Incremental syncs and reads are recorded by the run ledger / RLS instead.
-SENSITIVE = frozenset({Action.CONNECT, Action.DISCONNECT, Action.ROTATE_CREDENTIALS,
-                       Action.BACKFILL, Action.MANAGE_ACCESS})
+SENSITIVE = frozenset(
+    {
+        Action.CONNECT,
+        Action.DISCONNECT,
+        Action.ROTATE_CREDENTIALS,
+        Action.BACKFILL,
+        Action.MANAGE_ACCESS,
+    }
+)
 
-_VERB = {Action.CONNECT: "connect", Action.DISCONNECT: "disconnect",
-         Action.ROTATE_CREDENTIALS: "rotate credentials of", Action.SYNC: "sync",
-         Action.BACKFILL: "backfill", Action.READ: "read data of",
-         Action.MANAGE_ACCESS: "manage access to"}
+_VERB = {
+    Action.CONNECT: "connect",
+    Action.DISCONNECT: "disconnect",
+    Action.ROTATE_CREDENTIALS: "rotate credentials of",
+    Action.SYNC: "sync",
+    Action.BACKFILL: "backfill",
+    Action.READ: "read data of",
+    Action.MANAGE_ACCESS: "manage access to",
+}
 _EMAIL = re.compile(r"[^@\s:]+@[^@\s]+")
 _SCHEDULER = re.compile(r"scheduler:(\d+)")
 
@@ -84,8 +96,14 @@ class PermissionDenied(Exception):
     """Raised by :func:`authorize`; the message names the principal, the action and what was
     missing, so the person reading a failed flow run knows which grant to ask for."""
 
-    def __init__(self, principal: Principal, action: Action, integration_id: int | None,
-                 missing: str, message: str) -> None:
+    def __init__(
+        self,
+        principal: Principal,
+        action: Action,
+        integration_id: int | None,
+        missing: str,
+        message: str,
+    ) -> None:
         super().__init__(message)
         self.principal = principal
         self.action = action
@@ -120,20 +138,27 @@ class _Verdict:
     who: str = ""  # how the denial message names the principal, e.g. "member bob@acme.test"
 
 
-def _load_target(conn: sa.Connection, integration_id: int | None,
-                 agency_id: int | None) -> _Target:
+def _load_target(conn: sa.Connection, integration_id: int | None, agency_id: int | None) -> _Target:
     if integration_id is not None:
         row = conn.execute(
-            sa.select(integration.c.id, integration.c.agency_id, integration.c.client_id,
-                      integration.c.provider, integration.c.name, integration.c.status,
-                      client.c.name.label("client_name"))
+            sa.select(
+                integration.c.id,
+                integration.c.agency_id,
+                integration.c.client_id,
+                integration.c.provider,
+                integration.c.name,
+                integration.c.status,
+                client.c.name.label("client_name"),
+            )
             .outerjoin(client, client.c.id == integration.c.client_id)
-            .where(integration.c.id == integration_id)).first()
+            .where(integration.c.id == integration_id)
+        ).first()
         if row is None:
             return _Target(None, f"integration {integration_id}")
         if agency_id is not None and agency_id != row.agency_id:
-            raise ValueError(f"integration {integration_id} belongs to agency {row.agency_id}, "
-                             f"not {agency_id}")
+            raise ValueError(
+                f"integration {integration_id} belongs to agency {row.agency_id}, not {agency_id}"
+            )
         return _Target(row.agency_id, f"integration {row.id} ({row.provider} {row.name!r})", row)
     if agency_id is None:
         raise ValueError("authorize needs an integration_id or an agency_id")
@@ -144,30 +169,44 @@ def _load_target(conn: sa.Connection, integration_id: int | None,
 
 
 def _client_permission(conn: sa.Connection, user_id: int, client_id: int) -> str | None:
-    return conn.execute(sa.select(member_client_access.c.permission).where(
-        member_client_access.c.user_id == user_id,
-        member_client_access.c.client_id == client_id)).scalar()
+    return conn.execute(
+        sa.select(member_client_access.c.permission).where(
+            member_client_access.c.user_id == user_id, member_client_access.c.client_id == client_id
+        )
+    ).scalar()
 
 
 #: The lowest role that may do the action on any integration of its agency ...
-_ROLE_BAR = {Action.CONNECT: "admin", Action.DISCONNECT: "admin",
-             Action.ROTATE_CREDENTIALS: "admin", Action.MANAGE_ACCESS: "owner",
-             Action.SYNC: "manager", Action.BACKFILL: "admin", Action.READ: "manager"}
+_ROLE_BAR = {
+    Action.CONNECT: "admin",
+    Action.DISCONNECT: "admin",
+    Action.ROTATE_CREDENTIALS: "admin",
+    Action.MANAGE_ACCESS: "owner",
+    Action.SYNC: "manager",
+    Action.BACKFILL: "admin",
+    Action.READ: "manager",
+}
 #: ... and, below that bar, the lowest role for which a client grant stands in, with the
 #: permissions that count. Only integrations of a client can be reached this way.
-_GRANT_PATH = {Action.SYNC: ("member", ("write",)), Action.READ: ("member", ("read", "write")),
-               Action.BACKFILL: ("manager", ("write",))}
+_GRANT_PATH = {
+    Action.SYNC: ("member", ("write",)),
+    Action.READ: ("member", ("read", "write")),
+    Action.BACKFILL: ("manager", ("write",)),
+}
 
 
-def _decide_user(conn: sa.Connection, principal: Principal, action: Action,
-                 target: _Target) -> _Verdict:
+def _decide_user(
+    conn: sa.Connection, principal: Principal, action: Action, target: _Target
+) -> _Verdict:
     user = conn.execute(
         sa.select(app_user.c.id, app_user.c.agency_id, role.c.name, role.c.level)
         .select_from(app_user.outerjoin(user_role).outerjoin(role))
-        .where(app_user.c.email == principal.email)).first()
+        .where(app_user.c.email == principal.email)
+    ).first()
     if user is None:
-        return _Verdict(None, f"a user account (no user {principal.email!r})",
-                        who=f"unknown user {principal}")
+        return _Verdict(
+            None, f"a user account (no user {principal.email!r})", who=f"unknown user {principal}"
+        )
     who = f"{user.name} {principal}" if user.name else str(principal)
     if user.agency_id != target.agency_id:
         return _Verdict(user.name, f"membership in agency {target.agency_id}", who=who)
@@ -185,15 +224,21 @@ def _decide_user(conn: sa.Connection, principal: Principal, action: Action,
     if row is None:
         return _Verdict(user.name, f"{needs_role} to {_VERB[action]} a whole agency", who=who)
     if row.client_id is None:
-        return _Verdict(user.name, f"{needs_role} (an agency-wide integration is not "
-                                   f"reachable through a client grant)", who=who)
+        return _Verdict(
+            user.name,
+            f"{needs_role} (an agency-wide integration is not reachable through a client grant)",
+            who=who,
+        )
     permission = _client_permission(conn, user.id, row.client_id)
     if permission not in path[1]:
         wanted = " or ".join(path[1])
         return _Verdict(user.name, f"{wanted} access to {_client_label(target)}", who=who)
-    return _Verdict(user.name, None,
-                    f"role {user.name} with {permission} access to {_client_label(target)}",
-                    who=who)
+    return _Verdict(
+        user.name,
+        None,
+        f"role {user.name} with {permission} access to {_client_label(target)}",
+        who=who,
+    )
 
 
 def _client_label(target: _Target) -> str:
@@ -207,28 +252,47 @@ def _decide_scheduler(principal: Principal, action: Action, target: _Target) -> 
     if principal.agency_id != target.agency_id:
         return _Verdict("scheduler", f"membership in agency {target.agency_id}", who=who)
     if action != Action.SYNC or target.integration is None:
-        return _Verdict("scheduler", "a user principal (the scheduler may only run incremental "
-                                     "syncs of an integration)", who=who)
+        return _Verdict(
+            "scheduler",
+            "a user principal (the scheduler may only run incremental syncs of an integration)",
+            who=who,
+        )
     if target.integration.status != "connected":
-        return _Verdict("scheduler", f"integration status 'connected' "
-                                     f"(it is {target.integration.status!r})", who=who)
-    return _Verdict("scheduler", None, "scheduled incremental sync of a connected integration",
-                    who=who)
+        return _Verdict(
+            "scheduler",
+            f"integration status 'connected' (it is {target.integration.status!r})",
+            who=who,
+        )
+    return _Verdict(
+        "scheduler", None, "scheduled incremental sync of a connected integration", who=who
+    )
 
 
-def _decide(conn: sa.Connection, principal: Principal, action: Action,
-            integration_id: int | None, agency_id: int | None) -> tuple[_Target, _Verdict]:
+def _decide(
+    conn: sa.Connection,
+    principal: Principal,
+    action: Action,
+    integration_id: int | None,
+    agency_id: int | None,
+) -> tuple[_Target, _Verdict]:
     target = _load_target(conn, integration_id, agency_id)
     if target.agency_id is None:
-        return target, _Verdict(None, f"an existing target ({target.label} does not exist)",
-                                who=str(principal))
+        return target, _Verdict(
+            None, f"an existing target ({target.label} does not exist)", who=str(principal)
+        )
     if principal.kind == "scheduler":
         return target, _decide_scheduler(principal, action, target)
     return target, _decide_user(conn, principal, action, target)
 
 
-def authorize(bind: sa.Engine | sa.Connection, principal: Principal | str, action: Action | str,
-              integration_id: int | None = None, *, agency_id: int | None = None) -> Decision:
+def authorize(
+    bind: sa.Engine | sa.Connection,
+    principal: Principal | str,
+    action: Action | str,
+    integration_id: int | None = None,
+    *,
+    agency_id: int | None = None,
+) -> Decision:
     """Allow ``principal`` to do ``action`` to an integration (or, for connecting a new
     integration / managing access, to an agency), or raise :class:`PermissionDenied`.
 
@@ -251,19 +315,43 @@ def authorize(bind: sa.Engine | sa.Connection, principal: Principal | str, actio
         else:
             _audit(bind, principal, action, target, audit_id, verdict)
     if verdict.missing is not None:
-        message = (f"permission denied: {verdict.who} may not {_VERB[action]} {target.label}: "
-                   f"needs {verdict.missing}")
+        message = (
+            f"permission denied: {verdict.who} may not {_VERB[action]} {target.label}: "
+            f"needs {verdict.missing}"
+        )
         raise PermissionDenied(principal, action, audit_id, verdict.missing, message)
-    return Decision(allowed=True, role=verdict.role, principal=principal, reason=verdict.reason,
-                    agency_id=target.agency_id, integration_id=audit_id)
+    return Decision(
+        allowed=True,
+        role=verdict.role,
+        principal=principal,
+        reason=verdict.reason,
+        agency_id=target.agency_id,
+        integration_id=audit_id,
+    )
 
 
-def _audit(conn: sa.Connection, principal: Principal, action: Action, target: _Target,
-           integration_id: int | None, verdict: _Verdict) -> None:
+def _audit(
+    conn: sa.Connection,
+    principal: Principal,
+    action: Action,
+    target: _Target,
+    integration_id: int | None,
+    verdict: _Verdict,
+) -> None:
     outcome = "allowed" if verdict.missing is None else "denied"
-    detail: dict[str, Any] = {"action": str(action), "role": verdict.role,
-                              "verified": principal.verified}
+    detail: dict[str, Any] = {
+        "action": str(action),
+        "role": verdict.role,
+        "verified": principal.verified,
+    }
     if verdict.missing is not None:
         detail["missing"] = verdict.missing
-    record_audit(conn, principal=str(principal), action=f"authorize.{outcome}", outcome=outcome,
-                 agency_id=target.agency_id, integration_id=integration_id, detail=detail)
+    record_audit(
+        conn,
+        principal=str(principal),
+        action=f"authorize.{outcome}",
+        outcome=outcome,
+        agency_id=target.agency_id,
+        integration_id=integration_id,
+        detail=detail,
+    )

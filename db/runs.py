@@ -65,50 +65,97 @@ class RunRow:
     flow_run_id: str | None
 
 
-def start_run(engine: sa.Engine, integration_id: int, *, trigger: str, principal: str,
-              principal_verified: bool, flow_run_id: str | None = None,
-              params: Mapping[str, Any] | None = None) -> int:
+def start_run(
+    engine: sa.Engine,
+    integration_id: int,
+    *,
+    trigger: str,
+    principal: str,
+    principal_verified: bool,
+    flow_run_id: str | None = None,
+    params: Mapping[str, Any] | None = None,
+) -> int:
     """Open a ledger row. Call it while holding the lock: older 'running' rows are abandoned."""
     with engine.begin() as conn:
         integ = conn.execute(
-            sa.select(integration.c.agency_id, integration.c.client_id, integration.c.provider)
-            .where(integration.c.id == integration_id)
+            sa.select(
+                integration.c.agency_id, integration.c.client_id, integration.c.provider
+            ).where(integration.c.id == integration_id)
         ).one()
         conn.execute(
             sync_run.update()
             .where(sync_run.c.integration_id == integration_id, sync_run.c.status == "running")
-            .values(status="failed", finished_at=sa.func.now(),
-                    error="abandoned: the worker stopped before finishing (killed or crashed)")
+            .values(
+                status="failed",
+                finished_at=sa.func.now(),
+                error="abandoned: the worker stopped before finishing (killed or crashed)",
+            )
         )
-        return int(conn.execute(
-            sync_run.insert().values(
-                agency_id=integ.agency_id, client_id=integ.client_id, provider=integ.provider,
-                integration_id=integration_id, trigger=trigger, principal=principal,
-                principal_verified=principal_verified, flow_run_id=flow_run_id,
-                params=dict(params or {}),
-            ).returning(sync_run.c.id)
-        ).scalar_one())
+        return int(
+            conn.execute(
+                sync_run.insert()
+                .values(
+                    agency_id=integ.agency_id,
+                    client_id=integ.client_id,
+                    provider=integ.provider,
+                    integration_id=integration_id,
+                    trigger=trigger,
+                    principal=principal,
+                    principal_verified=principal_verified,
+                    flow_run_id=flow_run_id,
+                    params=dict(params or {}),
+                )
+                .returning(sync_run.c.id)
+            ).scalar_one()
+        )
 
 
-def finish_run(engine: sa.Engine, run_id: int, *, status: str,
-               streams: Mapping[str, Any] | None = None, error: str | None = None) -> None:
+def finish_run(
+    engine: sa.Engine,
+    run_id: int,
+    *,
+    status: str,
+    streams: Mapping[str, Any] | None = None,
+    error: str | None = None,
+) -> None:
     with engine.begin() as conn:
         conn.execute(
-            sync_run.update().where(sync_run.c.id == run_id).values(
-                status=status, finished_at=sa.func.now(), streams=dict(streams or {}),
+            sync_run.update()
+            .where(sync_run.c.id == run_id)
+            .values(
+                status=status,
+                finished_at=sa.func.now(),
+                streams=dict(streams or {}),
                 error=error,
             )
         )
 
 
-def list_runs(conn: sa.Connection, *, agency_id: int | None = None,
-              integration_id: int | None = None, limit: int = 50) -> list[RunRow]:
-    query = sa.select(
-        sync_run.c.id, sync_run.c.integration_id, sync_run.c.provider, sync_run.c.trigger,
-        sync_run.c.principal, sync_run.c.principal_verified, sync_run.c.status,
-        sync_run.c.started_at, sync_run.c.finished_at, sync_run.c.streams, sync_run.c.error,
-        sync_run.c.flow_run_id,
-    ).order_by(sync_run.c.id.desc()).limit(limit)
+def list_runs(
+    conn: sa.Connection,
+    *,
+    agency_id: int | None = None,
+    integration_id: int | None = None,
+    limit: int = 50,
+) -> list[RunRow]:
+    query = (
+        sa.select(
+            sync_run.c.id,
+            sync_run.c.integration_id,
+            sync_run.c.provider,
+            sync_run.c.trigger,
+            sync_run.c.principal,
+            sync_run.c.principal_verified,
+            sync_run.c.status,
+            sync_run.c.started_at,
+            sync_run.c.finished_at,
+            sync_run.c.streams,
+            sync_run.c.error,
+            sync_run.c.flow_run_id,
+        )
+        .order_by(sync_run.c.id.desc())
+        .limit(limit)
+    )
     if agency_id is not None:
         query = query.where(sync_run.c.agency_id == agency_id)
     if integration_id is not None:

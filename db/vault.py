@@ -101,7 +101,9 @@ class Keyring:
             try:
                 keys.append((kid, base64.b64decode(b64, validate=True)))
             except (binascii.Error, ValueError):
-                raise VaultError(f"{source} entry {n} (key id {kid!r}) is not valid base64") from None
+                raise VaultError(
+                    f"{source} entry {n} (key id {kid!r}) is not valid base64"
+                ) from None
         return cls(keys)
 
     @classmethod
@@ -112,15 +114,21 @@ class Keyring:
         if (value := env.get(ENV_VAR)) is not None:
             return cls.parse(value)
         if home is None:
-            raise VaultError(f"{ENV_VAR} is not set (expected 'kid:base64-32-bytes'; "
-                             "generate one with Keyring.generate_key())")
+            raise VaultError(
+                f"{ENV_VAR} is not set (expected 'kid:base64-32-bytes'; "
+                "generate one with Keyring.generate_key())"
+            )
         path = Path(home) / DEV_KEY_FILE
         if not path.exists():
             _create_private(path, cls.generate_key("dev-" + secrets.token_hex(4)) + "\n")
         if path not in _warned_dev_keys:
             _warned_dev_keys.add(path)
-            log.warning("%s is not set: using the local development key in %s; "
-                        "set %s in production", ENV_VAR, path, ENV_VAR)
+            log.warning(
+                "%s is not set: using the local development key in %s; set %s in production",
+                ENV_VAR,
+                path,
+                ENV_VAR,
+            )
         return cls.parse(path.read_text(), source=str(path))
 
     @staticmethod
@@ -131,8 +139,10 @@ class Keyring:
 
     def aead(self, kid: str, integration_id: int) -> AESGCM:
         if kid not in self._keys:
-            raise VaultError(f"credential of integration {integration_id} is encrypted with "
-                             f"unknown key id {kid!r}; add that key to {ENV_VAR}")
+            raise VaultError(
+                f"credential of integration {integration_id} is encrypted with "
+                f"unknown key id {kid!r}; add that key to {ENV_VAR}"
+            )
         return self._keys[kid]
 
 
@@ -202,13 +212,19 @@ class Vault:
         kid, nonce = self.keyring.active_kid, os.urandom(12)
         plain = json.dumps(dict(bundle), separators=(",", ":")).encode()
         sealed = self.keyring.aead(kid, integration_id).encrypt(nonce, plain, _aad(integration_id))
-        return {"key_id": kid, "nonce": nonce, "ciphertext": sealed, "expires_at": bundle.expires_at}
+        return {
+            "key_id": kid,
+            "nonce": nonce,
+            "ciphertext": sealed,
+            "expires_at": bundle.expires_at,
+        }
 
     def _open(self, integration_id: int, row: Any) -> TokenBundle:
         aead = self.keyring.aead(row.key_id, integration_id)
         try:
-            data = json.loads(aead.decrypt(bytes(row.nonce), bytes(row.ciphertext),
-                                           _aad(integration_id)))
+            data = json.loads(
+                aead.decrypt(bytes(row.nonce), bytes(row.ciphertext), _aad(integration_id))
+            )
         except (InvalidTag, ValueError):
             raise VaultError(
                 f"credential of integration {integration_id} failed to decrypt with key id "
@@ -216,20 +232,28 @@ class Vault:
             ) from None
         return TokenBundle(data, row.expires_at)
 
-    def put(self, conn: sa.Connection, integration_id: int, bundle: Mapping[str, Any],
-            expires_at: datetime | None = None) -> int:
+    def put(
+        self,
+        conn: sa.Connection,
+        integration_id: int,
+        bundle: Mapping[str, Any],
+        expires_at: datetime | None = None,
+    ) -> int:
         """Insert or replace the credential; returns its new version."""
         values = self._seal(integration_id, _normalise(bundle, expires_at))
         stmt = pg_insert(cred).values(integration_id=integration_id, **values)
         stmt = stmt.on_conflict_do_update(
             index_elements=[cred.c.integration_id],
-            set_={**values, "version": cred.c.version + 1, "updated_at": sa.func.now()})
+            set_={**values, "version": cred.c.version + 1, "updated_at": sa.func.now()},
+        )
         return int(conn.execute(stmt.returning(cred.c.version)).scalar_one())
 
     def _row(self, conn: sa.Connection, integration_id: int, lock: bool = False) -> Any:
-        query = (sa.select(cred, integration.c.agency_id)
-                 .join(integration, integration.c.id == cred.c.integration_id)
-                 .where(cred.c.integration_id == integration_id))
+        query = (
+            sa.select(cred, integration.c.agency_id)
+            .join(integration, integration.c.id == cred.c.integration_id)
+            .where(cred.c.integration_id == integration_id)
+        )
         row = conn.execute(query.with_for_update(of=cred) if lock else query).first()
         if row is None:
             raise CredentialMissing(f"integration {integration_id} has no stored credential")
@@ -246,19 +270,33 @@ class Vault:
         while True:
             with engine.begin() as conn:
                 rows = conn.execute(
-                    sa.select(cred).where(cred.c.key_id != active, cred.c.integration_id > after)
-                    .order_by(cred.c.integration_id).limit(batch_size).with_for_update()).all()
+                    sa.select(cred)
+                    .where(cred.c.key_id != active, cred.c.integration_id > after)
+                    .order_by(cred.c.integration_id)
+                    .limit(batch_size)
+                    .with_for_update()
+                ).all()
                 for row in rows:
                     values = self._seal(row.integration_id, self._open(row.integration_id, row))
-                    conn.execute(sa.update(cred).where(cred.c.integration_id == row.integration_id)
-                                 .values(**values, updated_at=sa.func.now()))
+                    conn.execute(
+                        sa.update(cred)
+                        .where(cred.c.integration_id == row.integration_id)
+                        .values(**values, updated_at=sa.func.now())
+                    )
             if not rows:
                 return count
             count, after = count + len(rows), rows[-1].integration_id
 
-    def refresh_if_needed(self, engine: sa.Engine, integration_id: int, refresher: Refresher, *,
-                          margin: timedelta = timedelta(minutes=5), force: bool = False,
-                          principal: str = "system:vault") -> TokenBundle:
+    def refresh_if_needed(
+        self,
+        engine: sa.Engine,
+        integration_id: int,
+        refresher: Refresher,
+        *,
+        margin: timedelta = timedelta(minutes=5),
+        force: bool = False,
+        principal: str = "system:vault",
+    ) -> TokenBundle:
         """Return a bundle valid for at least ``margin``, refreshing at most once however many
         workers ask at the same moment: the row lock queues them, and the waiters then see the
         fresh expiry. A bundle without expiry is long-lived (refreshed only when forced).
@@ -281,18 +319,35 @@ class Vault:
                 fresh = _normalise({**old, **new_data}, new_expiry)
                 calling = False
                 version = conn.execute(
-                    sa.update(cred).where(cred.c.integration_id == integration_id)
-                    .values(**self._seal(integration_id, fresh), version=cred.c.version + 1,
-                            updated_at=sa.func.now())
-                    .returning(cred.c.version)).scalar_one()
-                _audit(conn, agency_id, integration_id, principal, "ok",
-                       {"version": version, "forced": force, "expires_at": fresh.get("expires_at")})
+                    sa.update(cred)
+                    .where(cred.c.integration_id == integration_id)
+                    .values(
+                        **self._seal(integration_id, fresh),
+                        version=cred.c.version + 1,
+                        updated_at=sa.func.now(),
+                    )
+                    .returning(cred.c.version)
+                ).scalar_one()
+                _audit(
+                    conn,
+                    agency_id,
+                    integration_id,
+                    principal,
+                    "ok",
+                    {"version": version, "forced": force, "expires_at": fresh.get("expires_at")},
+                )
                 return fresh
         except Exception as exc:
             if calling:  # the locked transaction has rolled back; record why, separately
                 with engine.begin() as conn:
-                    _audit(conn, agency_id, integration_id, principal, "failed",
-                           {"error": type(exc).__name__, "forced": force})
+                    _audit(
+                        conn,
+                        agency_id,
+                        integration_id,
+                        principal,
+                        "failed",
+                        {"error": type(exc).__name__, "forced": force},
+                    )
             raise
 
 
@@ -300,8 +355,21 @@ def _aad(integration_id: int) -> bytes:
     return b"aos-sync:integration:%d" % integration_id
 
 
-def _audit(conn: sa.Connection, agency_id: int | None, integration_id: int, principal: str,
-           outcome: str, detail: dict[str, Any]) -> None:
-    conn.execute(sa.insert(audit_event).values(
-        agency_id=agency_id, principal=principal, action="credentials.refresh",
-        integration_id=integration_id, outcome=outcome, detail=detail))
+def _audit(
+    conn: sa.Connection,
+    agency_id: int | None,
+    integration_id: int,
+    principal: str,
+    outcome: str,
+    detail: dict[str, Any],
+) -> None:
+    conn.execute(
+        sa.insert(audit_event).values(
+            agency_id=agency_id,
+            principal=principal,
+            action="credentials.refresh",
+            integration_id=integration_id,
+            outcome=outcome,
+            detail=detail,
+        )
+    )

@@ -38,10 +38,14 @@ def load_deployments(path: Path | None = None) -> list[Any]:
     deployments = []
     for entry in spec["deployments"]:
         crons = [s["cron"] for s in entry.get("schedules") or [] if "cron" in s]
-        deployments.append(_flow(entry["entrypoint"]).to_deployment(
-            name=entry["name"], description=entry.get("description"),
-            parameters=entry.get("parameters") or {}, cron=crons or None,
-        ))
+        deployments.append(
+            _flow(entry["entrypoint"]).to_deployment(
+                name=entry["name"],
+                description=entry.get("description"),
+                parameters=entry.get("parameters") or {},
+                cron=crons or None,
+            )
+        )
     return deployments
 
 
@@ -49,6 +53,9 @@ def serve_all(limit: int | None = None) -> None:
     from prefect import serve
 
     deployments = load_deployments()
-    print(f"serving {len(deployments)} deployments: "
-          + ", ".join(f"{d.flow_name}/{d.name}" for d in deployments), flush=True)
+    print(
+        f"serving {len(deployments)} deployments: "
+        + ", ".join(f"{d.flow_name}/{d.name}" for d in deployments),
+        flush=True,
+    )
     serve(*deployments, limit=limit)

@@ -54,8 +54,14 @@ def record_chunk(integration_id: int, window: str, chunk: str) -> None:
 
 
 @flow(name="backfill")
-def backfill(integration_id: int, start: date, end: date, requested_by: str | None = None,
-             chunk_days: int = 7, run_grant: str | None = None) -> dict[str, Any]:
+def backfill(
+    integration_id: int,
+    start: date,
+    end: date,
+    requested_by: str | None = None,
+    chunk_days: int = 7,
+    run_grant: str | None = None,
+) -> dict[str, Any]:
     """Backfill ``[start, end)`` of one integration; rerun the same call to resume."""
     logger = get_run_logger()
     all_chunks = chunks(start, end, chunk_days)
@@ -69,19 +75,35 @@ def backfill(integration_id: int, start: date, end: date, requested_by: str | No
             saved = state.load_state(conn, integration_id, PROGRESS_STREAM).get(window, {})
         done = set(saved.get("done", []))
         todo = [c for c in all_chunks if _window_key(*c) not in done]
-        logger.info("backfill %s of integration %d: %d chunks, %d already done",
-                    window, integration_id, len(all_chunks), len(all_chunks) - len(todo))
+        logger.info(
+            "backfill %s of integration %d: %d chunks, %d already done",
+            window,
+            integration_id,
+            len(all_chunks),
+            len(all_chunks) - len(todo),
+        )
         for n, chunk in enumerate(todo, 1):
             key = _window_key(*chunk)
             logger.info("chunk %d/%d: %s", n, len(todo), key)
-            run_stream_tasks(integration_id, provider.windowed, streams, errors, window=chunk,
-                             label=f"{{stream}}@{key}")
+            run_stream_tasks(
+                integration_id,
+                provider.windowed,
+                streams,
+                errors,
+                window=chunk,
+                label=f"{{stream}}@{key}",
+            )
             if errors:
                 return  # stop at the first failed chunk; a rerun resumes there
             record_chunk(integration_id, window, key)
 
-    return guarded_run(provider_name, integration_id, action=Action.BACKFILL,
-                       requested_by=requested_by, run_grant=run_grant, trigger="backfill",
-                       params={"start": start.isoformat(), "end": end.isoformat(),
-                               "chunk_days": chunk_days},
-                       work=work)
+    return guarded_run(
+        provider_name,
+        integration_id,
+        action=Action.BACKFILL,
+        requested_by=requested_by,
+        run_grant=run_grant,
+        trigger="backfill",
+        params={"start": start.isoformat(), "end": end.isoformat(), "chunk_days": chunk_days},
+        work=work,
+    )

@@ -34,15 +34,24 @@ __all__ = ["sync_all"]
 DEFAULT_CONCURRENCY = int(os.environ.get("AOS_DISPATCH_CONCURRENCY", "4"))
 
 
-def _outcome(integ: Any, result: dict[str, Any] | None, error: BaseException | str | None) -> dict[str, Any]:
-    row: dict[str, Any] = {"integration": integ.id, "agency": integ.agency_id,
-                           "provider": integ.provider, "name": integ.name}
+def _outcome(
+    integ: Any, result: dict[str, Any] | None, error: BaseException | str | None
+) -> dict[str, Any]:
+    row: dict[str, Any] = {
+        "integration": integ.id,
+        "agency": integ.agency_id,
+        "provider": integ.provider,
+        "name": integ.name,
+    }
     if error is not None:
         return {**row, "outcome": "failed", "rows": 0, "error": str(error).splitlines()[0][:300]}
     streams = (result or {}).get("streams", {})
-    return {**row, "outcome": (result or {}).get("status", "unknown"),
-            "rows": sum(s.get("inserted", 0) + s.get("updated", 0) for s in streams.values()),
-            "error": (result or {}).get("reason")}
+    return {
+        **row,
+        "outcome": (result or {}).get("status", "unknown"),
+        "rows": sum(s.get("inserted", 0) + s.get("updated", 0) for s in streams.values()),
+        "error": (result or {}).get("reason"),
+    }
 
 
 @task(name="sync-integration")
@@ -56,22 +65,37 @@ def sync_integration(integration_id: int, provider: str, agency_id: int) -> dict
     (``bench/dispatch.py``). Manual and deployment runs still run the provider flow itself."""
     from flows import FLOWS
 
-    return FLOWS[provider].fn(integration_id=integration_id,
-                              requested_by=f"scheduler:{agency_id}", trigger="schedule")
+    return FLOWS[provider].fn(
+        integration_id=integration_id, requested_by=f"scheduler:{agency_id}", trigger="schedule"
+    )
 
 
 def _in_process(targets: list[Any]) -> list[dict[str, Any]]:
     logger = get_run_logger()
-    futures = [(i, sync_integration.with_options(task_run_name=f"sync-{i.provider}-{i.id}")
-                .submit(i.id, i.provider, i.agency_id)) for i in targets]
+    futures = [
+        (
+            i,
+            sync_integration.with_options(task_run_name=f"sync-{i.provider}-{i.id}").submit(
+                i.id, i.provider, i.agency_id
+            ),
+        )
+        for i in targets
+    ]
     outcomes = []
     for n, (integ, future) in enumerate(futures, 1):
         try:
             row = _outcome(integ, future.result(), None)
         except Exception as exc:  # one failure must not stop the others
             row = _outcome(integ, None, exc)
-        logger.info("[%d/%d] %s integration %d (%s): %s", n, len(targets), integ.provider,
-                    integ.id, integ.name, row["outcome"] + (f" - {row['error']}" if row["error"] else ""))
+        logger.info(
+            "[%d/%d] %s integration %d (%s): %s",
+            n,
+            len(targets),
+            integ.provider,
+            integ.id,
+            integ.name,
+            row["outcome"] + (f" - {row['error']}" if row["error"] else ""),
+        )
         outcomes.append(row)
     return outcomes
 
@@ -86,9 +110,14 @@ def _via_deployments(targets: list[Any], poll_seconds: float = 2.0) -> list[dict
     for integ in targets:
         run = run_deployment(
             name=f"sync_{integ.provider}/sync-{integ.provider.replace('_', '-')}",
-            parameters={"integration_id": integ.id, "requested_by": f"scheduler:{integ.agency_id}",
-                        "trigger": "schedule"},
-            timeout=0, as_subflow=True)
+            parameters={
+                "integration_id": integ.id,
+                "requested_by": f"scheduler:{integ.agency_id}",
+                "trigger": "schedule",
+            },
+            timeout=0,
+            as_subflow=True,
+        )
         runs.append((integ, run.id))  # type: ignore[union-attr]  # sync context: a FlowRun
     logger.info("started %d deployment runs; waiting for the work pool", len(runs))
     pending = dict(runs)
@@ -112,23 +141,33 @@ def _via_deployments(targets: list[Any], poll_seconds: float = 2.0) -> list[dict
     return outcomes
 
 
-@flow(name="sync_all",
-      task_runner=ThreadPoolTaskRunner(max_workers=DEFAULT_CONCURRENCY))  # type: ignore[arg-type]
-def sync_all(provider: str | None = None, agency_id: int | None = None,
-             via_deployments: bool | None = None) -> list[dict[str, Any]]:
+@flow(name="sync_all", task_runner=ThreadPoolTaskRunner(max_workers=DEFAULT_CONCURRENCY))  # type: ignore[arg-type]
+def sync_all(
+    provider: str | None = None, agency_id: int | None = None, via_deployments: bool | None = None
+) -> list[dict[str, Any]]:
     """Sync every connected integration (optionally of one provider / one agency)."""
     from flows import FLOWS
 
     logger = get_run_logger()
     with get_engine().connect() as conn:
-        targets = [i for i in tenancy.list_integrations(conn, agency_id=agency_id,
-                                                       provider=provider, status="connected")
-                   if i.provider in FLOWS]
+        targets = [
+            i
+            for i in tenancy.list_integrations(
+                conn, agency_id=agency_id, provider=provider, status="connected"
+            )
+            if i.provider in FLOWS
+        ]
     if via_deployments is None:
         via_deployments = os.environ.get("AOS_DISPATCH_VIA_DEPLOYMENTS", "") in {"1", "true"}
-    logger.info("syncing %d integration(s) %s", len(targets),
-                "through the work pool" if via_deployments else "in-process")
+    logger.info(
+        "syncing %d integration(s) %s",
+        len(targets),
+        "through the work pool" if via_deployments else "in-process",
+    )
     outcomes = _via_deployments(targets) if via_deployments else _in_process(targets)
-    create_table_artifact(key="sync-all", table=outcomes or [{"outcome": "nothing to sync"}],
-                          description="sync_all: one row per integration")
+    create_table_artifact(
+        key="sync-all",
+        table=outcomes or [{"outcome": "nothing to sync"}],
+        description="sync_all: one row per integration",
+    )
     return outcomes

@@ -47,9 +47,17 @@ def provider_slot(provider: str) -> Iterator[None]:
         yield
 
 
-def guarded_run(provider: str, integration_id: int, *, action: Action, requested_by: str | None,
-                run_grant: str | None, trigger: str, params: dict[str, Any],
-                work: Work) -> dict[str, Any]:
+def guarded_run(
+    provider: str,
+    integration_id: int,
+    *,
+    action: Action,
+    requested_by: str | None,
+    run_grant: str | None,
+    trigger: str,
+    params: dict[str, Any],
+    work: Work,
+) -> dict[str, Any]:
     """Everything around the work of a run. Returns a summary (counts, no secrets); raises
     ``PermissionDenied`` before touching anything, or a clear error when the work failed."""
     logger = get_run_logger()
@@ -57,18 +65,27 @@ def guarded_run(provider: str, integration_id: int, *, action: Action, requested
     with eng.connect() as conn:
         integ = tenancy.get_integration(conn, integration_id)
     if integ.provider != provider:
-        raise ValueError(f"integration {integration_id} is a {integ.provider} integration, "
-                         f"not {provider}")
+        raise ValueError(
+            f"integration {integration_id} is a {integ.provider} integration, not {provider}"
+        )
     who = authorize_run(integration_id, requested_by, action.value, run_grant)
     if integ.status != "connected":
-        raise RuntimeError(f"integration {integration_id} is {integ.status}"
-                           + (f" ({integ.status_reason})" if integ.status_reason else "")
-                           + "; reconnect it before syncing")
+        raise RuntimeError(
+            f"integration {integration_id} is {integ.status}"
+            + (f" ({integ.status_reason})" if integ.status_reason else "")
+            + "; reconnect it before syncing"
+        )
     try:
         with runs.integration_lock(eng, integration_id), provider_slot(provider):
-            run_id = runs.start_run(eng, integration_id, trigger=trigger,
-                                    principal=who["principal"], principal_verified=who["verified"],
-                                    flow_run_id=flow_run.id, params=params)
+            run_id = runs.start_run(
+                eng,
+                integration_id,
+                trigger=trigger,
+                principal=who["principal"],
+                principal_verified=who["verified"],
+                flow_run_id=flow_run.id,
+                params=params,
+            )
             streams: dict[str, Any] = {}
             errors: list[str] = []
             try:
@@ -85,12 +102,23 @@ def guarded_run(provider: str, integration_id: int, *, action: Action, requested
     if error:
         logger.error("run of integration %s failed: %s", integration_id, error)
         raise RuntimeError(f"sync of integration {integration_id} failed: {error}")
-    return {"integration_id": integration_id, "run_id": run_id, "status": status,
-            "streams": streams}
+    return {
+        "integration_id": integration_id,
+        "run_id": run_id,
+        "status": status,
+        "streams": streams,
+    }
 
 
-def run_stream_tasks(integration_id: int, stream_names: tuple[str, ...], streams: dict[str, Any],
-                     errors: list[str], *, label: str = "{stream}", **task_args: Any) -> None:
+def run_stream_tasks(
+    integration_id: int,
+    stream_names: tuple[str, ...],
+    streams: dict[str, Any],
+    errors: list[str],
+    *,
+    label: str = "{stream}",
+    **task_args: Any,
+) -> None:
     """One ``sync-stream`` task per stream, its counts stored under ``label``. A failed stream
     does not stop the next one, but a credentials failure does (the rest would fail alike)."""
     for stream in stream_names:
@@ -103,18 +131,36 @@ def run_stream_tasks(integration_id: int, stream_names: tuple[str, ...], streams
             errors.append(f"{stream}: {exc}")
 
 
-def run_provider_sync(provider: str, integration_id: int, *, requested_by: str | None,
-                      full_refresh: bool, since: date | None, run_grant: str | None,
-                      trigger: str) -> dict[str, Any]:
+def run_provider_sync(
+    provider: str,
+    integration_id: int,
+    *,
+    requested_by: str | None,
+    full_refresh: bool,
+    since: date | None,
+    run_grant: str | None,
+    trigger: str,
+) -> dict[str, Any]:
     """An incremental sync (or, with ``full_refresh`` / ``since``, a backfill-class rerun)."""
     action = Action.BACKFILL if (full_refresh or since) else Action.SYNC
 
     def work(streams: dict[str, Any], errors: list[str]) -> None:
-        run_stream_tasks(integration_id, get_provider(provider).streams, streams, errors,
-                         full_refresh=full_refresh, since=since)
+        run_stream_tasks(
+            integration_id,
+            get_provider(provider).streams,
+            streams,
+            errors,
+            full_refresh=full_refresh,
+            since=since,
+        )
 
-    return guarded_run(provider, integration_id, action=action, requested_by=requested_by,
-                       run_grant=run_grant, trigger=trigger,
-                       params={"full_refresh": full_refresh,
-                               "since": since.isoformat() if since else None},
-                       work=work)
+    return guarded_run(
+        provider,
+        integration_id,
+        action=action,
+        requested_by=requested_by,
+        run_grant=run_grant,
+        trigger=trigger,
+        params={"full_refresh": full_refresh, "since": since.isoformat() if since else None},
+        work=work,
+    )

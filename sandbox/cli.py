@@ -27,12 +27,16 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _add_serve_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--providers", default="slack",
-                        help=f"comma-separated, from: {', '.join(sorted(PROVIDERS))}")
+    parser.add_argument(
+        "--providers",
+        default="slack",
+        help=f"comma-separated, from: {', '.join(sorted(PROVIDERS))}",
+    )
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--size", default="small", help="tiny | small | demo | large | huge")
-    parser.add_argument("--time-scale", type=float, default=1.0,
-                        help="60 makes a provider minute last one second")
+    parser.add_argument(
+        "--time-scale", type=float, default=1.0, help="60 makes a provider minute last one second"
+    )
 
 
 def describe(sb: Sandbox, out: TextIO) -> None:
@@ -40,24 +44,36 @@ def describe(sb: Sandbox, out: TextIO) -> None:
         print(f"export {name}={value}", file=out)
     if "slack" in sb.emulators:
         app = sb.slack.app
-        print(f"# slack app: client_id={app.client_id} client_secret={app.client_secret}",
-              file=out)
+        print(f"# slack app: client_id={app.client_id} client_secret={app.client_secret}", file=out)
         for ws in sb.slack.workspaces.values():
-            creds = " ".join(f"{k}={v}" for k, v in ws.credentials.items()
-                             if k not in ("client_id", "client_secret"))
+            creds = " ".join(
+                f"{k}={v}"
+                for k, v in ws.credentials.items()
+                if k not in ("client_id", "client_secret")
+            )
             print(f"# slack {ws.name} team_id={ws.team_id} tier={ws.tier} {creds}", file=out)
     if "gmail" in sb.emulators:
         oauth = sb.gmail.oauth
-        print(f"# google oauth client: client_id={oauth.client_id} "
-              f"client_secret={oauth.client_secret}", file=out)
+        print(
+            f"# google oauth client: client_id={oauth.client_id} "
+            f"client_secret={oauth.client_secret}",
+            file=out,
+        )
         for mb in sb.gmail.mailboxes.values():
-            print(f"# gmail {mb.email} refresh_token={mb.refresh_token} "
-                  f"access_token={mb.access_token}", file=out)
+            print(
+                f"# gmail {mb.email} refresh_token={mb.refresh_token} "
+                f"access_token={mb.access_token}",
+                file=out,
+            )
     print("# admin: GET <base>/_sandbox/health | /_sandbox/log ; POST /_sandbox/faults", file=out)
 
 
-def serve_main(argv: Sequence[str] | None = None, *, stop: threading.Event | None = None,
-               out: TextIO | None = None) -> int:
+def serve_main(
+    argv: Sequence[str] | None = None,
+    *,
+    stop: threading.Event | None = None,
+    out: TextIO | None = None,
+) -> int:
     """Arguments of ``serve`` (without the word itself); blocks until Ctrl-C or ``stop``."""
     parser = argparse.ArgumentParser(prog="sandbox serve")
     _add_serve_arguments(parser)

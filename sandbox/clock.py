@@ -56,8 +56,9 @@ class FixedWindowLimiter:
         self._windows: dict[Hashable, tuple[float, int]] = {}
         self._lock = threading.Lock()
 
-    def hit(self, key: Hashable, limit: int, window_seconds: float = 60.0,
-            cost: int = 1) -> RateDecision:
+    def hit(
+        self, key: Hashable, limit: int, window_seconds: float = 60.0, cost: int = 1
+    ) -> RateDecision:
         """Count one request of ``cost`` units against ``limit`` per ``window_seconds``
         provider seconds (``cost`` > 1 models quotas counted in units, such as Gmail's)."""
         now = self._clock()

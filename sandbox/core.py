@@ -59,8 +59,7 @@ class Sandbox:
             name: PROVIDERS[name](seed, time_scale) for name in providers
         }
         self._servers = {
-            name: ProviderServer(emulator, faults=self.faults, log=self.log,
-                                 time_scale=time_scale)
+            name: ProviderServer(emulator, faults=self.faults, log=self.log, time_scale=time_scale)
             for name, emulator in self.emulators.items()
         }
         if size is not None:
@@ -122,8 +121,12 @@ class Sandbox:
     def __enter__(self) -> Sandbox:
         return self.start()
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         self.stop()
 
     def __repr__(self) -> str:

@@ -104,7 +104,9 @@ class FaultInjector:
 
     def clear(self, provider: str | None = None) -> None:
         with self._lock:
-            self._rules = [r for r in self._rules if provider is not None and r.provider != provider]
+            self._rules = [
+                r for r in self._rules if provider is not None and r.provider != provider
+            ]
 
     def remove(self, fault_id: int) -> None:
         with self._lock:
@@ -114,8 +116,9 @@ class FaultInjector:
         with self._lock:
             return list(self._rules)
 
-    def pick(self, provider: str, method: str,
-             kinds: Collection[str] | None = None) -> Fault | None:
+    def pick(
+        self, provider: str, method: str, kinds: Collection[str] | None = None
+    ) -> Fault | None:
         """The fault to apply to this request, if any (first matching rule wins).
 
         ``kinds`` restricts the candidates (batch parts only take :data:`PART_FAULT_KINDS`);

@@ -35,7 +35,11 @@ from typing import Any
 from sandbox.ids import derive_key
 
 __all__ = [
-    "ACCESS_TOKEN_TTL", "MIN_SCALED_TTL", "AccessToken", "GoogleOAuth", "TokenError",
+    "ACCESS_TOKEN_TTL",
+    "MIN_SCALED_TTL",
+    "AccessToken",
+    "GoogleOAuth",
+    "TokenError",
     "client_credentials",
 ]
 
@@ -88,8 +92,9 @@ class AccessToken:
 class GoogleOAuth:
     """The OAuth client of our app and every token issued for it (thread-safe)."""
 
-    def __init__(self, seed: int = 0, *, time_scale: float = 1.0,
-                 access_token_ttl: float = ACCESS_TOKEN_TTL) -> None:
+    def __init__(
+        self, seed: int = 0, *, time_scale: float = 1.0, access_token_ttl: float = ACCESS_TOKEN_TTL
+    ) -> None:
         key = derive_key(seed, "google-oauth-client")
         self.client_id = f"{key % 10**12:012d}-{key:016x}.apps.googleusercontent.com"
         self.client_secret = f"GOCSPX-{derive_key(seed, 'google-secret'):016x}{key % 10**6:06d}"
@@ -126,8 +131,9 @@ class GoogleOAuth:
             self._access[token] = record
         return token, record
 
-    def token_endpoint(self, params: Mapping[str, Any],
-                       headers: Mapping[str, str]) -> dict[str, Any]:
+    def token_endpoint(
+        self, params: Mapping[str, Any], headers: Mapping[str, str]
+    ) -> dict[str, Any]:
         """``POST /token``: the JSON answer, or :class:`TokenError`."""
         client_id, client_secret = client_credentials(params, headers)
         if client_id != self.client_id:

@@ -49,7 +49,9 @@ class Response:
     headers: dict[str, str] = field(default_factory=dict)
 
 
-def json_response(payload: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> Response:
+def json_response(
+    payload: Any, status: int = 200, headers: Mapping[str, str] | None = None
+) -> Response:
     """A compact JSON response (compact separators: emulators must not be the bottleneck)."""
     body = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
     merged = {"Content-Type": "application/json; charset=utf-8", **(headers or {})}
@@ -65,8 +67,7 @@ class Provider(Protocol):
         """The provider's method name for this request (used by faults, quotas and the log)."""
         ...
 
-    def handle(self, request: Request, method: str) -> Response:
-        ...
+    def handle(self, request: Request, method: str) -> Response: ...
 
     def fault_response(self, fault: Fault) -> Response:
         """The provider-shaped answer for an HTTP-level fault ("429", "500", "503")."""

@@ -39,9 +39,7 @@ def redact_params(params: Mapping[str, Any]) -> dict[str, Any]:
     """A copy of ``params`` with credential-bearing values replaced by :data:`REDACTED`."""
     clean: dict[str, Any] = {}
     for name, value in params.items():
-        if name.lower() in _SECRET_KEYS or (
-            isinstance(value, str) and _SECRET_VALUE.search(value)
-        ):
+        if name.lower() in _SECRET_KEYS or (isinstance(value, str) and _SECRET_VALUE.search(value)):
             clean[name] = REDACTED
         else:
             clean[name] = value

@@ -100,8 +100,9 @@ class _Server(ThreadingHTTPServer):
 class ProviderServer:
     """Serves one provider; shares the sandbox's fault rules and request log."""
 
-    def __init__(self, provider: Provider, *, faults: FaultInjector, log: RequestLog,
-                 time_scale: float = 1.0) -> None:
+    def __init__(
+        self, provider: Provider, *, faults: FaultInjector, log: RequestLog, time_scale: float = 1.0
+    ) -> None:
         self.provider = provider
         self.faults = faults
         self.log = log
@@ -119,8 +120,10 @@ class ProviderServer:
     def start(self) -> None:
         self._server = _Server(self)
         self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.1},
-            name=f"sandbox-{self.provider.name}", daemon=True,
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.1},
+            name=f"sandbox-{self.provider.name}",
+            daemon=True,
         )
         self._thread.start()
 
@@ -188,7 +191,13 @@ class ProviderServer:
             return json_response({"ok": False, "error": "sandbox_internal_error"}, 500)
 
     def _record(self, request: Request, method: str, status: int, fault: str | None) -> None:
-        self.log.append(LogEntry(
-            provider=self.provider.name, method=method, path=request.path,
-            params=redact_params(request.params), status=status, fault=fault,
-        ))
+        self.log.append(
+            LogEntry(
+                provider=self.provider.name,
+                method=method,
+                path=request.path,
+                params=redact_params(request.params),
+                status=status,
+                fault=fault,
+            )
+        )

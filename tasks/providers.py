@@ -41,11 +41,16 @@ def _slack_reader(token: Secret, settings: Mapping[str, Any]) -> StreamReader:
 
 
 def _oauth_args(bundle: Mapping[str, Any]) -> tuple[str, Secret, Secret]:
-    return (str(bundle["client_id"]), Secret(str(bundle["client_secret"])),
-            Secret(str(bundle["refresh_token"])))
+    return (
+        str(bundle["client_id"]),
+        Secret(str(bundle["client_secret"])),
+        Secret(str(bundle["refresh_token"])),
+    )
 
 
-def _merged(bundle: Mapping[str, Any], new: Mapping[str, Any]) -> tuple[dict[str, Any], datetime | None]:
+def _merged(
+    bundle: Mapping[str, Any], new: Mapping[str, Any]
+) -> tuple[dict[str, Any], datetime | None]:
     """The old bundle with the refreshed fields laid over it (Google keeps its refresh token)."""
     merged = {**bundle, **new}
     expires = merged.get("expires_at")
@@ -73,10 +78,12 @@ def _google_refresh(bundle: Mapping[str, Any]) -> tuple[dict[str, Any], datetime
 
 
 PROVIDERS: dict[str, Provider] = {
-    "slack": Provider("slack", ("users", "channels", "messages"), ("messages",), _slack_reader,
-                      _slack_refresh),
-    "gmail": Provider("gmail", ("labels", "messages"), ("messages",), _gmail_reader,
-                      _google_refresh),
+    "slack": Provider(
+        "slack", ("users", "channels", "messages"), ("messages",), _slack_reader, _slack_refresh
+    ),
+    "gmail": Provider(
+        "gmail", ("labels", "messages"), ("messages",), _gmail_reader, _google_refresh
+    ),
 }
 
 
@@ -84,5 +91,6 @@ def get_provider(name: str) -> Provider:
     try:
         return PROVIDERS[name]
     except KeyError:
-        raise ValueError(f"provider {name!r} has no connector yet "
-                         f"(available: {', '.join(sorted(PROVIDERS))})") from None
+        raise ValueError(
+            f"provider {name!r} has no connector yet (available: {', '.join(sorted(PROVIDERS))})"
+        ) from None

@@ -62,18 +62,25 @@ def _not_auth_error(task: Any, task_run: Any, state: Any) -> bool:
 
 
 @task(name="authorize")
-def authorize_run(integration_id: int, requested_by: str | None, action: str,
-                  run_grant: str | None = None) -> dict[str, Any]:
+def authorize_run(
+    integration_id: int, requested_by: str | None, action: str, run_grant: str | None = None
+) -> dict[str, Any]:
     """Prove who is asking, then check the RBAC matrix. Denials raise and are audited."""
     act = Action(action)
-    principal = resolve_principal(requested_by, run_grant, integration_id=integration_id,
-                                  action=act, key=signing_key_from_env())
+    principal = resolve_principal(
+        requested_by,
+        run_grant,
+        integration_id=integration_id,
+        action=act,
+        key=signing_key_from_env(),
+    )
     decision = authorize(get_engine(), principal, act, integration_id)
     return {"principal": str(principal), "verified": principal.verified, "role": decision.role}
 
 
-@task(name="refresh-credentials", retries=2, retry_delay_seconds=2,
-      retry_condition_fn=_not_auth_error)
+@task(
+    name="refresh-credentials", retries=2, retry_delay_seconds=2, retry_condition_fn=_not_auth_error
+)
 def refresh_credentials(integration_id: int, provider: str, principal: str = "system") -> str:
     """Refresh the access token when it expires within 5 minutes (row-locked, see db.vault)."""
     spec = get_provider(provider)
@@ -108,8 +115,9 @@ def _with_progress(pages: Iterable[Page], stream: str, stats: Any) -> Iterator[P
         rows += len(page.records)
         now = time.monotonic()
         if now - last >= PROGRESS_EVERY_S:
-            logger.info("%s: %s rows fetched, %s requests so far", stream, f"{rows:,}",
-                        stats.requests)
+            logger.info(
+                "%s: %s rows fetched, %s requests so far", stream, f"{rows:,}", stats.requests
+            )
             last = now
         yield page
 
@@ -125,9 +133,13 @@ def _renamed(pages: Iterable[Page], stream: str) -> Iterator[Page]:
 
 
 @task(name="sync-stream", retries=2, retry_delay_seconds=3, retry_condition_fn=_not_auth_error)
-def sync_stream(integration_id: int, stream: str, full_refresh: bool = False,
-                since: date | None = None,
-                window: tuple[date, date] | None = None) -> dict[str, Any]:
+def sync_stream(
+    integration_id: int,
+    stream: str,
+    full_refresh: bool = False,
+    since: date | None = None,
+    window: tuple[date, date] | None = None,
+) -> dict[str, Any]:
     """Read one stream from the provider and load it; cursors commit with their rows, so a
     retry (or the next run) resumes from the last committed page.
 
@@ -153,8 +165,13 @@ def sync_stream(integration_id: int, stream: str, full_refresh: bool = False,
     if spec.client_match and integ.client_id is None:
         with eng.connect() as conn:
             client_map = tenancy.client_attribution_map(conn, integ.agency_id, spec.client_match)
-    tenant = Tenant(agency_id=integ.agency_id, integration_id=integ.id, client_id=integ.client_id,
-                    client_map=client_map, client_field=spec.client_field)
+    tenant = Tenant(
+        agency_id=integ.agency_id,
+        integration_id=integ.id,
+        client_id=integ.client_id,
+        client_map=client_map,
+        client_field=spec.client_field,
+    )
     loader = TableLoader(eng, schema.metadata.tables[spec.table], tenant)
     started = time.monotonic()
     try:
@@ -180,14 +197,26 @@ def sync_stream(integration_id: int, stream: str, full_refresh: bool = False,
     }
     _logger().info(
         "%s: %s fetched, %s inserted, %s updated, %s deleted, %s requests (%s rate-limited)",
-        stream, result["fetched"], result["inserted"], result["updated"], result["deleted"],
-        result["requests"], result["rate_limited"])
+        stream,
+        result["fetched"],
+        result["inserted"],
+        result["updated"],
+        result["deleted"],
+        result["requests"],
+        result["rate_limited"],
+    )
     return result
 
 
 @task(name="record-run")
-def publish_summary(run_id: int, integration_id: int, provider: str, status: str,
-                    streams: dict[str, Any], error: str | None) -> None:
+def publish_summary(
+    run_id: int,
+    integration_id: int,
+    provider: str,
+    status: str,
+    streams: dict[str, Any],
+    error: str | None,
+) -> None:
     """Close the ledger row and attach a table artifact summarising each stream."""
     runs.finish_run(get_engine(), run_id, status=status, streams=streams, error=error)
     table = [

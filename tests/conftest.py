@@ -41,13 +41,20 @@ class Cluster:
 
     def admin(self) -> psycopg.Connection[tuple[object, ...]]:
         u = self._base
-        return psycopg.connect(host=u.host, port=u.port, user=u.username, password=u.password,
-                               dbname="postgres", autocommit=True)
+        return psycopg.connect(
+            host=u.host,
+            port=u.port,
+            user=u.username,
+            password=u.password,
+            dbname="postgres",
+            autocommit=True,
+        )
 
     def create(self, name: str, template: str | None = None) -> str:
         with self.admin() as conn:
-            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
-                sql.Identifier(name)))
+            conn.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )
             stmt = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name))
             if template:
                 stmt += sql.SQL(" TEMPLATE {}").format(sql.Identifier(template))
@@ -56,8 +63,9 @@ class Cluster:
 
     def drop(self, name: str) -> None:
         with self.admin() as conn:
-            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
-                sql.Identifier(name)))
+            conn.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )
 
 
 @pytest.fixture(scope="session")

@@ -16,7 +16,9 @@ from db.engine import default_vault
 
 
 @pytest.fixture
-def aos(fresh_engine: sa.Engine, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]):
+def aos(
+    fresh_engine: sa.Engine, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+):
     monkeypatch.setenv("AOS_DATABASE_URL", fresh_engine.url.render_as_string(hide_password=False))
     monkeypatch.setenv("AOS_ENCRYPTION_KEY", "k1:" + "A" * 43 + "=")
     db_engine.get_engine.cache_clear()
@@ -36,28 +38,73 @@ def aos(fresh_engine: sa.Engine, monkeypatch: pytest.MonkeyPatch, capsys: pytest
 
 def test_admin_flow_with_json(aos, fresh_engine: sa.Engine) -> None:
     assert aos("agency", "create", "Acme")[0] == 0
-    code, out, _ = aos("--json", "user", "add", "--agency", "Acme", "--email", "Ann@Acme.test",
-                       "--role", "member")
+    code, out, _ = aos(
+        "--json", "user", "add", "--agency", "Acme", "--email", "Ann@Acme.test", "--role", "member"
+    )
     assert code == 0 and json.loads(out)["email"] == "ann@acme.test"
-    code, out, _ = aos("--json", "client", "add", "--agency", "Acme", "--name", "Globex",
-                       "--slack-channel", "C1", "--email-domain", "globex.com")
+    code, out, _ = aos(
+        "--json",
+        "client",
+        "add",
+        "--agency",
+        "Acme",
+        "--name",
+        "Globex",
+        "--slack-channel",
+        "C1",
+        "--email-domain",
+        "globex.com",
+    )
     client_id = json.loads(out)["client_id"]
-    assert aos("access", "grant", "--user", "ann@acme.test", "--client", "Globex",
-               "--permission", "write")[0] == 0
+    assert (
+        aos(
+            "access",
+            "grant",
+            "--user",
+            "ann@acme.test",
+            "--client",
+            "Globex",
+            "--permission",
+            "write",
+        )[0]
+        == 0
+    )
     secret = "xoxb-very-secret-token"
-    code, out, err = aos("--json", "integration", "add", "--agency", "Acme", "--provider", "slack",
-                         "--name", "Globex Slack", "--client", "Globex", "--credentials-file", "-",
-                         stdin=json.dumps({"access_token": secret}))
+    code, out, err = aos(
+        "--json",
+        "integration",
+        "add",
+        "--agency",
+        "Acme",
+        "--provider",
+        "slack",
+        "--name",
+        "Globex Slack",
+        "--client",
+        "Globex",
+        "--credentials-file",
+        "-",
+        stdin=json.dumps({"access_token": secret}),
+    )
     assert code == 0, err
     iid = json.loads(out)["integration_id"]
     assert secret not in out + err
     code, out, _ = aos("--json", "integration", "list", "--agency", "Acme")
     [row] = json.loads(out)
-    assert row == {"id": iid, "agency_id": 1, "client_id": client_id, "provider": "slack",
-                   "name": "Globex Slack", "status": "connected", "reason": None}
+    assert row == {
+        "id": iid,
+        "agency_id": 1,
+        "client_id": client_id,
+        "provider": "slack",
+        "name": "Globex Slack",
+        "status": "connected",
+        "reason": None,
+    }
     with fresh_engine.connect() as conn:
         assert default_vault().get(conn, iid)["access_token"] == secret
-    code, out, _ = aos("--json", "access", "revoke", "--user", "ann@acme.test", "--client", "Globex")
+    code, out, _ = aos(
+        "--json", "access", "revoke", "--user", "ann@acme.test", "--client", "Globex"
+    )
     assert code == 0
     code, out, _ = aos("runs", "list")
     assert code == 0 and "(none)" in out
@@ -69,11 +116,33 @@ def test_errors_are_one_line_and_non_zero(aos) -> None:
     aos("agency", "create", "Acme")
     code, _, err = aos("agency", "create", "Acme")
     assert code == 1 and err.count("\n") == 1 and "already exists" in err
-    code, _, err = aos("integration", "add", "--agency", "Acme", "--provider", "slack",
-                       "--name", "x", "--credentials-file", "-", stdin="not json")
+    code, _, err = aos(
+        "integration",
+        "add",
+        "--agency",
+        "Acme",
+        "--provider",
+        "slack",
+        "--name",
+        "x",
+        "--credentials-file",
+        "-",
+        stdin="not json",
+    )
     assert code == 1 and "credentials must be a JSON object" in err
-    code, _, err = aos("integration", "add", "--agency", "Acme", "--provider", "slack",
-                       "--name", "x", "--credentials-file", "-", stdin='{"refresh_token": "r"}')
+    code, _, err = aos(
+        "integration",
+        "add",
+        "--agency",
+        "Acme",
+        "--provider",
+        "slack",
+        "--name",
+        "x",
+        "--credentials-file",
+        "-",
+        stdin='{"refresh_token": "r"}',
+    )
     assert code == 1 and "access_token" in err
 
 
@@ -81,30 +150,71 @@ def test_credentials_are_never_taken_from_argv() -> None:
     from cli.main import build_parser
 
     with pytest.raises(SystemExit):
-        build_parser().parse_args(["integration", "add", "--agency", "A", "--provider", "slack",
-                                   "--name", "n", "--access-token", "xoxb-1"])
+        build_parser().parse_args(
+            [
+                "integration",
+                "add",
+                "--agency",
+                "A",
+                "--provider",
+                "slack",
+                "--name",
+                "n",
+                "--access-token",
+                "xoxb-1",
+            ]
+        )
 
 
 def test_reconnect_stores_new_credentials_and_reconnects(aos, fresh_engine: sa.Engine) -> None:
     from db import tenancy
 
     aos("agency", "create", "Acme")
-    code, out, _ = aos("--json", "integration", "add", "--agency", "Acme", "--provider", "gmail",
-                       "--name", "Inbox", "--credentials-file", "-",
-                       stdin=json.dumps({"access_token": "old", "refresh_token": "r-old"}))
+    code, out, _ = aos(
+        "--json",
+        "integration",
+        "add",
+        "--agency",
+        "Acme",
+        "--provider",
+        "gmail",
+        "--name",
+        "Inbox",
+        "--credentials-file",
+        "-",
+        stdin=json.dumps({"access_token": "old", "refresh_token": "r-old"}),
+    )
     iid = json.loads(out)["integration_id"]
     with fresh_engine.begin() as conn:
         tenancy.set_integration_status(conn, iid, "needs_reauth", reason="invalid_grant")
-    code, out, err = aos("--json", "integration", "reconnect", "--integration", str(iid),
-                         "--credentials-file", "-",
-                         stdin=json.dumps({"access_token": "new", "refresh_token": "r-new"}))
+    code, out, err = aos(
+        "--json",
+        "integration",
+        "reconnect",
+        "--integration",
+        str(iid),
+        "--credentials-file",
+        "-",
+        stdin=json.dumps({"access_token": "new", "refresh_token": "r-new"}),
+    )
     assert code == 0, err
-    assert json.loads(out) == {"integration_id": iid, "name": "Inbox", "status": "connected",
-                               "was": "needs_reauth"}
+    assert json.loads(out) == {
+        "integration_id": iid,
+        "name": "Inbox",
+        "status": "connected",
+        "was": "needs_reauth",
+    }
     assert "r-new" not in out
     with fresh_engine.connect() as conn:
         assert tenancy.get_integration(conn, iid).status == "connected"
         assert default_vault().get(conn, iid)["refresh_token"] == "r-new"
-    code, _, err = aos("integration", "reconnect", "--integration", "999", "--credentials-file",
-                       "-", stdin=json.dumps({"access_token": "x"}))
+    code, _, err = aos(
+        "integration",
+        "reconnect",
+        "--integration",
+        "999",
+        "--credentials-file",
+        "-",
+        stdin=json.dumps({"access_token": "x"}),
+    )
     assert code == 1 and "999" in err

@@ -10,8 +10,12 @@ from cli.demo import DEMO_AGENCIES, run_demo
 from db import engine as db_engine
 
 
-def test_demo_twice(fresh_engine: sa.Engine, prefect_harness: None,
-                    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+def test_demo_twice(
+    fresh_engine: sa.Engine,
+    prefect_harness: None,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     monkeypatch.setenv("AOS_DATABASE_URL", fresh_engine.url.render_as_string(hide_password=False))
     monkeypatch.setenv("AOS_ENCRYPTION_KEY", "demo:" + "B" * 43 + "=")
     for var in ("AOS_SLACK_API_URL", "AOS_GMAIL_API_URL", "AOS_GOOGLE_TOKEN_URL"):
@@ -22,21 +26,35 @@ def test_demo_twice(fresh_engine: sa.Engine, prefect_harness: None,
         first = run_demo("tiny")
         out = capsys.readouterr().out
         with fresh_engine.connect() as conn:
-            counts = dict(conn.execute(sa.text(
-                "SELECT a.name, count(m.*) FROM agency a JOIN slack_messages m ON m.agency_id = a.id "
-                "GROUP BY a.name")).all())
+            counts = dict(
+                conn.execute(
+                    sa.text(
+                        "SELECT a.name, count(m.*) FROM agency a JOIN slack_messages m ON m.agency_id = a.id "
+                        "GROUP BY a.name"
+                    )
+                ).all()
+            )
             roles = conn.execute(sa.text("SELECT count(*) FROM user_role")).scalar()
         second = run_demo("tiny")
         out2 = capsys.readouterr().out
         with fresh_engine.connect() as conn:
-            runs = conn.execute(sa.text(
-                "SELECT status, count(*) FROM sync_run GROUP BY status")).all()
-            inserted_second = conn.execute(sa.text(
-                "SELECT sum((streams->'messages'->>'inserted')::int) FROM sync_run "
-                "WHERE id > (SELECT max(id) - 6 FROM sync_run)")).scalar()
-            recount = dict(conn.execute(sa.text(
-                "SELECT a.name, count(m.*) FROM agency a JOIN slack_messages m ON m.agency_id = a.id "
-                "GROUP BY a.name")).all())
+            runs = conn.execute(
+                sa.text("SELECT status, count(*) FROM sync_run GROUP BY status")
+            ).all()
+            inserted_second = conn.execute(
+                sa.text(
+                    "SELECT sum((streams->'messages'->>'inserted')::int) FROM sync_run "
+                    "WHERE id > (SELECT max(id) - 6 FROM sync_run)"
+                )
+            ).scalar()
+            recount = dict(
+                conn.execute(
+                    sa.text(
+                        "SELECT a.name, count(m.*) FROM agency a JOIN slack_messages m ON m.agency_id = a.id "
+                        "GROUP BY a.name"
+                    )
+                ).all()
+            )
     finally:
         db_engine.get_engine.cache_clear()
         context.engine.cache_clear()

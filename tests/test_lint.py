@@ -11,6 +11,11 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def test_ruff_is_clean() -> None:
     ruff = Path(sys.executable).parent / "ruff"
-    done = subprocess.run([str(ruff), "check", "--no-cache", str(ROOT)], capture_output=True,
-                          text=True, cwd=ROOT, timeout=120)
+    done = subprocess.run(
+        [str(ruff), "check", "--no-cache", str(ROOT)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stdout[-3000:]

@@ -58,12 +58,15 @@ def parse_batch(outer: Request) -> list[BatchPart]:
     if not content_type.lower().startswith("multipart/mixed") or "boundary" not in content_type:
         raise BatchFormatError("batch requests must be multipart/mixed with a boundary")
     message = BytesParser(policy=compat32).parsebytes(
-        f"Content-Type: {content_type}\r\n\r\n".encode() + outer.body)
+        f"Content-Type: {content_type}\r\n\r\n".encode() + outer.body
+    )
     parts = message.get_payload()
     if not message.is_multipart() or not isinstance(parts, list):
         raise BatchFormatError("empty or malformed multipart body")
-    return [BatchPart(str(p.get("Content-ID", f"<item{k}>")), _http_part(p, outer))
-            for k, p in enumerate(parts)]
+    return [
+        BatchPart(str(p.get("Content-ID", f"<item{k}>")), _http_part(p, outer))
+        for k, p in enumerate(parts)
+    ]
 
 
 def render_batch(answers: Iterable[tuple[str, Response]]) -> Response:
@@ -76,10 +79,14 @@ def render_batch(answers: Iterable[tuple[str, Response]]) -> Response:
         head += [f"{k}: {v}" for k, v in response.headers.items()]
         head.append(f"Content-Length: {len(response.body)}")
         chunks.append(
-            (f"--{boundary}\r\nContent-Type: application/http\r\n"
-             f"Content-ID: <response-{inner_id}>\r\n\r\n" + "\r\n".join(head) + "\r\n\r\n"
-             ).encode() + response.body + b"\r\n")
+            (
+                f"--{boundary}\r\nContent-Type: application/http\r\n"
+                f"Content-ID: <response-{inner_id}>\r\n\r\n" + "\r\n".join(head) + "\r\n\r\n"
+            ).encode()
+            + response.body
+            + b"\r\n"
+        )
     chunks.append(f"--{boundary}--\r\n".encode())
-    return Response(200, b"".join(chunks),
-                    {"Content-Type": f"multipart/mixed; boundary={boundary}"})
-
+    return Response(
+        200, b"".join(chunks), {"Content-Type": f"multipart/mixed; boundary={boundary}"}
+    )

@@ -27,14 +27,58 @@ __all__ = [
     "text_parts",
 ]
 
-_FIRST = ("Jane", "John", "Priya", "Marcus", "Olivia", "Chen", "Fatima", "Lucas", "Emma",
-          "Noah", "Aisha", "Diego", "Hannah", "Kenji", "Sara", "Tom", "Mei", "Omar", "Lena",
-          "Victor")
-_LAST = ("Doe", "Smith", "Patel", "Brown", "Garcia", "Wang", "Khan", "Martin", "Jensen",
-         "O'Neil", "Kowalski", "Silva", "Nguyen", "Fischer", "Rossi", "Haddad", "Ito", "Baker")
+_FIRST = (
+    "Jane",
+    "John",
+    "Priya",
+    "Marcus",
+    "Olivia",
+    "Chen",
+    "Fatima",
+    "Lucas",
+    "Emma",
+    "Noah",
+    "Aisha",
+    "Diego",
+    "Hannah",
+    "Kenji",
+    "Sara",
+    "Tom",
+    "Mei",
+    "Omar",
+    "Lena",
+    "Victor",
+)
+_LAST = (
+    "Doe",
+    "Smith",
+    "Patel",
+    "Brown",
+    "Garcia",
+    "Wang",
+    "Khan",
+    "Martin",
+    "Jensen",
+    "O'Neil",
+    "Kowalski",
+    "Silva",
+    "Nguyen",
+    "Fischer",
+    "Rossi",
+    "Haddad",
+    "Ito",
+    "Baker",
+)
 # Non-ASCII names: their display names travel RFC 2047 encoded (or as raw UTF-8).
-_UNICODE = (("José", "Müller"), ("Zoë", "Łukasiewicz"), ("Renée", "Dupont"),
-            ("Søren", "Kierkegård"), ("Ana", "Núñez"), ("Björn", "Ångström"), ("Çağla", "Yıldız"))
+_UNICODE = (
+    ("José", "Müller"),
+    ("Zoë", "Łukasiewicz"),
+    ("Renée", "Dupont"),
+    ("Søren", "Kierkegård"),
+    ("Ana", "Núñez"),
+    ("Björn", "Ångström"),
+    ("Çağla", "Yıldız"),
+)
 
 _SUBJECTS = (
     "{client} – weekly performance report",
@@ -64,7 +108,7 @@ _PARAGRAPHS = (
     "We saw a drop in conversions after the site update; the pixel doesn't fire on the "
     "thank-you page any more. Can your dev team take a look?",
     "Great call today! Summary: budget +15% for Q3, new creatives in two weeks, and a "
-    "test on the \"<value>\" segment.",
+    'test on the "<value>" segment.',
     "Merci pour votre retour, nous préparons la nouvelle version de la présentation.",
     "Vielen Dank für die schnelle Rückmeldung – wir melden uns bis Mittwoch.",
 )
@@ -72,12 +116,19 @@ ATTACHMENTS = (
     ("report.pdf", "application/pdf"),
     ("budget 2025.xlsx", "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"),
     ("logo.png", "image/png"),
-    ("Résumé – Müller.docx",
-     "application/vnd.openxmlformats-officedocument.wordprocessingml.document"),
+    (
+        "Résumé – Müller.docx",
+        "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+    ),
     ("media-plan.csv", "text/csv"),
 )
-_ZONES = (UTC, timezone(timedelta(hours=-5)), timezone(timedelta(hours=1)),
-          timezone(timedelta(hours=9)), timezone(timedelta(hours=-8)))
+_ZONES = (
+    UTC,
+    timezone(timedelta(hours=-5)),
+    timezone(timedelta(hours=1)),
+    timezone(timedelta(hours=9)),
+    timezone(timedelta(hours=-8)),
+)
 
 
 def company_of(domain: str) -> str:
@@ -101,9 +152,13 @@ class Person:
     def header(self) -> str:
         """An address as it appears in From/To/Cc."""
         if not self.name.isascii():
-            return (f"{encode_word_b(self.name)} <{self.email}>" if self.style % 3 == 0
-                    else f"{encode_word_q(self.name)} <{self.email}>" if self.style % 3 == 1
-                    else f"{self.name} <{self.email}>")
+            return (
+                f"{encode_word_b(self.name)} <{self.email}>"
+                if self.style % 3 == 0
+                else f"{encode_word_q(self.name)} <{self.email}>"
+                if self.style % 3 == 1
+                else f"{self.name} <{self.email}>"
+            )
         if self.style % 5 == 1:
             return f'"{self.last}, {self.first}" <{self.email}>'
         if self.style % 5 == 2:
@@ -126,8 +181,9 @@ def person(domain: str, h: int) -> Person:
 def subject_for(h: int, client: str) -> str:
     """The decoded subject of a thread whose root hashed to ``h``."""
     template = _SUBJECTS[(h >> 8) % len(_SUBJECTS)]
-    return template.format(client=client, q=1 + (h >> 16) % 4, n=1000 + (h >> 20) % 9000,
-                           v=1 + (h >> 36) % 9)
+    return template.format(
+        client=client, q=1 + (h >> 16) % 4, n=1000 + (h >> 20) % 9000, v=1 + (h >> 36) % 9
+    )
 
 
 def encode_subject(subject: str, h: int) -> str:
@@ -147,21 +203,33 @@ def body_text(h: int, greeting: str, signature: str) -> str:
 
 
 def _html(text: str) -> str:
-    escaped = (text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-               .replace('"', "&quot;"))
-    paragraphs = "".join(f"<p>{p.replace(chr(13) + chr(10), '<br>')}</p>"
-                         for p in escaped.split("\r\n\r\n"))
+    escaped = (
+        text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;")
+    )
+    paragraphs = "".join(
+        f"<p>{p.replace(chr(13) + chr(10), '<br>')}</p>" for p in escaped.split("\r\n\r\n")
+    )
     return f'<div dir="ltr">{paragraphs}</div>\r\n'
 
 
 def text_parts(text: str, h: int) -> list[Part]:
     """``text/plain`` and ``text/html`` leaves of a multipart/alternative."""
-    plain = Part("text/plain", [("Content-Type", 'text/plain; charset="UTF-8"'),
-                                ("Content-Transfer-Encoding", "quoted-printable")],
-                 content=text.encode())
-    html = Part("text/html", [("Content-Type", 'text/html; charset="UTF-8"'),
-                              ("Content-Transfer-Encoding", "quoted-printable")],
-                content=_html(text).encode())
+    plain = Part(
+        "text/plain",
+        [
+            ("Content-Type", 'text/plain; charset="UTF-8"'),
+            ("Content-Transfer-Encoding", "quoted-printable"),
+        ],
+        content=text.encode(),
+    )
+    html = Part(
+        "text/html",
+        [
+            ("Content-Type", 'text/html; charset="UTF-8"'),
+            ("Content-Transfer-Encoding", "quoted-printable"),
+        ],
+        content=_html(text).encode(),
+    )
     return [plain, html]
 
 
@@ -180,10 +248,17 @@ def attachment_part(h: int, message_id: str, k: int) -> Part:
         type_header = f'{mime_type}; name="{encode_word_b(filename)}"'
     return Part(
         mime_type,
-        [("Content-Type", type_header), ("Content-Disposition", disposition),
-         ("Content-Transfer-Encoding", "base64"), ("Content-ID", f"<f_{token.hex()[:12]}>"),
-         ("X-Attachment-Id", f"f_{token.hex()[:12]}")],
-        content=content, filename=filename, attachment_id=attachment_id, transfer="base64",
+        [
+            ("Content-Type", type_header),
+            ("Content-Disposition", disposition),
+            ("Content-Transfer-Encoding", "base64"),
+            ("Content-ID", f"<f_{token.hex()[:12]}>"),
+            ("X-Attachment-Id", f"f_{token.hex()[:12]}"),
+        ],
+        content=content,
+        filename=filename,
+        attachment_id=attachment_id,
+        transfer="base64",
     )
 
 

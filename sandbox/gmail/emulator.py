@@ -41,8 +41,10 @@ _BATCH_PATHS = ("/batch/gmail/v1", "/batch")
 SIZES: dict[str, list[tuple[str, dict[str, Any]]]] = {
     "tiny": [("ops@acme-agency.test", {"messages": 50})],
     "small": [("ops@acme-agency.test", {"messages": 500})],
-    "demo": [("ops@acme-agency.test", {"messages": 2_000}),
-             ("sales@acme-agency.test", {"messages": 800, "domains": ("hooli.com", "umbrella.org")})],
+    "demo": [
+        ("ops@acme-agency.test", {"messages": 2_000}),
+        ("sales@acme-agency.test", {"messages": 800, "domains": ("hooli.com", "umbrella.org")}),
+    ],
     "large": [("ops@acme-agency.test", {"messages": 20_000, "quota": False})],
     "huge": [("ops@acme-agency.test", {"messages": 100_000, "quota": False})],
 }
@@ -58,24 +60,37 @@ class GmailEmulator:
 
     name = "gmail"
 
-    def __init__(self, *, seed: int = 0, time_scale: float = 1.0,
-                 oauth: GoogleOAuth | None = None,
-                 access_token_ttl: float = ACCESS_TOKEN_TTL) -> None:
+    def __init__(
+        self,
+        *,
+        seed: int = 0,
+        time_scale: float = 1.0,
+        oauth: GoogleOAuth | None = None,
+        access_token_ttl: float = ACCESS_TOKEN_TTL,
+    ) -> None:
         self.seed = seed
         self.scale = TimeScale(time_scale)
         self.limiter = FixedWindowLimiter(self.scale)
-        self.oauth = oauth or GoogleOAuth(seed, time_scale=time_scale,
-                                          access_token_ttl=access_token_ttl)
+        self.oauth = oauth or GoogleOAuth(
+            seed, time_scale=time_scale, access_token_ttl=access_token_ttl
+        )
         self.mailboxes: dict[str, GmailMailbox] = {}
         self.base_url: str | None = None
         self._lock = threading.Lock()
 
     # -- mailboxes ---------------------------------------------------------------------
     def add_mailbox(
-        self, email: str = "ops@acme-agency.test", *, messages: int = 500,
-        threads_ratio: float = 0.3, domains: tuple[str, ...] = DEFAULT_DOMAINS,
-        start: datetime | None = None, span_days: float = 60, quota: bool | int = True,
-        quota_status: int = 429, history_retention: int | timedelta | None = None,
+        self,
+        email: str = "ops@acme-agency.test",
+        *,
+        messages: int = 500,
+        threads_ratio: float = 0.3,
+        domains: tuple[str, ...] = DEFAULT_DOMAINS,
+        start: datetime | None = None,
+        span_days: float = 60,
+        quota: bool | int = True,
+        quota_status: int = 429,
+        history_retention: int | timedelta | None = None,
     ) -> GmailMailbox:
         """A mailbox that granted our app ``gmail.readonly``.
 
@@ -90,10 +105,18 @@ class GmailEmulator:
             if email.lower() in self.mailboxes:
                 raise ValueError(f"mailbox {email} exists")
             mailbox = GmailMailbox(
-                oauth=self.oauth, seed=self.seed, email=email.lower(), messages=messages,
-                threads_ratio=threads_ratio, domains=domains, start=start,
-                span_days=span_days, quota=quota, quota_status=quota_status,
-                history_retention=history_retention, time_scale=self.scale.factor,
+                oauth=self.oauth,
+                seed=self.seed,
+                email=email.lower(),
+                messages=messages,
+                threads_ratio=threads_ratio,
+                domains=domains,
+                start=start,
+                span_days=span_days,
+                quota=quota,
+                quota_status=quota_status,
+                history_retention=history_retention,
+                time_scale=self.scale.factor,
                 token_uri=self.token_uri,
             )
             self.mailboxes[mailbox.email] = mailbox
@@ -152,8 +175,10 @@ class GmailEmulator:
         if request.verb != "POST":
             raise not_found()
         try:
-            return json_response(self.oauth.token_endpoint(request.params, request.headers),
-                                 headers={"Cache-Control": "no-cache, no-store, max-age=0"})
+            return json_response(
+                self.oauth.token_endpoint(request.params, request.headers),
+                headers={"Cache-Control": "no-cache, no-store, max-age=0"},
+            )
         except TokenError as exc:
             return json_response(exc.payload(), status=exc.status)
 
@@ -172,8 +197,9 @@ class GmailEmulator:
         if user != "me" and user.lower() != mailbox.email:
             raise GmailError(403, "Delegation denied for " + mailbox.email, "forbidden")
         if mailbox.quota_units is not None:
-            decision = self.limiter.hit(mailbox.email, mailbox.quota_units, 1.0,
-                                        cost=QUOTA_UNITS[method])
+            decision = self.limiter.hit(
+                mailbox.email, mailbox.quota_units, 1.0, cost=QUOTA_UNITS[method]
+            )
             if not decision.allowed:
                 raise quota_exceeded(mailbox.quota_status, decision.retry_after)
         return json_response(handler(mailbox, request, args))
@@ -186,8 +212,9 @@ class GmailEmulator:
         except BatchFormatError as exc:
             raise bad_request(str(exc)) from exc
         if len(parts) > MAX_PARTS:
-            raise bad_request(f"Too many requests in batch ({len(parts)}); "
-                              f"the limit is {MAX_PARTS}.")
+            raise bad_request(
+                f"Too many requests in batch ({len(parts)}); the limit is {MAX_PARTS}."
+            )
         answers = []
         for part in parts:
             if self.api_method(part.request) == BATCH_METHOD:

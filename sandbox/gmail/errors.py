@@ -16,8 +16,15 @@ __all__ = [
     "unavailable",
 ]
 
-_STATUS = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED",
-           404: "NOT_FOUND", 429: "RESOURCE_EXHAUSTED", 500: "INTERNAL", 503: "UNAVAILABLE"}
+_STATUS = {
+    400: "INVALID_ARGUMENT",
+    401: "UNAUTHENTICATED",
+    403: "PERMISSION_DENIED",
+    404: "NOT_FOUND",
+    429: "RESOURCE_EXHAUSTED",
+    500: "INTERNAL",
+    503: "UNAVAILABLE",
+}
 _AUTH_MESSAGE = (
     "Request had invalid authentication credentials. Expected OAuth 2 access token, login "
     "cookie or other valid authentication credential. See "
@@ -33,9 +40,18 @@ _MISSING_MESSAGE = (
 class GmailError(Exception):
     """Raised by handlers; :meth:`response` renders it."""
 
-    def __init__(self, code: int, message: str, reason: str, *, domain: str = "global",
-                 status: str | None = None, location: str | None = None,
-                 detail: str | None = None, headers: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        code: int,
+        message: str,
+        reason: str,
+        *,
+        domain: str = "global",
+        status: str | None = None,
+        location: str | None = None,
+        detail: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         super().__init__(message)
         self.code, self.message, self.reason, self.domain = code, message, reason, domain
         self.status = status or _STATUS.get(code, "UNKNOWN")
@@ -45,10 +61,18 @@ class GmailError(Exception):
     def response(self) -> Response:
         item = {"message": self.detail, "domain": self.domain, "reason": self.reason}
         if self.location:
-            item.update(location=self.location, locationType="header" if self.location
-                        == "Authorization" else "parameter")
-        payload = {"error": {"code": self.code, "message": self.message, "errors": [item],
-                             "status": self.status}}
+            item.update(
+                location=self.location,
+                locationType="header" if self.location == "Authorization" else "parameter",
+            )
+        payload = {
+            "error": {
+                "code": self.code,
+                "message": self.message,
+                "errors": [item],
+                "status": self.status,
+            }
+        }
         return json_response(payload, status=self.code, headers=self.headers)
 
 
@@ -62,12 +86,15 @@ def not_found() -> GmailError:
 
 def unauthenticated(*, missing: bool = False) -> GmailError:
     return GmailError(
-        401, _MISSING_MESSAGE if missing else _AUTH_MESSAGE,
+        401,
+        _MISSING_MESSAGE if missing else _AUTH_MESSAGE,
         "required" if missing else "authError",
         detail="Login Required." if missing else "Invalid Credentials",
         location="Authorization",
-        headers={"WWW-Authenticate": 'Bearer realm="https://accounts.google.com/"'
-                 + ("" if missing else ', error="invalid_token"')},
+        headers={
+            "WWW-Authenticate": 'Bearer realm="https://accounts.google.com/"'
+            + ("" if missing else ', error="invalid_token"')
+        },
     )
 
 
@@ -75,12 +102,17 @@ def quota_exceeded(status: int, retry_after: float) -> GmailError:
     """Gmail's per-user rate limit: 429 ``rateLimitExceeded`` (what Gmail sends today) or
     the older 403 ``userRateLimitExceeded``."""
     if status == 403:
-        return GmailError(403, "User Rate Limit Exceeded", "userRateLimitExceeded",
-                          domain="usageLimits")
+        return GmailError(
+            403, "User Rate Limit Exceeded", "userRateLimitExceeded", domain="usageLimits"
+        )
     when = datetime.now(UTC) + timedelta(seconds=retry_after)
     stamp = when.isoformat(timespec="milliseconds").replace("+00:00", "Z")
-    return GmailError(429, f"User-rate limit exceeded.  Retry after {stamp}",
-                      "rateLimitExceeded", domain="usageLimits")
+    return GmailError(
+        429,
+        f"User-rate limit exceeded.  Retry after {stamp}",
+        "rateLimitExceeded",
+        domain="usageLimits",
+    )
 
 
 def internal() -> GmailError:

@@ -33,8 +33,13 @@ from sandbox.ids import mix64, unit
 
 __all__ = ["CATEGORIES", "GeneratedMail", "MessageSpec"]
 
-CATEGORIES = ("CATEGORY_PERSONAL", "CATEGORY_UPDATES", "CATEGORY_PROMOTIONS",
-              "CATEGORY_SOCIAL", "CATEGORY_FORUMS")
+CATEGORIES = (
+    "CATEGORY_PERSONAL",
+    "CATEGORY_UPDATES",
+    "CATEGORY_PROMOTIONS",
+    "CATEGORY_SOCIAL",
+    "CATEGORY_FORUMS",
+)
 _CATEGORY_WEIGHTS = (115, 180, 215, 235, 256)  # cumulative, of 256
 _SPAM_DOMAIN = "offers-mail.biz"
 _REPLY_WINDOW = 40
@@ -57,10 +62,20 @@ class MessageSpec:
 class GeneratedMail:
     """The generated part of one mailbox (read-only; mutations live in the mailbox)."""
 
-    def __init__(self, *, key: int, count: int, start_ms: int, end_ms: int,
-                 threads_ratio: float, owner: str, domains: Sequence[str],
-                 client_labels: dict[str, str], extra_labels: Sequence[str],
-                 base_history_id: int) -> None:
+    def __init__(
+        self,
+        *,
+        key: int,
+        count: int,
+        start_ms: int,
+        end_ms: int,
+        threads_ratio: float,
+        owner: str,
+        domains: Sequence[str],
+        client_labels: dict[str, str],
+        extra_labels: Sequence[str],
+        base_history_id: int,
+    ) -> None:
         if not domains:
             raise ValueError("domains must not be empty")
         self.key, self.count = key, count
@@ -146,8 +161,9 @@ class GeneratedMail:
             roots.append(i if p is None else roots[p])
         return roots, hashes
 
-    def labels(self, i: int, root: int | None = None, h: int | None = None,
-               root_h: int | None = None) -> list[str]:
+    def labels(
+        self, i: int, root: int | None = None, h: int | None = None, root_h: int | None = None
+    ) -> list[str]:
         h = self.h(i) if h is None else h
         kind = self.kind(i, h)
         if kind == "spam":
@@ -198,8 +214,11 @@ class GeneratedMail:
         to += [p.header() for p in people[1 : 1 + (h >> 8) % 3]]
         cc = [colleague.header()] + [people[0].header()] if (h >> 10) % 3 == 0 else []
         signer: Person | None = None if outgoing else (contact if h & 2 else people[0])
-        text = body_text(mix64(h ^ _SALT_BODY), contact.first if outgoing else "team",
-                         signer.name if signer else company_of(self.owner_domain))
+        text = body_text(
+            mix64(h ^ _SALT_BODY),
+            contact.first if outgoing else "team",
+            signer.name if signer else company_of(self.owner_domain),
+        )
         headers: list[tuple[str, str]] = []
         if not outgoing:
             headers.append(("Delivered-To", self.owner_email))
@@ -210,17 +229,28 @@ class GeneratedMail:
         ]
         parent = self.parent(i)
         if parent is not None:
-            headers += [("In-Reply-To", self._rfc_message_id(parent, domain)),
-                        ("References", f"{self._rfc_message_id(root, domain)} "
-                                       f"{self._rfc_message_id(parent, domain)}")]
-        headers += [("Subject", encode_subject(subject, h)), ("From", sender),
-                    ("To", ", ".join(to))]
+            headers += [
+                ("In-Reply-To", self._rfc_message_id(parent, domain)),
+                (
+                    "References",
+                    f"{self._rfc_message_id(root, domain)} {self._rfc_message_id(parent, domain)}",
+                ),
+            ]
+        headers += [
+            ("Subject", encode_subject(subject, h)),
+            ("From", sender),
+            ("To", ", ".join(to)),
+        ]
         if cc:
             headers.append(("Cc", ", ".join(cc)))
         part = self._structure(h, message_id, text, headers)
         return MessageSpec(
-            id=message_id, thread_id=self.message_id(root), internal_ms=self.internal_ms(i),
-            labels=self.labels(i, root), history_id=self.history_id(i), part=part,
+            id=message_id,
+            thread_id=self.message_id(root),
+            internal_ms=self.internal_ms(i),
+            labels=self.labels(i, root),
+            history_id=self.history_id(i),
+            part=part,
             snippet=html_snippet(text),
         )
 
@@ -228,22 +258,27 @@ class GeneratedMail:
         return f"<CA+{self.h(i) & 0xFFFFFFFFFFFF:x}.{i}@mail.{domain}>"
 
     @staticmethod
-    def _structure(h: int, message_id: str, text: str,
-                   headers: list[tuple[str, str]]) -> Part:
+    def _structure(h: int, message_id: str, text: str, headers: list[tuple[str, str]]) -> Part:
         shape = (h >> 60) & 0xF
         boundary = f"0000000000{(h >> 8) & 0xFFFFFFFFFFFF:012x}"
         if shape < 3:
             leaf = text_parts(text, h)[0]
             leaf.headers = headers + leaf.headers
             return leaf
-        alternative = Part("multipart/alternative", [], children=text_parts(text, h),
-                           boundary=f"{boundary}a")
+        alternative = Part(
+            "multipart/alternative", [], children=text_parts(text, h), boundary=f"{boundary}a"
+        )
         if shape < 11:
-            alternative.headers = [*headers, ("Content-Type",
-                                              f'multipart/alternative; boundary="{boundary}a"')]
+            alternative.headers = [
+                *headers,
+                ("Content-Type", f'multipart/alternative; boundary="{boundary}a"'),
+            ]
             return alternative
         alternative.headers = [("Content-Type", f'multipart/alternative; boundary="{boundary}a"')]
         attachments = [attachment_part(h, message_id, k) for k in range(1 + (h >> 6) % 2)]
-        return Part("multipart/mixed",
-                    [*headers, ("Content-Type", f'multipart/mixed; boundary="{boundary}m"')],
-                    children=[alternative, *attachments], boundary=f"{boundary}m")
+        return Part(
+            "multipart/mixed",
+            [*headers, ("Content-Type", f'multipart/mixed; boundary="{boundary}m"')],
+            children=[alternative, *attachments],
+            boundary=f"{boundary}m",
+        )

@@ -18,8 +18,12 @@ from sandbox.ids import mix64
 __all__ = ["HISTORY_TYPES", "History", "HistoryExpired", "Record"]
 
 HISTORY_TYPES = ("messageAdded", "messageDeleted", "labelAdded", "labelRemoved")
-_FIELDS = {"messageAdded": "messagesAdded", "messageDeleted": "messagesDeleted",
-           "labelAdded": "labelsAdded", "labelRemoved": "labelsRemoved"}
+_FIELDS = {
+    "messageAdded": "messagesAdded",
+    "messageDeleted": "messagesDeleted",
+    "labelAdded": "labelsAdded",
+    "labelRemoved": "labelsRemoved",
+}
 
 
 class HistoryExpired(Exception):
@@ -52,9 +56,12 @@ class Record:
         wanted = [c for c in self.changes if c.type in types]
         if not wanted:
             return None
-        out: dict[str, Any] = {"id": str(self.id), "messages": [
-            {"id": c.message["id"], "threadId": c.message["threadId"]} for c in self.changes
-        ]}
+        out: dict[str, Any] = {
+            "id": str(self.id),
+            "messages": [
+                {"id": c.message["id"], "threadId": c.message["threadId"]} for c in self.changes
+            ],
+        }
         for change in wanted:
             out.setdefault(_FIELDS[change.type], []).append(change.render())
         return out
@@ -63,8 +70,9 @@ class Record:
 class History:
     """Records after ``floor`` (the newest expired id); not thread-safe, the mailbox locks."""
 
-    def __init__(self, *, start_id: int, key: int, retention: int | timedelta | None,
-                 time_scale: float) -> None:
+    def __init__(
+        self, *, start_id: int, key: int, retention: int | timedelta | None, time_scale: float
+    ) -> None:
         self.current = start_id
         self.floor = start_id
         self.records: list[Record] = []
@@ -91,7 +99,7 @@ class History:
         if isinstance(self.retention, int):
             if len(keep) > self.retention:
                 dropped = keep[: len(keep) - self.retention]
-                keep = keep[len(dropped):]
+                keep = keep[len(dropped) :]
                 self.floor = dropped[-1].id
         elif isinstance(self.retention, timedelta):
             oldest = time.time() - self.retention.total_seconds() / self._scale
@@ -101,8 +109,15 @@ class History:
                 keep = keep[cut:]
         self.records = keep
 
-    def page(self, start: int, *, types: Collection[str], label: str | None,
-             max_results: int, after: int | None) -> tuple[list[dict[str, Any]], int | None]:
+    def page(
+        self,
+        start: int,
+        *,
+        types: Collection[str],
+        label: str | None,
+        max_results: int,
+        after: int | None,
+    ) -> tuple[list[dict[str, Any]], int | None]:
         """Rendered records with ``id > start`` (and ``> after``, the page token), at most
         ``max_results``, plus the id to continue after when there are more."""
         self._trim()

@@ -27,21 +27,47 @@ from sandbox.ids import derive_key, mix64
 __all__ = ["SCOPE", "SYSTEM_LABELS", "GmailMailbox"]
 
 SCOPE = "https://www.googleapis.com/auth/gmail.readonly"
-SYSTEM_LABELS = ("CHAT", "SENT", "INBOX", "IMPORTANT", "TRASH", "DRAFT", "SPAM", *CATEGORIES,
-                 "STARRED", "UNREAD")
+SYSTEM_LABELS = (
+    "CHAT",
+    "SENT",
+    "INBOX",
+    "IMPORTANT",
+    "TRASH",
+    "DRAFT",
+    "SPAM",
+    *CATEGORIES,
+    "STARRED",
+    "UNREAD",
+)
 _HIDDEN = {"messageListVisibility": "hide", "labelListVisibility": "labelHide"}
-_VISIBILITY = {"CHAT": _HIDDEN, "TRASH": _HIDDEN, "SPAM": _HIDDEN,
-               "IMPORTANT": {"messageListVisibility": "hide", "labelListVisibility": "labelShow"}}
+_VISIBILITY = {
+    "CHAT": _HIDDEN,
+    "TRASH": _HIDDEN,
+    "SPAM": _HIDDEN,
+    "IMPORTANT": {"messageListVisibility": "hide", "labelListVisibility": "labelShow"},
+}
 
 
 class GmailMailbox:
     """Create with ``sb.gmail.add_mailbox``; thread-safe for one writer and many readers."""
 
-    def __init__(self, *, oauth: GoogleOAuth, seed: int, email: str, messages: int,
-                 threads_ratio: float, domains: Sequence[str], start: datetime | None,
-                 span_days: float, quota: bool | int, quota_status: int,
-                 history_retention: int | timedelta | None, time_scale: float,
-                 token_uri: Any) -> None:
+    def __init__(
+        self,
+        *,
+        oauth: GoogleOAuth,
+        seed: int,
+        email: str,
+        messages: int,
+        threads_ratio: float,
+        domains: Sequence[str],
+        start: datetime | None,
+        span_days: float,
+        quota: bool | int,
+        quota_status: int,
+        history_retention: int | timedelta | None,
+        time_scale: float,
+        token_uri: Any,
+    ) -> None:
         if start is not None and start.tzinfo is None:
             raise ValueError("start must be timezone-aware")
         if quota_status not in (403, 429):
@@ -55,17 +81,26 @@ class GmailMailbox:
         self.quota_status = quota_status
         self.lock = threading.RLock()
         self.user_labels: list[dict[str, Any]] = []
-        client_labels = {d: self._new_label(f"Clients/{d.split('.')[0].title()}")
-                         for d in domains}
+        client_labels = {d: self._new_label(f"Clients/{d.split('.')[0].title()}") for d in domains}
         extra = [self._new_label(n) for n in ("Invoices", "Reports/Weekly", "Follow-up")]
         self.mail = GeneratedMail(
-            key=self.key, count=messages, start_ms=int(self.start.timestamp() * 1000),
-            end_ms=int(self.end.timestamp() * 1000), threads_ratio=threads_ratio, owner=email,
-            domains=domains, client_labels=client_labels, extra_labels=extra,
+            key=self.key,
+            count=messages,
+            start_ms=int(self.start.timestamp() * 1000),
+            end_ms=int(self.end.timestamp() * 1000),
+            threads_ratio=threads_ratio,
+            owner=email,
+            domains=domains,
+            client_labels=client_labels,
+            extra_labels=extra,
             base_history_id=1_000 + self.key % 90_000,
         )
-        self.history = History(start_id=self.mail.last_history_id, key=self.key,
-                               retention=history_retention, time_scale=time_scale)
+        self.history = History(
+            start_id=self.mail.last_history_id,
+            key=self.key,
+            retention=history_retention,
+            time_scale=time_scale,
+        )
         self._added: dict[str, MessageSpec] = {}
         self._added_ints: list[int] = []
         self._labels: dict[str, list[str]] = {}
@@ -80,9 +115,15 @@ class GmailMailbox:
     # -- labels ------------------------------------------------------------------------
     def _new_label(self, name: str) -> str:
         label_id = f"Label_{len(self.user_labels) + 1}"
-        self.user_labels.append({"id": label_id, "name": name, "type": "user",
-                                 "messageListVisibility": "show",
-                                 "labelListVisibility": "labelShow"})
+        self.user_labels.append(
+            {
+                "id": label_id,
+                "name": name,
+                "type": "user",
+                "messageListVisibility": "show",
+                "labelListVisibility": "labelShow",
+            }
+        )
         return label_id
 
     def add_label(self, name: str) -> str:
@@ -93,8 +134,9 @@ class GmailMailbox:
 
     def labels(self) -> list[dict[str, Any]]:
         """``labels.list``: system labels, then user labels (no counts, as on Gmail)."""
-        system = [{"id": s, "name": s, "type": "system", **_VISIBILITY.get(s, {})}
-                  for s in SYSTEM_LABELS]
+        system = [
+            {"id": s, "name": s, "type": "system", **_VISIBILITY.get(s, {})} for s in SYSTEM_LABELS
+        ]
         return system + [dict(label) for label in self.user_labels]
 
     def label_ids(self) -> set[str]:
@@ -164,8 +206,9 @@ class GmailMailbox:
             return item.thread_id
         return self.mail.message_id(self.mail.root(item))
 
-    def search(self, query: Query, *, max_results: int, before: int | None
-               ) -> tuple[list[dict[str, str]], int | None, int]:
+    def search(
+        self, query: Query, *, max_results: int, before: int | None
+    ) -> tuple[list[dict[str, str]], int | None, int]:
         with self.lock:
             return search(self, query, max_results=max_results, before=before)
 
@@ -176,8 +219,11 @@ class GmailMailbox:
                 return self._stats[1]
             deleted = {self._index(m) for m in self._deleted}
             overrides = {self._index(m): v for m, v in self._labels.items()}
-            added = [(self._index(spec.thread_id), spec) for message_id, spec
-                     in self._added.items() if message_id not in self._deleted]
+            added = [
+                (self._index(spec.thread_id), spec)
+                for message_id, spec in self._added.items()
+                if message_id not in self._deleted
+            ]
             stats = count_mailbox(self.mail, deleted, overrides, added)
             self._stats = (self._version, stats)
             return stats
@@ -197,10 +243,19 @@ class GmailMailbox:
     def _snapshot(self, spec: MessageSpec) -> dict[str, Any]:
         return {"id": spec.id, "threadId": spec.thread_id, "labelIds": list(spec.labels)}
 
-    def deliver(self, *, subject: str | None = None, sender: str | None = None,
-                to: Iterable[str] | None = None, cc: Iterable[str] = (), text: str | None = None,
-                labels: Iterable[str] | None = None, thread_id: str | None = None,
-                attachments: int = 0, at: datetime | None = None) -> dict[str, Any]:
+    def deliver(
+        self,
+        *,
+        subject: str | None = None,
+        sender: str | None = None,
+        to: Iterable[str] | None = None,
+        cc: Iterable[str] = (),
+        text: str | None = None,
+        labels: Iterable[str] | None = None,
+        thread_id: str | None = None,
+        attachments: int = 0,
+        at: datetime | None = None,
+    ) -> dict[str, Any]:
         """A new message (default: from a contact at the first domain, into the inbox,
         unread) and its ``messageAdded`` record; returns it as ``format=metadata``.
         ``thread_id`` (a thread id, or the id of any message in it) makes it a reply."""
@@ -224,24 +279,41 @@ class GmailMailbox:
                 raise ValueError(f"unknown labels {sorted(unknown)}")
             subject = subject or "New message"
             text = text or body_text(h, "team", contact.name)
-            headers = [("MIME-Version", "1.0"), ("Date", date_header(ms, h)),
-                       ("Message-ID", f"<CA+{h & 0xFFFFFFFFFFFF:x}.new@mail.sandbox>"),
-                       ("Subject", encode_subject(subject, h)), ("From", sender),
-                       ("To", ", ".join(to or [self.email]))]
+            headers = [
+                ("MIME-Version", "1.0"),
+                ("Date", date_header(ms, h)),
+                ("Message-ID", f"<CA+{h & 0xFFFFFFFFFFFF:x}.new@mail.sandbox>"),
+                ("Subject", encode_subject(subject, h)),
+                ("From", sender),
+                ("To", ", ".join(to or [self.email])),
+            ]
             cc = list(cc)
             if cc:
                 headers.append(("Cc", ", ".join(cc)))
-            children = [Part("text/plain", [("Content-Type", 'text/plain; charset="UTF-8"')],
-                             content=text.encode(), transfer="7bit")]
+            children = [
+                Part(
+                    "text/plain",
+                    [("Content-Type", 'text/plain; charset="UTF-8"')],
+                    content=text.encode(),
+                    transfer="7bit",
+                )
+            ]
             children += [attachment_part(h, message_id, k) for k in range(attachments)]
             boundary = f"000000000000{h & 0xFFFFFFFFFF:010x}"
-            part = Part("multipart/mixed", [*headers, (
-                "Content-Type", f'multipart/mixed; boundary="{boundary}"')],
-                children=children, boundary=boundary)
+            part = Part(
+                "multipart/mixed",
+                [*headers, ("Content-Type", f'multipart/mixed; boundary="{boundary}"')],
+                children=children,
+                boundary=boundary,
+            )
             spec = MessageSpec(
-                id=message_id, thread_id=root.thread_id if root else message_id,
-                internal_ms=ms, labels=list(labels), history_id=self.history.next_id(),
-                part=part, snippet=html_snippet(text),
+                id=message_id,
+                thread_id=root.thread_id if root else message_id,
+                internal_ms=ms,
+                labels=list(labels),
+                history_id=self.history.next_id(),
+                part=part,
+                snippet=html_snippet(text),
             )
             self._added[message_id] = spec
             insort(self._added_ints, id_int)
@@ -249,8 +321,9 @@ class GmailMailbox:
             self._version += 1
             return render_message(spec, "metadata")
 
-    def modify(self, message_id: str, add: Iterable[str] = (),
-               remove: Iterable[str] = ()) -> dict[str, Any]:
+    def modify(
+        self, message_id: str, add: Iterable[str] = (), remove: Iterable[str] = ()
+    ) -> dict[str, Any]:
         """Add/remove labels: one record with ``labelsAdded`` and/or ``labelsRemoved``."""
         with self.lock:
             spec = self._existing(message_id)
@@ -314,8 +387,10 @@ class GmailMailbox:
     def credentials(self) -> dict[str, str]:
         """The tokens of the initial consent, as the project's vault would store them."""
         return {
-            "access_token": self.access_token, "refresh_token": self.refresh_token,
-            "client_id": self._oauth.client_id, "client_secret": self._oauth.client_secret,
+            "access_token": self.access_token,
+            "refresh_token": self.refresh_token,
+            "client_id": self._oauth.client_id,
+            "client_secret": self._oauth.client_secret,
             "expires_at": self._oauth.expires_at_iso(self._access),
             "token_uri": self._token_uri(),
         }

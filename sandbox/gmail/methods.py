@@ -26,8 +26,12 @@ Handler = Callable[[GmailMailbox, Request, tuple[str, ...]], dict[str, Any]]
 
 # Quota units per call (Gmail's documented per-method costs).
 QUOTA_UNITS = {
-    "users.getProfile": 1, "users.labels.list": 1, "users.labels.get": 1,
-    "users.messages.list": 5, "users.messages.get": 5, "users.messages.attachments.get": 5,
+    "users.getProfile": 1,
+    "users.labels.list": 1,
+    "users.labels.get": 1,
+    "users.messages.list": 5,
+    "users.messages.get": 5,
+    "users.messages.attachments.get": 5,
     "users.history.list": 2,
 }
 
@@ -58,8 +62,12 @@ def _flag(request: Request, name: str) -> bool:
 
 def get_profile(mb: GmailMailbox, request: Request, args: tuple[str, ...]) -> dict[str, Any]:
     stats = mb.stats()
-    return {"emailAddress": mb.email, "messagesTotal": stats["messages"],
-            "threadsTotal": stats["threads"], "historyId": str(mb.history_id)}
+    return {
+        "emailAddress": mb.email,
+        "messagesTotal": stats["messages"],
+        "threadsTotal": stats["threads"],
+        "historyId": str(mb.history_id),
+    }
 
 
 def labels_list(mb: GmailMailbox, request: Request, args: tuple[str, ...]) -> dict[str, Any]:
@@ -71,16 +79,26 @@ def labels_get(mb: GmailMailbox, request: Request, args: tuple[str, ...]) -> dic
     if label is None:
         raise not_found()
     total, unread, threads, threads_unread = mb.stats()["labels"].get(args[0], (0, 0, 0, 0))
-    return {**label, "messagesTotal": total, "messagesUnread": unread,
-            "threadsTotal": threads, "threadsUnread": threads_unread}
+    return {
+        **label,
+        "messagesTotal": total,
+        "messagesUnread": unread,
+        "threadsTotal": threads,
+        "threadsUnread": threads_unread,
+    }
 
 
 def messages_list(mb: GmailMailbox, request: Request, args: tuple[str, ...]) -> dict[str, Any]:
     names: dict[str, str] = {}
     for label in mb.user_labels:
         lowered = label["name"].lower()
-        names.update({lowered: label["id"], re.sub(r"[ /]", "-", lowered): label["id"],
-                      label["id"].lower(): label["id"]})
+        names.update(
+            {
+                lowered: label["id"],
+                re.sub(r"[ /]", "-", lowered): label["id"],
+                label["id"].lower(): label["id"],
+            }
+        )
     try:
         query = parse_query(str(request.params.get("q") or ""), names)
     except QueryError as exc:
@@ -92,7 +110,8 @@ def messages_list(mb: GmailMailbox, request: Request, args: tuple[str, ...]) -> 
         query.required.add(label_id)
     query.include_spam_trash |= _flag(request, "includeSpamTrash")
     page, bound, estimate = mb.search(
-        query, max_results=_int_param(request, "maxResults", 100, 500), before=_token(request))
+        query, max_results=_int_param(request, "maxResults", 100, 500), before=_token(request)
+    )
     out: dict[str, Any] = {}
     if page:
         out["messages"] = page
@@ -140,8 +159,12 @@ def history_list(mb: GmailMailbox, request: Request, args: tuple[str, ...]) -> d
     with mb.lock:
         try:
             records, more = mb.history.page(
-                int(raw), types=types, label=label,
-                max_results=_int_param(request, "maxResults", 100, 500), after=_token(request))
+                int(raw),
+                types=types,
+                label=label,
+                max_results=_int_param(request, "maxResults", 100, 500),
+                after=_token(request),
+            )
         except HistoryExpired as exc:
             raise not_found() from exc
         out: dict[str, Any] = {}
@@ -160,8 +183,11 @@ ROUTES: list[tuple[re.Pattern[str], str, Handler]] = [
     (re.compile(_USER + r"/labels/([^/]+)$"), "users.labels.get", labels_get),
     (re.compile(_USER + r"/messages$"), "users.messages.list", messages_list),
     (re.compile(_USER + r"/messages/([^/]+)$"), "users.messages.get", messages_get),
-    (re.compile(_USER + r"/messages/([^/]+)/attachments/([^/]+)$"),
-     "users.messages.attachments.get", attachments_get),
+    (
+        re.compile(_USER + r"/messages/([^/]+)/attachments/([^/]+)$"),
+        "users.messages.attachments.get",
+        attachments_get,
+    ),
     (re.compile(_USER + r"/history$"), "users.history.list", history_list),
 ]
 
@@ -174,4 +200,3 @@ def route(path: str) -> tuple[str, Handler, str, tuple[str, ...]] | None:
             groups = tuple(unquote(g) for g in match.groups())
             return name, handler, groups[0], groups[1:]
     return None
-

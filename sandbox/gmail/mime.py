@@ -61,8 +61,13 @@ def encode_word_q(text: str) -> str:
 def html_snippet(text: str, length: int = 140) -> str:
     """Gmail's snippet: the start of the text, whitespace collapsed, HTML-escaped."""
     flat = " ".join(text.split())[:length]
-    return (flat.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-            .replace('"', "&quot;").replace("'", "&#39;"))
+    return (
+        flat.replace("&", "&amp;")
+        .replace("<", "&lt;")
+        .replace(">", "&gt;")
+        .replace('"', "&quot;")
+        .replace("'", "&#39;")
+    )
 
 
 @dataclass

@@ -13,8 +13,9 @@ __all__ = ["FORMATS", "render_message"]
 FORMATS = ("minimal", "metadata", "full", "raw")
 
 
-def render_message(spec: MessageSpec, fmt: str = "full",
-                   metadata_headers: Sequence[str] = ()) -> dict[str, Any]:
+def render_message(
+    spec: MessageSpec, fmt: str = "full", metadata_headers: Sequence[str] = ()
+) -> dict[str, Any]:
     """The message resource in Gmail's field order. ``metadata_headers`` (case-insensitive)
     narrows ``format=metadata`` headers; empty means all."""
     raw = render_raw(spec.part)
@@ -26,8 +27,11 @@ def render_message(spec: MessageSpec, fmt: str = "full",
         wanted = {h.lower() for h in metadata_headers}
         out["payload"] = {
             "mimeType": spec.part.mime_type,
-            "headers": [{"name": n, "value": v} for n, v in spec.part.headers
-                        if not wanted or n.lower() in wanted],
+            "headers": [
+                {"name": n, "value": v}
+                for n, v in spec.part.headers
+                if not wanted or n.lower() in wanted
+            ],
         }
     elif fmt == "full":
         out["payload"] = render_payload(spec.part)

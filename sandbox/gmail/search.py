@@ -26,12 +26,26 @@ __all__ = ["Query", "QueryError", "parse_query", "search"]
 
 _PACIFIC = ZoneInfo("America/Los_Angeles")
 _TOKEN = re.compile(r'(-?)(?:(\w+):)?("[^"]*"|\S+)')
-_IN = {"inbox": "INBOX", "sent": "SENT", "spam": "SPAM", "trash": "TRASH", "draft": "DRAFT",
-       "drafts": "DRAFT", "starred": "STARRED", "important": "IMPORTANT", "chats": "CHAT"}
+_IN = {
+    "inbox": "INBOX",
+    "sent": "SENT",
+    "spam": "SPAM",
+    "trash": "TRASH",
+    "draft": "DRAFT",
+    "drafts": "DRAFT",
+    "starred": "STARRED",
+    "important": "IMPORTANT",
+    "chats": "CHAT",
+}
 _IS = {"unread": "UNREAD", "starred": "STARRED", "important": "IMPORTANT"}
-_CATEGORY = {"primary": "CATEGORY_PERSONAL", "personal": "CATEGORY_PERSONAL",
-             "social": "CATEGORY_SOCIAL", "promotions": "CATEGORY_PROMOTIONS",
-             "updates": "CATEGORY_UPDATES", "forums": "CATEGORY_FORUMS"}
+_CATEGORY = {
+    "primary": "CATEGORY_PERSONAL",
+    "personal": "CATEGORY_PERSONAL",
+    "social": "CATEGORY_SOCIAL",
+    "promotions": "CATEGORY_PROMOTIONS",
+    "updates": "CATEGORY_UPDATES",
+    "forums": "CATEGORY_FORUMS",
+}
 _UNITS = {"d": 86_400, "m": 30 * 86_400, "y": 365 * 86_400}
 _ALL = 1 << 64
 
@@ -50,8 +64,11 @@ class Query:
     text: list[tuple[bool, str, str]] = field(default_factory=list)  # (negated, field, term)
 
     def matches_labels(self, labels: list[str]) -> bool:
-        if not self.include_spam_trash and not self.required & {"SPAM", "TRASH"} and (
-                "SPAM" in labels or "TRASH" in labels):
+        if (
+            not self.include_spam_trash
+            and not self.required & {"SPAM", "TRASH"}
+            and ("SPAM" in labels or "TRASH" in labels)
+        ):
             return False
         return self.required.issubset(labels) and not self.excluded.intersection(labels)
 
@@ -61,8 +78,9 @@ class Query:
             if name:
                 haystack = headers.get(name, "")
             else:
-                haystack = " ".join((headers.get("subject", ""), headers.get("from", ""),
-                                     spec.snippet))
+                haystack = " ".join(
+                    (headers.get("subject", ""), headers.get("from", ""), spec.snippet)
+                )
             if (term.lower() in haystack.lower()) == negated:
                 return False
         return True
@@ -141,8 +159,9 @@ def _label(op: str, value: str, label_names: dict[str, str]) -> str | None:
     return None
 
 
-def search(mb: GmailMailbox, query: Query, *, max_results: int, before: int | None
-           ) -> tuple[list[dict[str, str]], int | None, int]:
+def search(
+    mb: GmailMailbox, query: Query, *, max_results: int, before: int | None
+) -> tuple[list[dict[str, str]], int | None, int]:
     """One page, newest first: ``[{id, threadId}]``, the next page's exclusive upper id
     bound (or None), and ``resultSizeEstimate`` (exact when everything fit in one page)."""
     high = query.high if before is None else min(query.high, before)

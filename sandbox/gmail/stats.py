@@ -14,9 +14,12 @@ from sandbox.gmail.generated import GeneratedMail, MessageSpec
 __all__ = ["count_mailbox"]
 
 
-def count_mailbox(mail: GeneratedMail, deleted: set[int | None],
-                  overrides: Mapping[int | None, list[str]],
-                  added: Sequence[tuple[int | None, MessageSpec]]) -> dict[str, Any]:
+def count_mailbox(
+    mail: GeneratedMail,
+    deleted: set[int | None],
+    overrides: Mapping[int | None, list[str]],
+    added: Sequence[tuple[int | None, MessageSpec]],
+) -> dict[str, Any]:
     """``{"messages", "threads", "labels": {id: (messages, unread, threads, unread
     threads)}}``. ``deleted``/``overrides`` are keyed by generated index; ``added`` pairs a
     delivered message with its thread's generated index (None if the thread is new)."""

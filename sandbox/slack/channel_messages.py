@@ -105,6 +105,11 @@ class ChannelMessages(ChannelTimeline):
                 self._tombstones.add(ts)
                 return
             self._deleted.add(ts)
-            if root is not None and root != ts and root in self._tombstones and not self.thread(root):
+            if (
+                root is not None
+                and root != ts
+                and root in self._tombstones
+                and not self.thread(root)
+            ):
                 self._tombstones.discard(root)
                 self._deleted.add(root)

@@ -20,8 +20,22 @@ _WORDS = (
     "café naïve über résumé 東京 データ отчёт análisis"
 ).split()
 EMOJI = (
-    "thumbsup", "tada", "eyes", "rocket", "white_check_mark", "fire", "pray", "100",
-    "heart", "raised_hands", "joy", "thinking_face", "muscle", "clap", "star", "bulb",
+    "thumbsup",
+    "tada",
+    "eyes",
+    "rocket",
+    "white_check_mark",
+    "fire",
+    "pray",
+    "100",
+    "heart",
+    "raised_hands",
+    "joy",
+    "thinking_face",
+    "muscle",
+    "clap",
+    "star",
+    "bulb",
 )
 _UNICODE_EMOJI = ("🚀", "✅", "🎉", "👀", "🔥", "💡", "📈", "🙏")
 BOT_NAMES = ("Deploy Bot", "Ads Reporter", "Calendar", "Jira Cloud")

@@ -15,16 +15,58 @@ from sandbox.slack.channel_messages import ChannelMessages
 __all__ = ["SlackChannel", "SlackUser", "channel_name", "person_name"]
 
 _FIRST = (
-    "Ana", "Ben", "Chloé", "Dmitri", "Emeka", "Fatima", "Giulia", "Hiro", "Ines", "Jonas",
-    "Kavya", "Liam", "Mei", "Noah", "Olga", "Pedro", "Quinn", "Rosa", "Søren", "Tomás",
+    "Ana",
+    "Ben",
+    "Chloé",
+    "Dmitri",
+    "Emeka",
+    "Fatima",
+    "Giulia",
+    "Hiro",
+    "Ines",
+    "Jonas",
+    "Kavya",
+    "Liam",
+    "Mei",
+    "Noah",
+    "Olga",
+    "Pedro",
+    "Quinn",
+    "Rosa",
+    "Søren",
+    "Tomás",
 )
 _LAST = (
-    "Silva", "Okafor", "Müller", "Tanaka", "Novak", "García", "Kowalski", "Haddad", "Larsen",
-    "Nguyen", "O'Brien", "Rossi", "Schmidt", "Yilmaz", "Zhang", "Dubois",
+    "Silva",
+    "Okafor",
+    "Müller",
+    "Tanaka",
+    "Novak",
+    "García",
+    "Kowalski",
+    "Haddad",
+    "Larsen",
+    "Nguyen",
+    "O'Brien",
+    "Rossi",
+    "Schmidt",
+    "Yilmaz",
+    "Zhang",
+    "Dubois",
 )
 _CHANNEL_STEMS = (
-    "general", "random", "client-acme", "proj-launch", "ads-reporting", "leadership",
-    "design", "client-globex", "media-buying", "ops-alerts", "client-initech", "finance",
+    "general",
+    "random",
+    "client-acme",
+    "proj-launch",
+    "ads-reporting",
+    "leadership",
+    "design",
+    "client-globex",
+    "media-buying",
+    "ops-alerts",
+    "client-initech",
+    "finance",
 )
 _TIMEZONES = (
     ("America/New_York", "Eastern Daylight Time", -14400),
@@ -62,8 +104,9 @@ class SlackUser:
         tz, tz_label, tz_offset = _TIMEZONES[self.index % len(_TIMEZONES)]
         avatar = hashlib.md5(self.id.encode(), usedforsecurity=False).hexdigest()[:12]
         profile: dict[str, Any] = {
-            "title": "" if self.is_bot else ("Account Manager", "Media Buyer", "Designer")[
-                self.index % 3],
+            "title": ""
+            if self.is_bot
+            else ("Account Manager", "Media Buyer", "Designer")[self.index % 3],
             "phone": "",
             "skype": "",
             "real_name": self.real_name,

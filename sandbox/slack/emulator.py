@@ -30,15 +30,32 @@ SIZES: dict[str, list[tuple[str, dict[str, Any]]]] = {
     ],
     "demo": [
         ("Acme Agency", {"users": 25, "channels": 10, "messages_per_channel": 500}),
-        ("Globex Clients", {"users": 12, "channels": 6, "messages_per_channel": 300,
-                            "rotating": True}),
-        ("Initech", {"users": 10, "channels": 5, "messages_per_channel": 200,
-                     "tier": "non_marketplace_2025"}),
+        (
+            "Globex Clients",
+            {"users": 12, "channels": 6, "messages_per_channel": 300, "rotating": True},
+        ),
+        (
+            "Initech",
+            {
+                "users": 10,
+                "channels": 5,
+                "messages_per_channel": 200,
+                "tier": "non_marketplace_2025",
+            },
+        ),
     ],
-    "large": [("Bigco", {"users": 200, "channels": 20, "messages_per_channel": 10_000,
-                         "tier": "unlimited"})],
-    "huge": [("Hugeco", {"users": 500, "channels": 10, "messages_per_channel": 100_000,
-                         "tier": "unlimited"})],
+    "large": [
+        (
+            "Bigco",
+            {"users": 200, "channels": 20, "messages_per_channel": 10_000, "tier": "unlimited"},
+        )
+    ],
+    "huge": [
+        (
+            "Hugeco",
+            {"users": 500, "channels": 10, "messages_per_channel": 100_000, "tier": "unlimited"},
+        )
+    ],
 }
 
 
@@ -70,20 +87,37 @@ class SlackEmulator:
 
     # -- workspaces --------------------------------------------------------------------
     def add_workspace(
-        self, name: str = "Acme", *, users: int = 20, channels: int = 5,
-        messages_per_channel: int = 200, thread_ratio: float = 0.1, replies_per_thread: int = 3,
-        tier: str = "tier3", rotating: bool = False, start: datetime | None = None,
+        self,
+        name: str = "Acme",
+        *,
+        users: int = 20,
+        channels: int = 5,
+        messages_per_channel: int = 200,
+        thread_ratio: float = 0.1,
+        replies_per_thread: int = 3,
+        tier: str = "tier3",
+        rotating: bool = False,
+        start: datetime | None = None,
         span_days: float = 90,
     ) -> SlackWorkspace:
         """A new workspace with our app installed. Messages span ``span_days`` ending now
         (or starting at ``start`` when given, which makes timestamps reproducible)."""
         with self._lock:
             workspace = SlackWorkspace(
-                app=self.app, tokens=self.tokens, seed=self.seed, ordinal=len(self.workspaces),
-                name=name, users=users, channels=channels,
-                messages_per_channel=messages_per_channel, thread_ratio=thread_ratio,
-                replies_per_thread=replies_per_thread, tier=tier, rotating=rotating,
-                start=start, span_days=span_days,
+                app=self.app,
+                tokens=self.tokens,
+                seed=self.seed,
+                ordinal=len(self.workspaces),
+                name=name,
+                users=users,
+                channels=channels,
+                messages_per_channel=messages_per_channel,
+                thread_ratio=thread_ratio,
+                replies_per_thread=replies_per_thread,
+                tier=tier,
+                rotating=rotating,
+                start=start,
+                span_days=span_days,
             )
             self.workspaces[workspace.team_id] = workspace
         return workspace
@@ -102,8 +136,11 @@ class SlackEmulator:
         return {"AOS_SLACK_API_URL": f"{base_url}/api/"}
 
     def api_method(self, request: Request) -> str:
-        return request.path.removeprefix("/api/").strip("/") if request.path.startswith(
-            "/api/") else request.path
+        return (
+            request.path.removeprefix("/api/").strip("/")
+            if request.path.startswith("/api/")
+            else request.path
+        )
 
     def fault_response(self, fault: Fault) -> Response:
         if fault.kind == "429":
@@ -123,7 +160,9 @@ class SlackEmulator:
         token = _bearer(request)
         record = self.tokens.get(token) if token else None
         if record is None:
-            return json_response({"ok": False, "error": "not_authed" if not token else "invalid_auth"})
+            return json_response(
+                {"ok": False, "error": "not_authed" if not token else "invalid_auth"}
+            )
         problem = record.check()
         if problem is not None:
             return json_response({"ok": False, "error": problem})
@@ -140,8 +179,11 @@ class SlackEmulator:
         return json_response(payload, headers={"X-OAuth-Scopes": BOT_SCOPES})
 
     def _rate_limited(self, retry_after: int) -> Response:
-        return json_response({"ok": False, "error": "ratelimited"}, status=429,
-                             headers={"Retry-After": str(retry_after)})
+        return json_response(
+            {"ok": False, "error": "ratelimited"},
+            status=429,
+            headers={"Retry-After": str(retry_after)},
+        )
 
     def _oauth(self, request: Request) -> Response:
         def redeem(code: str) -> dict[str, Any] | None:
@@ -153,8 +195,9 @@ class SlackEmulator:
             return None if record is None else self.workspaces[record.team_id].rotate()
 
         try:
-            payload = oauth_v2_access(self.app, request.params, request.headers,
-                                      redeem_code=redeem, rotate=rotate)
+            payload = oauth_v2_access(
+                self.app, request.params, request.headers, redeem_code=redeem, rotate=rotate
+            )
         except OAuthError as exc:
             payload = {"ok": False, "error": str(exc)}
         return json_response(payload)

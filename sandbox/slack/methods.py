@@ -89,8 +89,9 @@ def _channel(ws: SlackWorkspace, params: Params, *, member: bool) -> SlackChanne
     return channel
 
 
-def _page(items: Sequence[dict[str, Any]], params: Params, kind: str, default: int,
-          maximum: int) -> tuple[list[dict[str, Any]], str]:
+def _page(
+    items: Sequence[dict[str, Any]], params: Params, kind: str, default: int, maximum: int
+) -> tuple[list[dict[str, Any]], str]:
     """Offset-free cursor paging over a small list: the cursor names the next item's id."""
     start = 0
     if params.get("cursor"):
@@ -107,26 +108,42 @@ def _page(items: Sequence[dict[str, Any]], params: Params, kind: str, default: i
 
 def auth_test(ws: SlackWorkspace, params: Params, cap: int | None) -> dict[str, Any]:
     return {
-        "ok": True, "url": f"https://{ws.domain}.slack.com/", "team": ws.name,
-        "user": "audienceos", "team_id": ws.team_id, "user_id": ws.bot_user_id,
-        "bot_id": ws.bot_id, "is_enterprise_install": False,
+        "ok": True,
+        "url": f"https://{ws.domain}.slack.com/",
+        "team": ws.name,
+        "user": "audienceos",
+        "team_id": ws.team_id,
+        "user_id": ws.bot_user_id,
+        "bot_id": ws.bot_id,
+        "is_enterprise_install": False,
     }
 
 
 def team_info(ws: SlackWorkspace, params: Params, cap: int | None) -> dict[str, Any]:
-    return {"ok": True, "team": {
-        "id": ws.team_id, "name": ws.name, "url": f"https://{ws.domain}.slack.com/",
-        "domain": ws.domain, "email_domain": "", "is_verified": False,
-        "icon": {"image_default": True, "image_34": "https://a.slack-edge.com/img/34.png"},
-        "avatar_base_url": "https://ca.slack-edge.com/",
-    }}
+    return {
+        "ok": True,
+        "team": {
+            "id": ws.team_id,
+            "name": ws.name,
+            "url": f"https://{ws.domain}.slack.com/",
+            "domain": ws.domain,
+            "email_domain": "",
+            "is_verified": False,
+            "icon": {"image_default": True, "image_34": "https://a.slack-edge.com/img/34.png"},
+            "avatar_base_url": "https://ca.slack-edge.com/",
+        },
+    }
 
 
 def users_list(ws: SlackWorkspace, params: Params, cap: int | None) -> dict[str, Any]:
     users = [u.as_api() for u in list(ws.users)]
     page, cursor = _page(users, params, "user", default=len(users) or 1, maximum=1000)
-    return {"ok": True, "members": page, "cache_ts": int(ws.end.timestamp()),
-            "response_metadata": {"next_cursor": cursor}}
+    return {
+        "ok": True,
+        "members": page,
+        "cache_ts": int(ws.end.timestamp()),
+        "response_metadata": {"next_cursor": cursor},
+    }
 
 
 def conversations_list(ws: SlackWorkspace, params: Params, cap: int | None) -> dict[str, Any]:
@@ -135,7 +152,8 @@ def conversations_list(ws: SlackWorkspace, params: Params, cap: int | None) -> d
         raise SlackError("invalid_types")
     exclude_archived = _flag(params, "exclude_archived")
     channels = [
-        c.as_api() for c in list(ws.channels.values())
+        c.as_api()
+        for c in list(ws.channels.values())
         if ("private_channel" in types and c.is_private and c.is_member)
         or ("public_channel" in types and not c.is_private)
         if not (exclude_archived and c.is_archived)
@@ -157,8 +175,12 @@ def conversations_join(ws: SlackWorkspace, params: Params, cap: int | None) -> d
     if channel.is_archived:
         raise SlackError("is_archived")
     if channel.is_member:
-        return {"ok": True, "channel": channel.as_api(), "warning": "already_in_channel",
-                "response_metadata": {"warnings": ["already_in_channel"]}}
+        return {
+            "ok": True,
+            "channel": channel.as_api(),
+            "warning": "already_in_channel",
+            "response_metadata": {"warnings": ["already_in_channel"]},
+        }
     channel.is_member = True
     channel.num_members += 1
     return {"ok": True, "channel": channel.as_api()}
@@ -172,8 +194,12 @@ def conversations_history(ws: SlackWorkspace, params: Params, cap: int | None) -
     limit = _limit(params, 100, 1000, cap)
     messages, next_high = channel.messages.history_page(low, high, limit)
     payload: dict[str, Any] = {
-        "ok": True, "messages": messages, "has_more": next_high is not None, "pin_count": 0,
-        "channel_actions_ts": None, "channel_actions_count": 0,
+        "ok": True,
+        "messages": messages,
+        "has_more": next_high is not None,
+        "pin_count": 0,
+        "channel_actions_ts": None,
+        "channel_actions_count": 0,
     }
     if next_high is not None:
         payload["response_metadata"] = {"next_cursor": encode_cursor("next_ts", next_high)}
@@ -191,8 +217,11 @@ def conversations_replies(ws: SlackWorkspace, params: Params, cap: int | None) -
         low = max(low, _cursor_ts(params))
     limit = _limit(params, 1000, 1000, cap)
     parent, replies, next_low = channel.messages.replies_page(root, low, high, limit)
-    payload: dict[str, Any] = {"ok": True, "messages": [parent, *replies],
-                               "has_more": next_low is not None}
+    payload: dict[str, Any] = {
+        "ok": True,
+        "messages": [parent, *replies],
+        "has_more": next_low is not None,
+    }
     if next_low is not None:
         payload["response_metadata"] = {"next_cursor": encode_cursor("next_ts", next_low)}
     return payload

@@ -240,7 +240,9 @@ class ChannelTimeline:
         elif where.kind == "reply":
             p = where.parent
             message = self.factory.reply(
-                ts, format_ts(self.top_ts(p)), self.factory.user_for(self._h(p)),
+                ts,
+                format_ts(self.top_ts(p)),
+                self.factory.user_for(self._h(p)),
                 self._reply_hash(p, where.reply),
             )
         else:
@@ -259,8 +261,12 @@ class ChannelTimeline:
         if ts in self._tombstones:
             message.clear()
             message.update(
-                type="message", subtype="tombstone", text="This message was deleted.",
-                user="USLACKBOT", hidden=True, ts=format_ts(ts),
+                type="message",
+                subtype="tombstone",
+                text="This message was deleted.",
+                user="USLACKBOT",
+                hidden=True,
+                ts=format_ts(ts),
             )
         replies = self._thread_entries(ts, where, is_parent)
         if not replies:
@@ -270,9 +276,13 @@ class ChannelTimeline:
             if user and user not in users:
                 users.append(user)
         message.update(
-            thread_ts=format_ts(ts), reply_count=len(replies), reply_users_count=len(users),
-            latest_reply=format_ts(replies[-1][0]), reply_users=users[:5],
-            is_locked=False, subscribed=False,
+            thread_ts=format_ts(ts),
+            reply_count=len(replies),
+            reply_users_count=len(users),
+            latest_reply=format_ts(replies[-1][0]),
+            reply_users=users[:5],
+            is_locked=False,
+            subscribed=False,
         )
 
     def top_level_desc(self, low: int, high: int) -> Iterator[int]:

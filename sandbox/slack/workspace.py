@@ -24,9 +24,14 @@ __all__ = ["RATE_TIERS", "SlackWorkspace"]
 
 # Per-minute limits by method (Slack's documented tiers 2/3/4).
 _TIER_LIMITS = {
-    "users.list": 20, "conversations.list": 20,
-    "conversations.history": 50, "conversations.replies": 50, "conversations.info": 50,
-    "conversations.join": 50, "team.info": 50, "auth.test": 100,
+    "users.list": 20,
+    "conversations.list": 20,
+    "conversations.history": 50,
+    "conversations.replies": 50,
+    "conversations.info": 50,
+    "conversations.join": 50,
+    "team.info": 50,
+    "auth.test": 100,
 }
 # Non-Marketplace apps since 2025: history/replies get 1 request/minute and 15 objects a page.
 _NON_MARKETPLACE = {"conversations.history": (1, 15), "conversations.replies": (1, 15)}
@@ -41,9 +46,21 @@ class SlackWorkspace:
     """One team with our app installed; create it with ``SlackEmulator.add_workspace``."""
 
     def __init__(
-        self, *, app: SlackApp, tokens: TokenStore, seed: int, ordinal: int, name: str,
-        users: int, channels: int, messages_per_channel: int, thread_ratio: float,
-        replies_per_thread: int, tier: str, rotating: bool, start: datetime | None,
+        self,
+        *,
+        app: SlackApp,
+        tokens: TokenStore,
+        seed: int,
+        ordinal: int,
+        name: str,
+        users: int,
+        channels: int,
+        messages_per_channel: int,
+        thread_ratio: float,
+        replies_per_thread: int,
+        tier: str,
+        rotating: bool,
+        start: datetime | None,
         span_days: float,
     ) -> None:
         if tier not in RATE_TIERS:
@@ -67,15 +84,25 @@ class SlackWorkspace:
         for _ in range(max(1, users)):
             self.add_user(updated=created)
         self.users.append(SlackUser("USLACKBOT", self.team_id, "slackbot", "Slackbot", 0))
-        self.users.append(SlackUser(
-            self.bot_user_id, self.team_id, "audienceos", "AudienceOS Sync", created,
-            is_bot=True, bot_id=self.bot_id,
-        ))
+        self.users.append(
+            SlackUser(
+                self.bot_user_id,
+                self.team_id,
+                "audienceos",
+                "AudienceOS Sync",
+                created,
+                is_bot=True,
+                bot_id=self.bot_id,
+            )
+        )
         self.channels: dict[str, SlackChannel] = {}
         for k in range(channels):
             self.add_channel(
-                channel_name(k), is_private=k % 5 == 3, is_member=k % 5 != 2 and k % 10 != 8,
-                messages=messages_per_channel, is_general=k == 0,
+                channel_name(k),
+                is_private=k % 5 == 3,
+                is_member=k % 5 != 2 and k % 10 != 8,
+                messages=messages_per_channel,
+                is_general=k == 0,
             )
         self._access_token = self._refresh_token = ""
         self._expires_at: float | None = None
@@ -97,47 +124,71 @@ class SlackWorkspace:
     def channel_by_name(self, name: str) -> SlackChannel:
         return next(c for c in self.channels.values() if c.name == name)
 
-    def add_user(self, name: str | None = None, *, real_name: str | None = None,
-                 updated: int | None = None) -> SlackUser:
+    def add_user(
+        self, name: str | None = None, *, real_name: str | None = None, updated: int | None = None
+    ) -> SlackUser:
         index = len(self.user_ids)
         first, last = person_name(index)
         user = SlackUser(
-            id=make_id("U", self.team_id, "user", index, length=10), team_id=self.team_id,
-            name=name or f"{first}.{last}".lower().replace("'", "") + (
-                f"{index // 20}" if index >= 20 else ""),
-            real_name=real_name or f"{first} {last}", index=index,
-            updated=updated if updated is not None else int(time.time()), is_admin=index == 0,
+            id=make_id("U", self.team_id, "user", index, length=10),
+            team_id=self.team_id,
+            name=name
+            or f"{first}.{last}".lower().replace("'", "")
+            + (f"{index // 20}" if index >= 20 else ""),
+            real_name=real_name or f"{first} {last}",
+            index=index,
+            updated=updated if updated is not None else int(time.time()),
+            is_admin=index == 0,
         )
         humans = len(self.user_ids)
         self.users.insert(humans, user)
         return user
 
     def add_channel(
-        self, name: str | None = None, *, is_private: bool = False, is_member: bool = True,
-        messages: int = 0, is_archived: bool = False, is_general: bool = False,
-        thread_ratio: float | None = None, replies_per_thread: int | None = None,
+        self,
+        name: str | None = None,
+        *,
+        is_private: bool = False,
+        is_member: bool = True,
+        messages: int = 0,
+        is_archived: bool = False,
+        is_general: bool = False,
+        thread_ratio: float | None = None,
+        replies_per_thread: int | None = None,
     ) -> SlackChannel:
         """Add a channel; ``messages`` top-level messages are generated over the span."""
         index = len(self.channels)
         channel_id = make_id("C", self.team_id, index, length=10)
         factory = MessageFactory(
-            team_id=self.team_id, channel_id=channel_id, users=self.user_ids,
+            team_id=self.team_id,
+            channel_id=channel_id,
+            users=self.user_ids,
             bots=self.integration_bot_ids,
         )
         _, default_ratio, default_replies = self._defaults
         timeline = ChannelMessages(
-            factory, key=derive_key(self.seed, self.team_id, channel_id), count=messages,
+            factory,
+            key=derive_key(self.seed, self.team_id, channel_id),
+            count=messages,
             end_us=int(self.end.timestamp() * 1_000_000),
             span_us=int((self.end - self.start).total_seconds() * 1_000_000),
             thread_ratio=default_ratio if thread_ratio is None else thread_ratio,
-            replies_per_thread=default_replies if replies_per_thread is None else replies_per_thread,
+            replies_per_thread=default_replies
+            if replies_per_thread is None
+            else replies_per_thread,
         )
         humans = self.user_ids
         channel = SlackChannel(
-            id=channel_id, team_id=self.team_id, name=name or channel_name(index),
-            created=int(self.start.timestamp()) + index * 3600, creator=humans[0],
-            messages=timeline, is_private=is_private, is_member=is_member,
-            is_archived=is_archived, is_general=is_general,
+            id=channel_id,
+            team_id=self.team_id,
+            name=name or channel_name(index),
+            created=int(self.start.timestamp()) + index * 3600,
+            creator=humans[0],
+            messages=timeline,
+            is_private=is_private,
+            is_member=is_member,
+            is_archived=is_archived,
+            is_general=is_general,
             num_members=len(humans) if is_general else 2 + index % max(1, len(humans) - 1),
             topic="Client work" if "client" in (name or "") else "",
             purpose=f"Discussion in #{name or channel_name(index)}",
@@ -152,14 +203,22 @@ class SlackWorkspace:
 
     # -- messages ----------------------------------------------------------------------
     def post_message(
-        self, channel_id: str, text: str, *, user: str | None = None,
-        thread_ts: str | None = None, ts: str | float | None = None, broadcast: bool = False,
+        self,
+        channel_id: str,
+        text: str,
+        *,
+        user: str | None = None,
+        thread_ts: str | None = None,
+        ts: str | float | None = None,
+        broadcast: bool = False,
     ) -> dict[str, Any]:
         """Post as ``user`` (default: the first member); a reply updates its parent."""
         return self.channels[channel_id].messages.post(
-            text=text, user=user or self.user_ids[0],
+            text=text,
+            user=user or self.user_ids[0],
             thread_ts=None if thread_ts is None else _ts_us(thread_ts),
-            ts=None if ts is None else _ts_us(ts), broadcast=broadcast,
+            ts=None if ts is None else _ts_us(ts),
+            broadcast=broadcast,
         )
 
     def edit_message(self, channel_id: str, ts: str, new_text: str) -> dict[str, Any]:
@@ -208,10 +267,16 @@ class SlackWorkspace:
 
     def _token_response(self) -> dict[str, Any]:
         response: dict[str, Any] = {
-            "ok": True, "app_id": self._app.app_id, "authed_user": {"id": self.user_ids[0]},
-            "scope": BOT_SCOPES, "token_type": "bot", "access_token": self._access_token,
-            "bot_user_id": self.bot_user_id, "team": {"id": self.team_id, "name": self.name},
-            "enterprise": None, "is_enterprise_install": False,
+            "ok": True,
+            "app_id": self._app.app_id,
+            "authed_user": {"id": self.user_ids[0]},
+            "scope": BOT_SCOPES,
+            "token_type": "bot",
+            "access_token": self._access_token,
+            "bot_user_id": self.bot_user_id,
+            "team": {"id": self.team_id, "name": self.name},
+            "enterprise": None,
+            "is_enterprise_install": False,
         }
         if self.rotating:
             response["refresh_token"] = self._refresh_token
@@ -225,9 +290,11 @@ class SlackWorkspace:
             return {"access_token": self._access_token}
         assert self._expires_at is not None
         return {
-            "access_token": self._access_token, "refresh_token": self._refresh_token,
+            "access_token": self._access_token,
+            "refresh_token": self._refresh_token,
             "expires_at": datetime.fromtimestamp(self._expires_at, UTC).isoformat(),
-            "client_id": self._app.client_id, "client_secret": self._app.client_secret,
+            "client_id": self._app.client_id,
+            "client_secret": self._app.client_secret,
         }
 
     def oauth_code(self) -> str:

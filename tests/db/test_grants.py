@@ -36,8 +36,9 @@ def _forge(key: bytes, payload: object) -> str:
 
 def test_round_trip_gives_a_verified_principal() -> None:
     token = mint_run_grant(KEY, "Bob@Acme.test", 12, "backfill", now=T0)
-    principal = verify_run_grant(KEY, token, integration_id=12, action="backfill",
-                                 now=T0 + timedelta(minutes=14))
+    principal = verify_run_grant(
+        KEY, token, integration_id=12, action="backfill", now=T0 + timedelta(minutes=14)
+    )
     assert principal == Principal("user", "bob@acme.test", None, verified=True)
     assert "=" not in token and token.count(".") == 1
 
@@ -69,13 +70,16 @@ def test_tampering_is_a_bad_signature(tamper: str) -> None:
 def test_expired() -> None:
     token = mint_run_grant(KEY, "bob@acme.test", 12, "sync", now=T0)
     with pytest.raises(InvalidRunGrant, match="expired"):
-        verify_run_grant(KEY, token, integration_id=12, action="sync",
-                         now=T0 + timedelta(minutes=15))
+        verify_run_grant(
+            KEY, token, integration_id=12, action="sync", now=T0 + timedelta(minutes=15)
+        )
 
 
 def test_wrong_integration_and_wrong_action() -> None:
     token = mint_run_grant(KEY, "bob@acme.test", 12, "sync", now=T0)
-    with pytest.raises(InvalidRunGrant, match="wrong integration \\(granted for 12, this run is for 13"):
+    with pytest.raises(
+        InvalidRunGrant, match="wrong integration \\(granted for 12, this run is for 13"
+    ):
         verify_run_grant(KEY, token, integration_id=13, action="sync", now=T0)
     with pytest.raises(InvalidRunGrant, match="wrong action \\(granted for 'sync'"):
         verify_run_grant(KEY, token, integration_id=12, action="backfill", now=T0)
@@ -87,10 +91,14 @@ def test_malformed_tokens(token: str) -> None:
         verify_run_grant(KEY, token, integration_id=12, action="sync", now=T0)
 
 
-@pytest.mark.parametrize("payload", [
-    "not an object", {"v": 1, "int": 12, "act": "sync", "exp": 0},
-    {"v": 1, "sub": "nobody", "int": 12, "act": "sync", "exp": 9_999_999_999},
-])
+@pytest.mark.parametrize(
+    "payload",
+    [
+        "not an object",
+        {"v": 1, "int": 12, "act": "sync", "exp": 0},
+        {"v": 1, "sub": "nobody", "int": 12, "act": "sync", "exp": 9_999_999_999},
+    ],
+)
 def test_signed_but_malformed_payloads(payload: object) -> None:
     with pytest.raises(InvalidRunGrant, match="malformed payload"):
         verify_run_grant(KEY, _forge(KEY, payload), integration_id=12, action="sync", now=T0)
@@ -119,8 +127,10 @@ def test_signing_key_from_env() -> None:
 
 # --- resolve_principal ------------------------------------------------------------------------
 
-def _resolve(requested_by: str | None, grant: str | None, key: bytes | None,
-             action: str = "sync") -> Principal:
+
+def _resolve(
+    requested_by: str | None, grant: str | None, key: bytes | None, action: str = "sync"
+) -> Principal:
     return resolve_principal(requested_by, grant, integration_id=12, action=action, key=key)
 
 

@@ -25,6 +25,8 @@ def test_downgrade_to_base_and_back(fresh_engine: sa.Engine) -> None:
     assert left == set()
     upgrade(fresh_engine)
     with fresh_engine.connect() as conn:
-        assert {"slack_messages", "gmail_messages", "sync_state"} <= set(sa.inspect(conn).get_table_names())
+        assert {"slack_messages", "gmail_messages", "sync_state"} <= set(
+            sa.inspect(conn).get_table_names()
+        )
         rls = conn.execute(sa.text("SELECT count(*) FROM pg_class WHERE relrowsecurity")).scalar()
     assert rls >= 8

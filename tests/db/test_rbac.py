@@ -27,20 +27,29 @@ WHO = ("owner", "admin", "manager", "member", "scheduler")
 #   S  denied: the scheduler may only sync
 MATRIX: dict[Action, tuple[str, ...]] = {
     #                            owner    admin    manager  member   scheduler
-    Action.CONNECT:            ("yyyyA", "yyyyA", "RRRRA", "RRRRA", "SSSSA"),
-    Action.DISCONNECT:         ("yyyyA", "yyyyA", "RRRRA", "RRRRA", "SSSSA"),
+    Action.CONNECT: ("yyyyA", "yyyyA", "RRRRA", "RRRRA", "SSSSA"),
+    Action.DISCONNECT: ("yyyyA", "yyyyA", "RRRRA", "RRRRA", "SSSSA"),
     Action.ROTATE_CREDENTIALS: ("yyyyA", "yyyyA", "RRRRA", "RRRRA", "SSSSA"),
-    Action.SYNC:               ("yyyyA", "yyyyA", "yyyyA", "yWWXA", "yyyyA"),
-    Action.BACKFILL:           ("yyyyA", "yyyyA", "yWWXA", "RRRRA", "SSSSA"),
-    Action.READ:               ("yyyyA", "yyyyA", "yyyyA", "yyGXA", "SSSSA"),
-    Action.MANAGE_ACCESS:      ("yyyyA", "RRRRA", "RRRRA", "RRRRA", "SSSSA"),
+    Action.SYNC: ("yyyyA", "yyyyA", "yyyyA", "yWWXA", "yyyyA"),
+    Action.BACKFILL: ("yyyyA", "yyyyA", "yWWXA", "RRRRA", "SSSSA"),
+    Action.READ: ("yyyyA", "yyyyA", "yyyyA", "yyGXA", "SSSSA"),
+    Action.MANAGE_ACCESS: ("yyyyA", "RRRRA", "RRRRA", "RRRRA", "SSSSA"),
 }
-VERBS = {Action.CONNECT: "connect", Action.DISCONNECT: "disconnect",
-         Action.ROTATE_CREDENTIALS: "rotate credentials of", Action.SYNC: "sync",
-         Action.BACKFILL: "backfill", Action.READ: "read data of",
-         Action.MANAGE_ACCESS: "manage access to"}
-CASES = [(action, who, situation, MATRIX[action][w][s])
-         for action in Action for w, who in enumerate(WHO) for s, situation in enumerate(SITUATIONS)]
+VERBS = {
+    Action.CONNECT: "connect",
+    Action.DISCONNECT: "disconnect",
+    Action.ROTATE_CREDENTIALS: "rotate credentials of",
+    Action.SYNC: "sync",
+    Action.BACKFILL: "backfill",
+    Action.READ: "read data of",
+    Action.MANAGE_ACCESS: "manage access to",
+}
+CASES = [
+    (action, who, situation, MATRIX[action][w][s])
+    for action in Action
+    for w, who in enumerate(WHO)
+    for s, situation in enumerate(SITUATIONS)
+]
 
 
 @dataclass
@@ -58,24 +67,34 @@ def world(engine: sa.Engine) -> World:
     with engine.begin() as conn:
         acme = tenancy.create_agency(conn, "Acme")
         other = tenancy.create_agency(conn, "Other Co")
-        clients = {s: (tenancy.add_client(conn, agency, name), name) for s, agency, name in (
-            ("write", acme, "Globex"), ("read", acme, "Initech"), ("none", acme, "Umbrella"),
-            ("other", other, "Hooli"))}
+        clients = {
+            s: (tenancy.add_client(conn, agency, name), name)
+            for s, agency, name in (
+                ("write", acme, "Globex"),
+                ("read", acme, "Initech"),
+                ("none", acme, "Umbrella"),
+                ("other", other, "Hooli"),
+            )
+        }
         for role in ("owner", "admin", "manager", "member"):
             uid = tenancy.add_user(conn, acme, f"{role}@acme.test", role)
             tenancy.grant_access(conn, uid, clients["write"][0], "write")
             tenancy.grant_access(conn, uid, clients["read"][0], "read")
         tenancy.add_user(conn, other, "owner@other.test", "owner")
         ids = {
-            "write": tenancy.add_integration(conn, acme, "slack", "Globex Slack",
-                                             clients["write"][0]),
-            "read": tenancy.add_integration(conn, acme, "gmail", "Initech Gmail",
-                                            clients["read"][0]),
-            "none": tenancy.add_integration(conn, acme, "meta_ads", "Umbrella Ads",
-                                            clients["none"][0]),
+            "write": tenancy.add_integration(
+                conn, acme, "slack", "Globex Slack", clients["write"][0]
+            ),
+            "read": tenancy.add_integration(
+                conn, acme, "gmail", "Initech Gmail", clients["read"][0]
+            ),
+            "none": tenancy.add_integration(
+                conn, acme, "meta_ads", "Umbrella Ads", clients["none"][0]
+            ),
             "agency": tenancy.add_integration(conn, acme, "google_ads", "Acme MCC"),
-            "other": tenancy.add_integration(conn, other, "slack", "Hooli Slack",
-                                             clients["other"][0]),
+            "other": tenancy.add_integration(
+                conn, other, "slack", "Hooli Slack", clients["other"][0]
+            ),
         }
         stale = tenancy.add_integration(conn, acme, "slack", "Stale Slack", clients["write"][0])
         tenancy.set_integration_status(conn, stale, "needs_reauth", "invalid_grant")
@@ -87,26 +106,35 @@ def world(engine: sa.Engine) -> World:
 
 def _last_audit_id(engine: sa.Engine) -> int:
     with engine.connect() as conn:
-        return conn.execute(sa.select(sa.func.coalesce(sa.func.max(audit_event.c.id), 0))).scalar_one()
+        return conn.execute(
+            sa.select(sa.func.coalesce(sa.func.max(audit_event.c.id), 0))
+        ).scalar_one()
 
 
 def _audit_since(engine: sa.Engine, after: int) -> list[sa.Row[tuple[object, ...]]]:
     with engine.connect() as conn:
-        return list(conn.execute(sa.select(audit_event).where(audit_event.c.id > after)
-                                 .order_by(audit_event.c.id)))
+        return list(
+            conn.execute(
+                sa.select(audit_event).where(audit_event.c.id > after).order_by(audit_event.c.id)
+            )
+        )
 
 
 def _expected_missing(world: World, code: str, situation: str) -> str:
     client_id, client_name = world.clients.get(situation, (0, ""))
-    return {"W": f"write access to client '{client_name}' (id {client_id})",
-            "G": f"read or write access to client '{client_name}' (id {client_id})",
-            "A": f"membership in agency {world.other}"}.get(code, "")
+    return {
+        "W": f"write access to client '{client_name}' (id {client_id})",
+        "G": f"read or write access to client '{client_name}' (id {client_id})",
+        "A": f"membership in agency {world.other}",
+    }.get(code, "")
 
 
-@pytest.mark.parametrize(("action", "who", "situation", "code"), CASES,
-                         ids=[f"{a}-{w}-{s}" for a, w, s, _ in CASES])
-def test_matrix_cell(engine: sa.Engine, world: World, action: Action, who: str, situation: str,
-                     code: str) -> None:
+@pytest.mark.parametrize(
+    ("action", "who", "situation", "code"), CASES, ids=[f"{a}-{w}-{s}" for a, w, s, _ in CASES]
+)
+def test_matrix_cell(
+    engine: sa.Engine, world: World, action: Action, who: str, situation: str, code: str
+) -> None:
     principal = world.principals[who]
     integ = world.integrations[situation]
     before = _last_audit_id(engine)
@@ -116,7 +144,8 @@ def test_matrix_cell(engine: sa.Engine, world: World, action: Action, who: str, 
         audits = _audit_since(engine, before)
         if action in SENSITIVE:
             assert [(a.action, a.outcome, a.principal, a.integration_id) for a in audits] == [
-                ("authorize.allowed", "allowed", str(principal), integ.id)]
+                ("authorize.allowed", "allowed", str(principal), integ.id)
+            ]
         else:
             assert audits == []  # routine syncs/reads are recorded by the run ledger, not here
         return
@@ -126,8 +155,10 @@ def test_matrix_cell(engine: sa.Engine, world: World, action: Action, who: str, 
     denied = caught.value
     message = str(denied)
     named = str(principal) if who == "scheduler" else f"{who} {principal}"
-    assert message.startswith(f"permission denied: {named} may not {VERBS[action]} "
-                              f"integration {integ.id} ({integ.provider} '{integ.name}'): needs ")
+    assert message.startswith(
+        f"permission denied: {named} may not {VERBS[action]} "
+        f"integration {integ.id} ({integ.provider} '{integ.name}'): needs "
+    )
     assert message.endswith(denied.missing)
     assert (denied.principal, denied.action, denied.integration_id) == (principal, action, integ.id)
     if code in "WGA":
@@ -140,7 +171,12 @@ def test_matrix_cell(engine: sa.Engine, world: World, action: Action, who: str, 
 
     [row] = _audit_since(engine, before)
     assert (row.action, row.outcome, row.principal, row.integration_id, row.agency_id) == (
-        "authorize.denied", "denied", str(principal), integ.id, integ.agency_id)
+        "authorize.denied",
+        "denied",
+        str(principal),
+        integ.id,
+        integ.agency_id,
+    )
     assert row.detail["action"] == str(action) and row.detail["missing"] == denied.missing
 
 
@@ -151,11 +187,13 @@ def test_denial_message_reads_as_documented(engine: sa.Engine, world: World) -> 
         authorize(engine, "Member@Acme.test", "sync", integ.id)
     assert str(caught.value) == (
         f"permission denied: member member@acme.test may not sync integration {integ.id} "
-        f"(gmail 'Initech Gmail'): needs write access to client 'Initech' (id {client_id})")
+        f"(gmail 'Initech Gmail'): needs write access to client 'Initech' (id {client_id})"
+    )
 
 
-def test_scheduler_may_not_sync_an_integration_that_needs_reauth(engine: sa.Engine,
-                                                                 world: World) -> None:
+def test_scheduler_may_not_sync_an_integration_that_needs_reauth(
+    engine: sa.Engine, world: World
+) -> None:
     before = _last_audit_id(engine)
     with pytest.raises(PermissionDenied, match="needs integration status 'connected'") as caught:
         authorize(engine, world.principals["scheduler"], Action.SYNC, world.stale)
@@ -168,8 +206,9 @@ def test_scheduler_may_not_sync_an_integration_that_needs_reauth(engine: sa.Engi
 
 def test_scheduler_of_another_agency_is_denied(engine: sa.Engine, world: World) -> None:
     with pytest.raises(PermissionDenied, match=f"membership in agency {world.acme}"):
-        authorize(engine, Principal.scheduler(world.other), Action.SYNC,
-                  world.integrations["write"].id)
+        authorize(
+            engine, Principal.scheduler(world.other), Action.SYNC, world.integrations["write"].id
+        )
 
 
 def test_unknown_user_is_denied_and_audited(engine: sa.Engine, world: World) -> None:
@@ -191,13 +230,17 @@ def test_missing_integration_is_denied_and_audited(engine: sa.Engine, world: Wor
     assert (row.integration_id, row.agency_id) == (999999, None)
 
 
-@pytest.mark.parametrize(("action", "allowed"), [
-    (Action.CONNECT, {"owner", "admin"}),
-    (Action.MANAGE_ACCESS, {"owner"}),
-    (Action.READ, {"owner", "admin", "manager"}),
-])
-def test_agency_level_actions(engine: sa.Engine, world: World, action: Action,
-                              allowed: set[str]) -> None:
+@pytest.mark.parametrize(
+    ("action", "allowed"),
+    [
+        (Action.CONNECT, {"owner", "admin"}),
+        (Action.MANAGE_ACCESS, {"owner"}),
+        (Action.READ, {"owner", "admin", "manager"}),
+    ],
+)
+def test_agency_level_actions(
+    engine: sa.Engine, world: World, action: Action, allowed: set[str]
+) -> None:
     """Connecting a new integration or managing access has no integration yet: the agency is
     the target. A member cannot read "the whole agency" (only granted clients)."""
     for who in ("owner", "admin", "manager", "member"):
@@ -214,20 +257,25 @@ def test_denial_audit_survives_the_callers_rollback(engine: sa.Engine, world: Wo
     before = _last_audit_id(engine)
     with pytest.raises(PermissionDenied), engine.begin() as conn:
         conn.execute(sa.text("SELECT 1"))
-        authorize(engine, world.principals["member"], Action.BACKFILL,
-                  world.integrations["write"].id)
+        authorize(
+            engine, world.principals["member"], Action.BACKFILL, world.integrations["write"].id
+        )
     assert [r.action for r in _audit_since(engine, before)] == ["authorize.denied"]
 
 
 def test_with_a_connection_the_audit_is_part_of_the_callers_transaction(
-        engine: sa.Engine, world: World) -> None:
+    engine: sa.Engine, world: World
+) -> None:
     before = _last_audit_id(engine)
     with engine.connect() as conn:
         with pytest.raises(PermissionDenied):
-            authorize(conn, world.principals["member"], Action.CONNECT,
-                      world.integrations["write"].id)
-        assert conn.execute(sa.select(sa.func.count()).where(audit_event.c.id > before)
-                            ).scalar_one() == 1
+            authorize(
+                conn, world.principals["member"], Action.CONNECT, world.integrations["write"].id
+            )
+        assert (
+            conn.execute(sa.select(sa.func.count()).where(audit_event.c.id > before)).scalar_one()
+            == 1
+        )
         conn.rollback()
     assert _audit_since(engine, before) == []
 
@@ -248,18 +296,26 @@ def test_revoked_grant_takes_effect_at_once(engine: sa.Engine, world: World) -> 
 
 
 def test_decision_carries_the_principal_and_reason(engine: sa.Engine, world: World) -> None:
-    decision = authorize(engine, world.principals["member"], Action.SYNC,
-                         world.integrations["write"].id)
+    decision = authorize(
+        engine, world.principals["member"], Action.SYNC, world.integrations["write"].id
+    )
     assert decision == Decision(
-        allowed=True, role="member", principal=world.principals["member"],
+        allowed=True,
+        role="member",
+        principal=world.principals["member"],
         reason=f"role member with write access to client 'Globex' (id {world.clients['write'][0]})",
-        agency_id=world.acme, integration_id=world.integrations["write"].id)
+        agency_id=world.acme,
+        integration_id=world.integrations["write"].id,
+    )
 
 
-@pytest.mark.parametrize(("text", "expected"), [
-    ("scheduler:7", Principal("scheduler", None, 7)),
-    (" Bob@Acme.Test ", Principal("user", "bob@acme.test", None)),
-])
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("scheduler:7", Principal("scheduler", None, 7)),
+        (" Bob@Acme.Test ", Principal("user", "bob@acme.test", None)),
+    ],
+)
 def test_principal_parse_and_str(text: str, expected: Principal) -> None:
     assert Principal.parse(text) == expected
     assert str(expected) == text.strip().lower()

@@ -14,36 +14,60 @@ from db.analyst import AnalystRole, create_analyst
 
 
 def _agency(conn: sa.Connection, name: str) -> int:
-    return conn.execute(schema.agency.insert().values(name=name).returning(schema.agency.c.id)).scalar_one()
+    return conn.execute(
+        schema.agency.insert().values(name=name).returning(schema.agency.c.id)
+    ).scalar_one()
 
 
 def _user(conn: sa.Connection, agency_id: int, email: str, role: str) -> int:
-    uid = conn.execute(schema.app_user.insert().values(agency_id=agency_id, email=email)
-                       .returning(schema.app_user.c.id)).scalar_one()
+    uid = conn.execute(
+        schema.app_user.insert()
+        .values(agency_id=agency_id, email=email)
+        .returning(schema.app_user.c.id)
+    ).scalar_one()
     conn.execute(schema.user_role.insert().values(user_id=uid, role_name=role))
     return uid
 
 
 def _client(conn: sa.Connection, agency_id: int, name: str) -> int:
-    return conn.execute(schema.client.insert().values(agency_id=agency_id, name=name)
-                        .returning(schema.client.c.id)).scalar_one()
+    return conn.execute(
+        schema.client.insert().values(agency_id=agency_id, name=name).returning(schema.client.c.id)
+    ).scalar_one()
 
 
 def _integration(conn: sa.Connection, agency_id: int, name: str, client_id: int | None) -> int:
-    return conn.execute(schema.integration.insert().values(
-        agency_id=agency_id, client_id=client_id, provider="slack", name=name)
-        .returning(schema.integration.c.id)).scalar_one()
+    return conn.execute(
+        schema.integration.insert()
+        .values(agency_id=agency_id, client_id=client_id, provider="slack", name=name)
+        .returning(schema.integration.c.id)
+    ).scalar_one()
 
 
-def _messages(conn: sa.Connection, agency_id: int, integration_id: int,
-              client_id: int | None, prefix: str, n: int) -> None:
-    conn.execute(schema.slack_messages.insert(), [
-        dict(integration_id=integration_id, agency_id=agency_id, client_id=client_id,
-             channel_id=f"C{prefix}", ts=f"{1700000000 + i}.000100",
-             posted_at=datetime.fromtimestamp(1700000000 + i, UTC), text=f"{prefix} {i}",
-             is_reply=False, reply_count=0)
-        for i in range(n)
-    ])
+def _messages(
+    conn: sa.Connection,
+    agency_id: int,
+    integration_id: int,
+    client_id: int | None,
+    prefix: str,
+    n: int,
+) -> None:
+    conn.execute(
+        schema.slack_messages.insert(),
+        [
+            dict(
+                integration_id=integration_id,
+                agency_id=agency_id,
+                client_id=client_id,
+                channel_id=f"C{prefix}",
+                ts=f"{1700000000 + i}.000100",
+                posted_at=datetime.fromtimestamp(1700000000 + i, UTC),
+                text=f"{prefix} {i}",
+                is_reply=False,
+                reply_count=0,
+            )
+            for i in range(n)
+        ],
+    )
 
 
 @pytest.fixture(scope="module")
@@ -53,8 +77,11 @@ def world(engine: sa.Engine) -> dict[str, object]:
         a, b = _agency(conn, "Acme"), _agency(conn, "Beta")
         x, y = _client(conn, a, "X"), _client(conn, a, "Y")
         bx = _client(conn, b, "BX")
-        ix, iy, ia = (_integration(conn, a, "x", x), _integration(conn, a, "y", y),
-                      _integration(conn, a, "agency-wide", None))
+        ix, iy, ia = (
+            _integration(conn, a, "x", x),
+            _integration(conn, a, "y", y),
+            _integration(conn, a, "agency-wide", None),
+        )
         ib = _integration(conn, b, "b", bx)
         _messages(conn, a, ix, x, "x", 5)
         _messages(conn, a, iy, y, "y", 7)
@@ -66,10 +93,17 @@ def world(engine: sa.Engine) -> dict[str, object]:
             "member": _user(conn, a, "member@acme.test", "member"),
             "bowner": _user(conn, b, "owner@beta.test", "owner"),
         }
-        conn.execute(schema.member_client_access.insert().values(
-            user_id=users["member"], client_id=x, permission="read"))
-        roles = {k: create_analyst(conn, f"{k.removeprefix('b')}@{'beta' if k.startswith('b') else 'acme'}.test")
-                 for k in users}
+        conn.execute(
+            schema.member_client_access.insert().values(
+                user_id=users["member"], client_id=x, permission="read"
+            )
+        )
+        roles = {
+            k: create_analyst(
+                conn, f"{k.removeprefix('b')}@{'beta' if k.startswith('b') else 'acme'}.test"
+            )
+            for k in users
+        }
     return {"roles": roles, "clients": {"x": x, "y": y}, "engine": engine}
 
 
@@ -80,8 +114,14 @@ def connect(world: dict[str, object], engine: sa.Engine) -> Iterator[object]:
 
     def _connect(key: str) -> psycopg.Connection:
         role: AnalystRole = world["roles"][key]  # type: ignore[index]
-        conn = psycopg.connect(host=url.host, port=url.port, dbname=url.database,
-                               user=role.role_name, password=role.password, autocommit=True)
+        conn = psycopg.connect(
+            host=url.host,
+            port=url.port,
+            dbname=url.database,
+            user=role.role_name,
+            password=role.password,
+            autocommit=True,
+        )
         opened.append(conn)
         return conn
 
@@ -108,12 +148,18 @@ def test_member_sees_only_granted_clients_and_revoke_is_live(connect, world, eng
     assert {r[0] for r in conn.execute("SELECT name FROM client")} == {"X"}
     member_user = world["roles"]["member"].user_id
     with engine.begin() as admin:
-        admin.execute(schema.member_client_access.delete().where(
-            schema.member_client_access.c.user_id == member_user))
+        admin.execute(
+            schema.member_client_access.delete().where(
+                schema.member_client_access.c.user_id == member_user
+            )
+        )
     assert _texts(conn) == set()
     with engine.begin() as admin:
-        admin.execute(schema.member_client_access.insert().values(
-            user_id=member_user, client_id=world["clients"]["y"], permission="write"))
+        admin.execute(
+            schema.member_client_access.insert().values(
+                user_id=member_user, client_id=world["clients"]["y"], permission="write"
+            )
+        )
     assert _texts(conn) == {"y"}
 
 
@@ -142,9 +188,14 @@ def test_analyst_cannot_widen_its_view(connect) -> None:
 def test_rls_is_enabled_on_every_tenant_table(engine: sa.Engine) -> None:
     with engine.connect() as conn:
         tenant_tables = {
-            t.name for t in schema.metadata.sorted_tables
+            t.name
+            for t in schema.metadata.sorted_tables
             if "agency_id" in t.c and t.name not in {"app_user", "audit_event", "analyst_binding"}
         }
-        rls = {r[0] for r in conn.execute(sa.text(
-            "SELECT relname FROM pg_class WHERE relrowsecurity AND relkind = 'r'"))}
+        rls = {
+            r[0]
+            for r in conn.execute(
+                sa.text("SELECT relname FROM pg_class WHERE relrowsecurity AND relkind = 'r'")
+            )
+        }
     assert tenant_tables <= rls, tenant_tables - rls

@@ -17,8 +17,9 @@ def integration_id(fresh_engine: sa.Engine) -> int:
         return tenancy.add_integration(conn, agency, "slack", "ws")
 
 
-def test_second_sync_of_same_integration_is_refused_cleanly(fresh_engine: sa.Engine,
-                                                            integration_id: int) -> None:
+def test_second_sync_of_same_integration_is_refused_cleanly(
+    fresh_engine: sa.Engine, integration_id: int
+) -> None:
     with runs.integration_lock(fresh_engine, integration_id):
         with pytest.raises(runs.SyncLocked, match=f"integration {integration_id} is already"):
             with runs.integration_lock(fresh_engine, integration_id):
@@ -28,13 +29,16 @@ def test_second_sync_of_same_integration_is_refused_cleanly(fresh_engine: sa.Eng
         pass
 
 
-def test_lock_is_per_integration_and_cross_thread(fresh_engine: sa.Engine,
-                                                  integration_id: int) -> None:
+def test_lock_is_per_integration_and_cross_thread(
+    fresh_engine: sa.Engine, integration_id: int
+) -> None:
     with fresh_engine.begin() as conn:
         other = tenancy.add_integration(
-            conn, tenancy.get_integration(conn, integration_id).agency_id, "slack", "ws2")
+            conn, tenancy.get_integration(conn, integration_id).agency_id, "slack", "ws2"
+        )
     outcome: list[str] = []
     with runs.integration_lock(fresh_engine, integration_id):
+
         def second() -> None:
             try:
                 with runs.integration_lock(fresh_engine, integration_id):
@@ -43,19 +47,23 @@ def test_lock_is_per_integration_and_cross_thread(fresh_engine: sa.Engine,
                 outcome.append("locked")
             with runs.integration_lock(fresh_engine, other):
                 outcome.append("other acquired")
+
         t = threading.Thread(target=second)
         t.start()
         t.join()
     assert outcome == ["locked", "other acquired"]
 
 
-def test_lock_released_when_holder_connection_dies(fresh_engine: sa.Engine,
-                                                   integration_id: int) -> None:
+def test_lock_released_when_holder_connection_dies(
+    fresh_engine: sa.Engine, integration_id: int
+) -> None:
     """A SIGKILLed worker's connection drops; PostgreSQL frees the lock with it."""
     holder = fresh_engine.raw_connection()
     cur = holder.cursor()
-    cur.execute("SELECT pg_advisory_lock(hashtextextended('aos-sync:integration:' || %s, 0))",
-                (str(integration_id),))
+    cur.execute(
+        "SELECT pg_advisory_lock(hashtextextended('aos-sync:integration:' || %s, 0))",
+        (str(integration_id),),
+    )
     with pytest.raises(runs.SyncLocked):
         with runs.integration_lock(fresh_engine, integration_id):
             pass
@@ -64,15 +72,27 @@ def test_lock_released_when_holder_connection_dies(fresh_engine: sa.Engine,
         pass
 
 
-def test_ledger_records_runs_and_abandons_dead_ones(fresh_engine: sa.Engine,
-                                                    integration_id: int) -> None:
-    first = runs.start_run(fresh_engine, integration_id, trigger="manual",
-                           principal="o@a.test", principal_verified=False)
-    second = runs.start_run(fresh_engine, integration_id, trigger="schedule",
-                            principal="scheduler:1", principal_verified=False,
-                            flow_run_id="7f1d3c1e-8d0e-4d5e-9a51-0c2a4b8e9f00")
-    runs.finish_run(fresh_engine, second, status="succeeded",
-                    streams={"users": {"inserted": 3, "updated": 1}})
+def test_ledger_records_runs_and_abandons_dead_ones(
+    fresh_engine: sa.Engine, integration_id: int
+) -> None:
+    first = runs.start_run(
+        fresh_engine,
+        integration_id,
+        trigger="manual",
+        principal="o@a.test",
+        principal_verified=False,
+    )
+    second = runs.start_run(
+        fresh_engine,
+        integration_id,
+        trigger="schedule",
+        principal="scheduler:1",
+        principal_verified=False,
+        flow_run_id="7f1d3c1e-8d0e-4d5e-9a51-0c2a4b8e9f00",
+    )
+    runs.finish_run(
+        fresh_engine, second, status="succeeded", streams={"users": {"inserted": 3, "updated": 1}}
+    )
     with fresh_engine.connect() as conn:
         rows = {r.id: r for r in runs.list_runs(conn, integration_id=integration_id)}
         agency = conn.execute(sa.select(schema.sync_run.c.agency_id)).scalars().first()

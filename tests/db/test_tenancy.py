@@ -25,8 +25,11 @@ def acme(conn: sa.Connection) -> int:
 
 
 def _audits(conn: sa.Connection, action: str) -> list[sa.Row[tuple[object, ...]]]:
-    return list(conn.execute(sa.select(audit_event).where(audit_event.c.action == action)
-                             .order_by(audit_event.c.id)))
+    return list(
+        conn.execute(
+            sa.select(audit_event).where(audit_event.c.action == action).order_by(audit_event.c.id)
+        )
+    )
 
 
 def test_create_and_find_agency(conn: sa.Connection) -> None:
@@ -39,7 +42,8 @@ def test_create_and_find_agency(conn: sa.Connection) -> None:
 
 
 def test_duplicate_agency_is_a_conflict_and_keeps_the_transaction_usable(
-        conn: sa.Connection, acme: int) -> None:
+    conn: sa.Connection, acme: int
+) -> None:
     with pytest.raises(tenancy.Conflict, match="agency 'Acme' already exists"):
         tenancy.create_agency(conn, "Acme")
     assert tenancy.find_agency(conn, "Acme").id == acme  # no aborted transaction
@@ -48,7 +52,8 @@ def test_duplicate_agency_is_a_conflict_and_keeps_the_transaction_usable(
 def test_add_user_lowercases_email_and_records_the_role(conn: sa.Connection, acme: int) -> None:
     user_id = tenancy.add_user(conn, acme, " Bob@Acme.TEST ", "manager", name="Bob")
     assert tenancy.find_user(conn, "BOB@acme.test") == tenancy.User(
-        user_id, acme, "bob@acme.test", "Bob", "manager")
+        user_id, acme, "bob@acme.test", "Bob", "manager"
+    )
     [event] = _audits(conn, "role.change")
     assert event.detail == {"user": "bob@acme.test", "from": None, "to": "manager"}
 
@@ -91,13 +96,23 @@ def test_last_owner_cannot_be_demoted(conn: sa.Connection, acme: int) -> None:
 
 
 def test_add_client_cleans_attribution_keys(conn: sa.Connection, acme: int) -> None:
-    globex = tenancy.add_client(conn, acme, "Globex", email_domains=["Globex.COM", " globex.com"],
-                                slack_channel_ids=["C1", "C2"], ad_account_ids=["act_9"])
+    globex = tenancy.add_client(
+        conn,
+        acme,
+        "Globex",
+        email_domains=["Globex.COM", " globex.com"],
+        slack_channel_ids=["C1", "C2"],
+        ad_account_ids=["act_9"],
+    )
     initech = tenancy.add_client(conn, acme, "Initech", email_domains=["initech.io"])
     assert tenancy.client_attribution_map(conn, acme, "email_domains") == {
-        "globex.com": globex, "initech.io": initech}
+        "globex.com": globex,
+        "initech.io": initech,
+    }
     assert tenancy.client_attribution_map(conn, acme, "slack_channel_ids") == {
-        "C1": globex, "C2": globex}
+        "C1": globex,
+        "C2": globex,
+    }
     assert tenancy.client_attribution_map(conn, acme, "ad_account_ids") == {"act_9": globex}
     with pytest.raises(tenancy.Invalid, match="attribution column"):
         tenancy.client_attribution_map(conn, acme, "name")
@@ -115,16 +130,27 @@ def test_add_client_conflicts(conn: sa.Connection, acme: int) -> None:
 
 def test_ambiguous_attribution_is_refused(conn: sa.Connection, acme: int) -> None:
     tenancy.add_client(conn, acme, "Globex", email_domains=["globex.com"])
-    conn.execute(sa.text("INSERT INTO client (agency_id, name, email_domains) "
-                         "VALUES (:a, 'Dup', '{GLOBEX.com}')"), {"a": acme})
+    conn.execute(
+        sa.text(
+            "INSERT INTO client (agency_id, name, email_domains) VALUES (:a, 'Dup', '{GLOBEX.com}')"
+        ),
+        {"a": acme},
+    )
     with pytest.raises(tenancy.Conflict, match="'globex.com' is attributed to clients"):
         tenancy.client_attribution_map(conn, acme, "email_domains")
 
 
 def _grants(conn: sa.Connection) -> list[tuple[object, ...]]:
-    return [tuple(r) for r in conn.execute(sa.select(
-        member_client_access.c.user_id, member_client_access.c.client_id,
-        member_client_access.c.permission))]
+    return [
+        tuple(r)
+        for r in conn.execute(
+            sa.select(
+                member_client_access.c.user_id,
+                member_client_access.c.client_id,
+                member_client_access.c.permission,
+            )
+        )
+    ]
 
 
 def test_grant_is_an_upsert_and_revoke_removes_it(conn: sa.Connection, acme: int) -> None:
@@ -162,12 +188,26 @@ def test_grant_errors(conn: sa.Connection, acme: int) -> None:
 
 def test_add_and_get_integration(conn: sa.Connection, acme: int) -> None:
     globex = tenancy.add_client(conn, acme, "Globex")
-    iid = tenancy.add_integration(conn, acme, "slack", "Globex Slack", client_id=globex,
-                                  external_account_id="T123", config={"rate_tier": 3})
+    iid = tenancy.add_integration(
+        conn,
+        acme,
+        "slack",
+        "Globex Slack",
+        client_id=globex,
+        external_account_id="T123",
+        config={"rate_tier": 3},
+    )
     assert tenancy.get_integration(conn, iid) == tenancy.Integration(
-        id=iid, agency_id=acme, client_id=globex, provider="slack", name="Globex Slack",
-        status="connected", status_reason=None, config={"rate_tier": 3},
-        external_account_id="T123")
+        id=iid,
+        agency_id=acme,
+        client_id=globex,
+        provider="slack",
+        name="Globex Slack",
+        status="connected",
+        status_reason=None,
+        config={"rate_tier": 3},
+        external_account_id="T123",
+    )
     with pytest.raises(tenancy.NotFound, match="no integration"):
         tenancy.get_integration(conn, 987654)
 

@@ -50,13 +50,18 @@ def _assert_no_secrets(text: str) -> None:
 def _integrations(engine: sa.Engine) -> tuple[int, int]:
     with engine.begin() as conn:
         agency_id = conn.execute(
-            sa.insert(schema.agency).values(name=f"agency-{uuid.uuid4().hex[:8]}")
-            .returning(schema.agency.c.id)).scalar_one()
+            sa.insert(schema.agency)
+            .values(name=f"agency-{uuid.uuid4().hex[:8]}")
+            .returning(schema.agency.c.id)
+        ).scalar_one()
         first, second = (
-            conn.execute(sa.insert(schema.integration)
-                         .values(agency_id=agency_id, provider="slack", name=f"slack-{n}")
-                         .returning(schema.integration.c.id)).scalar_one()
-            for n in (1, 2))
+            conn.execute(
+                sa.insert(schema.integration)
+                .values(agency_id=agency_id, provider="slack", name=f"slack-{n}")
+                .returning(schema.integration.c.id)
+            ).scalar_one()
+            for n in (1, 2)
+        )
     return first, second
 
 
@@ -65,8 +70,13 @@ def ids(engine: sa.Engine) -> tuple[int, int]:
     return _integrations(engine)
 
 
-def _put(engine: sa.Engine, vault: Vault, integration_id: int, expires_in: timedelta,
-         bundle: dict[str, Any] = BUNDLE) -> None:
+def _put(
+    engine: sa.Engine,
+    vault: Vault,
+    integration_id: int,
+    expires_in: timedelta,
+    bundle: dict[str, Any] = BUNDLE,
+) -> None:
     with engine.begin() as conn:
         vault.put(conn, integration_id, bundle, datetime.now(UTC) + expires_in)
 
@@ -78,9 +88,13 @@ def _row(engine: sa.Engine, integration_id: int) -> Any:
 
 def _audits(engine: sa.Engine, integration_id: int) -> list[Any]:
     with engine.connect() as conn:
-        return list(conn.execute(sa.select(schema.audit_event)
-                            .where(schema.audit_event.c.integration_id == integration_id)
-                            .order_by(schema.audit_event.c.id)).all())
+        return list(
+            conn.execute(
+                sa.select(schema.audit_event)
+                .where(schema.audit_event.c.integration_id == integration_id)
+                .order_by(schema.audit_event.c.id)
+            ).all()
+        )
 
 
 # --- encryption ------------------------------------------------------------------------------
@@ -120,15 +134,22 @@ def test_wrong_key_under_same_kid_fails_cleanly(engine: sa.Engine, ids: tuple[in
     _assert_no_secrets(repr(err.value) + "".join(traceback.format_exception(err.value)))
 
 
-def test_ciphertext_moved_to_another_integration_fails(engine: sa.Engine,
-                                                       ids: tuple[int, int]) -> None:
+def test_ciphertext_moved_to_another_integration_fails(
+    engine: sa.Engine, ids: tuple[int, int]
+) -> None:
     vault = Vault(Keyring.parse(KEY_A))
     _put(engine, vault, ids[0], timedelta(hours=1))
     src = _row(engine, ids[0])
     with engine.begin() as conn:
-        conn.execute(sa.insert(cred).values(
-            integration_id=ids[1], key_id=src.key_id, nonce=src.nonce,
-            ciphertext=src.ciphertext, expires_at=src.expires_at))
+        conn.execute(
+            sa.insert(cred).values(
+                integration_id=ids[1],
+                key_id=src.key_id,
+                nonce=src.nonce,
+                ciphertext=src.ciphertext,
+                expires_at=src.expires_at,
+            )
+        )
         with pytest.raises(VaultError, match=f"integration {ids[1]} ") as err:
             vault.get(conn, ids[1])
         assert vault.get(conn, ids[0])["access_token"] == SECRETS[0]
@@ -169,8 +190,10 @@ def test_token_bundle_masks_values(caplog: pytest.LogCaptureFixture) -> None:
     logging.getLogger("test").info("bundle %s %r", bundle, bundle)
     for text in (repr(bundle), str(bundle), f"{bundle}", caplog.text, repr([bundle])):
         _assert_no_secrets(text)
-    assert repr(bundle) == ("TokenBundle(access_token='****', refresh_token='****', "
-                            "client_id='****', client_secret='****')")
+    assert repr(bundle) == (
+        "TokenBundle(access_token='****', refresh_token='****', "
+        "client_id='****', client_secret='****')"
+    )
     assert bundle.get("access_token") == SECRETS[0]
     assert bundle.expires_at == datetime(2030, 1, 1, tzinfo=UTC)
     with pytest.raises(TypeError):
@@ -204,8 +227,9 @@ def test_keyring_first_key_is_active_and_env_is_required() -> None:
         Keyring.from_env({})
 
 
-def test_dev_key_file_is_private_and_reused(tmp_path: Path,
-                                            caplog: pytest.LogCaptureFixture) -> None:
+def test_dev_key_file_is_private_and_reused(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     caplog.set_level(logging.WARNING, logger="db.vault")
     first = Keyring.from_env({}, home=tmp_path)
     key_file = tmp_path / "encryption.keys"
@@ -241,8 +265,14 @@ def token_endpoint() -> Iterator[tuple[str, dict[str, Any]]]:
                 else:
                     state["n"] += 1
                     state["refresh"] = f"refresh-{state['n']}"
-                    status, body = 200, {"access_token": f"access-{state['n']}",
-                                         "refresh_token": state["refresh"], "expires_in": 3600}
+                    status, body = (
+                        200,
+                        {
+                            "access_token": f"access-{state['n']}",
+                            "refresh_token": state["refresh"],
+                            "expires_in": 3600,
+                        },
+                    )
             payload = json.dumps(body).encode()
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
@@ -263,13 +293,21 @@ def token_endpoint() -> Iterator[tuple[str, dict[str, Any]]]:
 
 
 def _post_refresh(url: str, refresh_token: str) -> httpx.Response:
-    return httpx.post(url, data={"grant_type": "refresh_token", "refresh_token": refresh_token,
-                                 "client_id": "client-123"}, trust_env=False, timeout=10)
+    return httpx.post(
+        url,
+        data={
+            "grant_type": "refresh_token",
+            "refresh_token": refresh_token,
+            "client_id": "client-123",
+        },
+        trust_env=False,
+        timeout=10,
+    )
 
 
 def test_concurrent_refresh_calls_token_endpoint_once(
-        engine: sa.Engine, ids: tuple[int, int],
-        token_endpoint: tuple[str, dict[str, Any]]) -> None:
+    engine: sa.Engine, ids: tuple[int, int], token_endpoint: tuple[str, dict[str, Any]]
+) -> None:
     url, state = token_endpoint
     vault = Vault(Keyring.parse(KEY_A))
     _put(engine, vault, ids[0], -timedelta(minutes=1))
@@ -278,8 +316,10 @@ def test_concurrent_refresh_calls_token_endpoint_once(
         response = _post_refresh(url, bundle["refresh_token"])
         response.raise_for_status()
         body = response.json()
-        return ({"access_token": body["access_token"], "refresh_token": body["refresh_token"]},
-                datetime.now(UTC) + timedelta(seconds=body["expires_in"]))
+        return (
+            {"access_token": body["access_token"], "refresh_token": body["refresh_token"]},
+            datetime.now(UTC) + timedelta(seconds=body["expires_in"]),
+        )
 
     start = threading.Barrier(2)
     results: list[TokenBundle] = []
@@ -312,8 +352,9 @@ def test_concurrent_refresh_calls_token_endpoint_once(
     _assert_no_secrets(json.dumps(audits[0].detail))
 
 
-def test_refresher_failure_changes_nothing_and_is_audited(engine: sa.Engine,
-                                                          ids: tuple[int, int]) -> None:
+def test_refresher_failure_changes_nothing_and_is_audited(
+    engine: sa.Engine, ids: tuple[int, int]
+) -> None:
     vault = Vault(Keyring.parse(KEY_A))
     _put(engine, vault, ids[0], -timedelta(minutes=1))
     before = _row(engine, ids[0])
@@ -326,12 +367,14 @@ def test_refresher_failure_changes_nothing_and_is_audited(engine: sa.Engine,
     assert _row(engine, ids[0]) == before
     audits = _audits(engine, ids[0])
     assert [(a.action, a.outcome, a.detail["error"]) for a in audits] == [
-        ("credentials.refresh", "failed", "RuntimeError")]
+        ("credentials.refresh", "failed", "RuntimeError")
+    ]
     _assert_no_secrets(json.dumps(audits[0].detail))
 
 
-def test_fresh_credential_is_not_refreshed_unless_forced(engine: sa.Engine,
-                                                         ids: tuple[int, int]) -> None:
+def test_fresh_credential_is_not_refreshed_unless_forced(
+    engine: sa.Engine, ids: tuple[int, int]
+) -> None:
     vault = Vault(Keyring.parse(KEY_A))
     _put(engine, vault, ids[0], timedelta(hours=1))
     calls: list[TokenBundle] = []

@@ -51,9 +51,14 @@ class World:
         ws = self.sandbox.slack.add_workspace(name=f"ws-{key}", **workspace)
         with self.engine.begin() as conn:
             iid = tenancy.add_integration(
-                conn, self.agency_id, "slack", f"slack-{key}",
+                conn,
+                self.agency_id,
+                "slack",
+                f"slack-{key}",
                 client_id=self.clients[client] if client else None,
-                external_account_id=ws.team_id, config=config)
+                external_account_id=ws.team_id,
+                config=config,
+            )
             db_engine.default_vault().put(conn, iid, dict(ws.credentials))
         self.integrations[key] = iid
         self.workspaces[key] = ws
@@ -61,9 +66,16 @@ class World:
 
 
 @contextlib.contextmanager
-def seeded_world(cls: type[W], engine: sa.Engine, monkeypatch: pytest.MonkeyPatch, *,
-                 providers: tuple[str, ...], time_scale: float, seed: int,
-                 client_domains: dict[str, str] | None = None) -> Iterator[W]:
+def seeded_world(
+    cls: type[W],
+    engine: sa.Engine,
+    monkeypatch: pytest.MonkeyPatch,
+    *,
+    providers: tuple[str, ...],
+    time_scale: float,
+    seed: int,
+    client_domains: dict[str, str] | None = None,
+) -> Iterator[W]:
     """A started sandbox, the project pointed at it and at ``engine``, and agency "Acme" with
     clients globex and initech, users of every role (member: write on globex; reader: read on
     globex) and a rival agency's owner."""
@@ -78,17 +90,21 @@ def seeded_world(cls: type[W], engine: sa.Engine, monkeypatch: pytest.MonkeyPatc
         with engine.begin() as conn:
             agency = tenancy.create_agency(conn, "Acme")
             other = tenancy.create_agency(conn, "Rival")
-            clients = {n: tenancy.add_client(conn, agency, n, email_domains=[domains[n]]
-                                             if n in domains else ())
-                       for n in ("globex", "initech")}
+            clients = {
+                n: tenancy.add_client(
+                    conn, agency, n, email_domains=[domains[n]] if n in domains else ()
+                )
+                for n in ("globex", "initech")
+            }
             users = {role: f"{role}@acme.test" for role in ("owner", "admin", "manager", "member")}
             for role, email in users.items():
                 tenancy.add_user(conn, agency, email, role)
             users["reader"] = "reader@acme.test"
             tenancy.add_user(conn, agency, users["reader"], "member")
             for who, permission in (("member", "write"), ("reader", "read")):
-                tenancy.grant_access(conn, tenancy.find_user(conn, users[who]).id,
-                                     clients["globex"], permission)
+                tenancy.grant_access(
+                    conn, tenancy.find_user(conn, users[who]).id, clients["globex"], permission
+                )
             tenancy.add_user(conn, other, "owner@rival.test", "owner")
         try:
             yield cls(engine, sb, agency, clients, users, "owner@rival.test")
@@ -97,8 +113,10 @@ def seeded_world(cls: type[W], engine: sa.Engine, monkeypatch: pytest.MonkeyPatc
 
 
 @pytest.fixture
-def world(fresh_engine: sa.Engine, monkeypatch: pytest.MonkeyPatch,
-          prefect_harness: None) -> Iterator[World]:
-    with seeded_world(World, fresh_engine, monkeypatch, providers=("slack",), time_scale=60,
-                      seed=11) as w:
+def world(
+    fresh_engine: sa.Engine, monkeypatch: pytest.MonkeyPatch, prefect_harness: None
+) -> Iterator[World]:
+    with seeded_world(
+        World, fresh_engine, monkeypatch, providers=("slack",), time_scale=60, seed=11
+    ) as w:
         yield w

@@ -64,7 +64,12 @@ class Api:
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
             run = self.http.get(f"/flow_runs/{run_id}").json()
-            if run["state"] and run["state"]["type"] in {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}:
+            if run["state"] and run["state"]["type"] in {
+                "COMPLETED",
+                "FAILED",
+                "CRASHED",
+                "CANCELLED",
+            }:
                 return run
             time.sleep(0.5)
         raise TimeoutError(f"flow run {run_id} did not finish")
@@ -72,8 +77,9 @@ class Api:
     def create_run(self, deployment_id: str, parameters: dict[str, Any]) -> dict[str, Any]:
         """POST create_flow_run, retrying what a busy SQLite-backed server answers with 5xx."""
         for attempt in range(5):
-            answer = self.http.post(f"/deployments/{deployment_id}/create_flow_run",
-                                    json={"parameters": parameters})
+            answer = self.http.post(
+                f"/deployments/{deployment_id}/create_flow_run", json={"parameters": parameters}
+            )
             if answer.status_code < 500:
                 break
             time.sleep(1 + attempt)
@@ -81,18 +87,29 @@ class Api:
         return dict(answer.json())
 
     def artifacts(self, key: str) -> list[dict[str, Any]]:
-        return self.http.post("/artifacts/filter", json={"artifacts": {"key": {"any_": [key]}}}).json()
+        return self.http.post(
+            "/artifacts/filter", json={"artifacts": {"key": {"any_": [key]}}}
+        ).json()
 
 
 @pytest.fixture
 def prefect_server(tmp_path: Path, world: World) -> Iterator[tuple[Api, dict[str, str]]]:
     port = _free_port()
-    env = {**world.env(), "PREFECT_HOME": str(tmp_path / "prefect"),
-           "PREFECT_API_URL": f"http://127.0.0.1:{port}/api", "AOS_PROJECT_DIR": str(ROOT),
-           "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "PREFECT_CLI_PROMPT": "false"}
-    server = subprocess.Popen([PREFECT, "server", "start", "--host", "127.0.0.1", "--port", str(port)],
-                              env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                              start_new_session=True)
+    env = {
+        **world.env(),
+        "PREFECT_HOME": str(tmp_path / "prefect"),
+        "PREFECT_API_URL": f"http://127.0.0.1:{port}/api",
+        "AOS_PROJECT_DIR": str(ROOT),
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PREFECT_CLI_PROMPT": "false",
+    }
+    server = subprocess.Popen(
+        [PREFECT, "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     api = Api(env["PREFECT_API_URL"])
     try:
         api.wait_healthy(server)
@@ -109,24 +126,56 @@ def _run(args: list[str], env: dict[str, str]) -> str:
 
 def test_deploy_worker_and_run(world: World, prefect_server: tuple[Api, dict[str, str]]) -> None:
     api, env = prefect_server
-    first = world.add_slack("dep1", client="globex", users=4, channels=3, messages_per_channel=60,
-                            start=START, span_days=10, config={"auto_join": True})
-    second = world.add_slack("dep2", client="initech", users=4, channels=2,
-                             messages_per_channel=40, start=START, span_days=10,
-                             config={"auto_join": True})
+    first = world.add_slack(
+        "dep1",
+        client="globex",
+        users=4,
+        channels=3,
+        messages_per_channel=60,
+        start=START,
+        span_days=10,
+        config={"auto_join": True},
+    )
+    second = world.add_slack(
+        "dep2",
+        client="initech",
+        users=4,
+        channels=2,
+        messages_per_channel=40,
+        start=START,
+        span_days=10,
+        config={"auto_join": True},
+    )
     _run([PREFECT, "work-pool", "create", "aos-process", "--type", "process"], env)
     out = _run([PREFECT, "--no-prompt", "deploy", "--all"], env)
     assert "sync_slack/sync-slack" in out or "sync-slack" in out
     scheduled = api.http.get("/deployments/name/sync_all/sync-all-slack").json()
-    assert scheduled["schedules"] and scheduled["schedules"][0]["schedule"]["cron"] == "*/15 * * * *"
+    assert (
+        scheduled["schedules"] and scheduled["schedules"][0]["schedule"]["cron"] == "*/15 * * * *"
+    )
 
-    worker = subprocess.Popen([PREFECT, "worker", "start", "--pool", "aos-process", "--limit", "2"],
-                              env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                              start_new_session=True)
+    worker = subprocess.Popen(
+        [PREFECT, "worker", "start", "--pool", "aos-process", "--limit", "2"],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     try:
-        out = _run([PREFECT, "deployment", "run", "sync_slack/sync-slack",
-                    "--param", f"integration_id={first}",
-                    "--param", f"requested_by={world.users['owner']}"], env)
+        out = _run(
+            [
+                PREFECT,
+                "deployment",
+                "run",
+                "sync_slack/sync-slack",
+                "--param",
+                f"integration_id={first}",
+                "--param",
+                f"requested_by={world.users['owner']}",
+            ],
+            env,
+        )
         run_id = next(line.split()[-1] for line in out.splitlines() if "UUID" in line)
         run = api.wait_run(run_id)
         assert run["state"]["type"] == "COMPLETED", run["state"]
@@ -139,7 +188,9 @@ def test_deploy_worker_and_run(world: World, prefect_server: tuple[Api, dict[str
         assert run["state"]["type"] == "COMPLETED", run["state"]
         assert_equal_to_truth(world, "dep2")
         [artifact] = api.artifacts("sync-all")[-1:]
-        table = json.loads(artifact["data"]) if isinstance(artifact["data"], str) else artifact["data"]
+        table = (
+            json.loads(artifact["data"]) if isinstance(artifact["data"], str) else artifact["data"]
+        )
         outcomes = {row["integration"]: row["outcome"] for row in table}
         assert outcomes == {first: "succeeded", second: "succeeded"}
         runs = api.http.post("/flow_runs/filter", json={}).json()
@@ -148,14 +199,28 @@ def test_deploy_worker_and_run(world: World, prefect_server: tuple[Api, dict[str
         _stop(worker)
 
 
-def test_serve_runs_the_same_deployments(world: World,
-                                         prefect_server: tuple[Api, dict[str, str]]) -> None:
+def test_serve_runs_the_same_deployments(
+    world: World, prefect_server: tuple[Api, dict[str, str]]
+) -> None:
     api, env = prefect_server
-    iid = world.add_slack("serve", client="globex", users=3, channels=2, messages_per_channel=30,
-                          start=START, span_days=5, config={"auto_join": True})
-    served = subprocess.Popen([sys.executable, "-m", "cli.main", "serve"], env=env, cwd=ROOT,
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                              start_new_session=True)
+    iid = world.add_slack(
+        "serve",
+        client="globex",
+        users=3,
+        channels=2,
+        messages_per_channel=30,
+        start=START,
+        span_days=5,
+        config={"auto_join": True},
+    )
+    served = subprocess.Popen(
+        [sys.executable, "-m", "cli.main", "serve"],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     try:
         deadline = time.monotonic() + 90
         deployment = None
@@ -165,14 +230,17 @@ def test_serve_runs_the_same_deployments(world: World,
             deployment = found.json() if found.status_code == 200 else None
             time.sleep(0.5)
         assert deployment, "aos-sync serve did not register its deployments"
-        run = api.create_run(deployment["id"], {"integration_id": iid,
-                                                "requested_by": world.users["owner"]})
+        run = api.create_run(
+            deployment["id"], {"integration_id": iid, "requested_by": world.users["owner"]}
+        )
         try:
             finished = api.wait_run(run["id"])
         except TimeoutError:
             _stop(served)
             tail = served.stdout.read().decode()[-4000:]  # type: ignore[union-attr]
-            raise AssertionError(f"served run did not finish; aos-sync serve said:\n{tail}") from None
+            raise AssertionError(
+                f"served run did not finish; aos-sync serve said:\n{tail}"
+            ) from None
         assert finished["state"]["type"] == "COMPLETED", finished["state"]
         assert_equal_to_truth(world, "serve")
     finally:

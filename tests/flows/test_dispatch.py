@@ -23,19 +23,34 @@ START = datetime(2026, 10, 1, tzinfo=UTC)
 def test_killed_dispatcher_then_rerun_converges(world: World) -> None:
     keys = ["d1", "d2", "d3"]
     for key in keys:
-        world.add_slack(key, client="globex", users=4, channels=3, messages_per_channel=200,
-                        start=START, span_days=20, config={"auto_join": True, "page_limit": 25})
-    world.sandbox.faults.add("slack", kind="slow", method="conversations.history", rate=1.0,
-                             seconds=0.1)
-    proc = subprocess.Popen([sys.executable, "-m", "cli.main", "sync", "all"], env=world.env(),
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            start_new_session=True)
+        world.add_slack(
+            key,
+            client="globex",
+            users=4,
+            channels=3,
+            messages_per_channel=200,
+            start=START,
+            span_days=20,
+            config={"auto_join": True, "page_limit": 25},
+        )
+    world.sandbox.faults.add(
+        "slack", kind="slow", method="conversations.history", rate=1.0, seconds=0.1
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cli.main", "sync", "all"],
+        env=world.env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and proc.poll() is None:
         if _scalar(world.engine, "SELECT count(*) FROM slack_messages") >= 400:
             break
         time.sleep(0.1)
-    assert proc.poll() is None, f"dispatcher ended before it could be killed: {proc.stdout.read()!r}"
+    assert proc.poll() is None, (
+        f"dispatcher ended before it could be killed: {proc.stdout.read()!r}"
+    )
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     world.sandbox.faults.clear()
@@ -45,26 +60,40 @@ def test_killed_dispatcher_then_rerun_converges(world: World) -> None:
     for key in keys:
         assert_equal_to_truth(world, key)
     with world.engine.connect() as conn:
-        counts = dict(conn.execute(sa.text(
-            "SELECT status, count(*) FROM sync_run GROUP BY status")).all())
+        counts = dict(
+            conn.execute(sa.text("SELECT status, count(*) FROM sync_run GROUP BY status")).all()
+        )
     assert counts.get("running", 0) == 0 and counts["succeeded"] == 3
 
 
-def test_provider_slot_serialises_runs_across_workers(world: World,
-                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+def test_provider_slot_serialises_runs_across_workers(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """With AOS_PROVIDER_LIMITS=1 and a global limit of 1, two runs never overlap."""
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
 
     with get_client(sync_client=True) as client:
         client.create_global_concurrency_limit(
-            GlobalConcurrencyLimitCreate(name="aos-provider-slack", limit=1))
+            GlobalConcurrencyLimitCreate(name="aos-provider-slack", limit=1)
+        )
     monkeypatch.setenv("AOS_PROVIDER_LIMITS", "1")
-    ids = [world.add_slack(k, client="globex", users=3, channels=2, messages_per_channel=60,
-                           start=START, span_days=5, config={"page_limit": 10})
-           for k in ("g1", "g2")]
-    world.sandbox.faults.add("slack", kind="slow", method="conversations.history", rate=1.0,
-                             seconds=0.1)
+    ids = [
+        world.add_slack(
+            k,
+            client="globex",
+            users=3,
+            channels=2,
+            messages_per_channel=60,
+            start=START,
+            span_days=5,
+            config={"page_limit": 10},
+        )
+        for k in ("g1", "g2")
+    ]
+    world.sandbox.faults.add(
+        "slack", kind="slow", method="conversations.history", rate=1.0, seconds=0.1
+    )
     errors: list[BaseException] = []
 
     def run(iid: int) -> None:
@@ -80,6 +109,7 @@ def test_provider_slot_serialises_runs_across_workers(world: World,
         t.join()
     assert not errors, errors
     with world.engine.connect() as conn:
-        spans = conn.execute(sa.text(
-            "SELECT started_at, finished_at FROM sync_run ORDER BY started_at")).all()
+        spans = conn.execute(
+            sa.text("SELECT started_at, finished_at FROM sync_run ORDER BY started_at")
+        ).all()
     assert len(spans) == 2 and spans[0].finished_at <= spans[1].started_at, spans

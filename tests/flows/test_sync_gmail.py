@@ -34,23 +34,47 @@ from tests.flows.conftest import World, seeded_world
 START = datetime(2026, 9, 1, tzinfo=UTC)
 HIDDEN = {"SPAM", "TRASH"}  # a default sync leaves spam and trash out
 DOMAINS = {"globex": "globex.com", "initech": "initech.com"}
-COLUMNS = ("thread_id", "history_id", "internal_date", "from_address", "from_name",
-           "to_addresses", "cc_addresses", "subject", "snippet", "label_ids", "size_estimate",
-           "has_attachments")
-LABEL_COLUMNS = ("name", "type", "messages_total", "messages_unread", "threads_total",
-                 "threads_unread")
+COLUMNS = (
+    "thread_id",
+    "history_id",
+    "internal_date",
+    "from_address",
+    "from_name",
+    "to_addresses",
+    "cc_addresses",
+    "subject",
+    "snippet",
+    "label_ids",
+    "size_estimate",
+    "has_attachments",
+)
+LABEL_COLUMNS = (
+    "name",
+    "type",
+    "messages_total",
+    "messages_unread",
+    "threads_total",
+    "threads_unread",
+)
 TOKEN = "oauth2.token"  # how the emulator logs Google's token endpoint
 _HEADERS = HeaderRegistry()
 
 
 # -- the world: one agency, a Gmail sandbox, mailboxes as integrations -----------------------
 
+
 @dataclass
 class GmailWorld(World):
     mailboxes: dict[str, Any] = field(default_factory=dict)
 
-    def add_gmail(self, key: str, *, client: str | None = None,
-                  config: dict[str, Any] | None = None, **mailbox: Any) -> int:
+    def add_gmail(
+        self,
+        key: str,
+        *,
+        client: str | None = None,
+        config: dict[str, Any] | None = None,
+        **mailbox: Any,
+    ) -> int:
         """A mailbox and its integration. Without ``client`` it is an agency mailbox whose
         rows are attributed to clients by email domain. The emulator's quota is off unless
         asked for, and so is the connector's pacing (tests are not about Gmail's 250 u/s)."""
@@ -58,10 +82,14 @@ class GmailWorld(World):
         mb = self.sandbox.gmail.add_mailbox(f"{key}@acme-agency.test", **mailbox)
         with self.engine.begin() as conn:
             iid = tenancy.add_integration(
-                conn, self.agency_id, "gmail", f"gmail-{key}",
+                conn,
+                self.agency_id,
+                "gmail",
+                f"gmail-{key}",
                 client_id=self.clients[client] if client else None,
                 external_account_id=mb.email,
-                config={"quota_units_per_second": None, **(config or {})})
+                config={"quota_units_per_second": None, **(config or {})},
+            )
             db_engine.default_vault().put(conn, iid, dict(mb.credentials))
         self.integrations[key] = iid
         self.mailboxes[key] = mb
@@ -73,21 +101,31 @@ class GmailWorld(World):
         mb.expire_access_token()
         past = (datetime.now(UTC) - timedelta(minutes=1)).isoformat()
         with self.engine.begin() as conn:
-            db_engine.default_vault().put(conn, self.integrations[key],
-                                          {**mb.credentials, "expires_at": past})
+            db_engine.default_vault().put(
+                conn, self.integrations[key], {**mb.credentials, "expires_at": past}
+            )
 
 
 @pytest.fixture
-def gworld(fresh_engine: sa.Engine, monkeypatch: pytest.MonkeyPatch,
-           prefect_harness: None) -> Iterator[GmailWorld]:
+def gworld(
+    fresh_engine: sa.Engine, monkeypatch: pytest.MonkeyPatch, prefect_harness: None
+) -> Iterator[GmailWorld]:
     # time_scale 10 keeps a scaled access token (3599 s / 10) longer than the vault's 5-minute
     # refresh margin, so a fresh token is not refreshed again on every run.
-    with seeded_world(GmailWorld, fresh_engine, monkeypatch, providers=("gmail",),
-                      time_scale=10, seed=7, client_domains=DOMAINS) as w:
+    with seeded_world(
+        GmailWorld,
+        fresh_engine,
+        monkeypatch,
+        providers=("gmail",),
+        time_scale=10,
+        seed=7,
+        client_domains=DOMAINS,
+    ) as w:
         yield w
 
 
 # -- the truth, mapped independently -----------------------------------------------------------
+
 
 def _decoded(value: str) -> str:
     return str(make_header(decode_header(value)))
@@ -137,29 +175,47 @@ def expected(world: GmailWorld, key: str) -> dict[str, dict[str, tuple]]:
         cc = [a for _, a in _mailboxes("cc", headers.get("cc", []))]
         subject = headers.get("subject")
         messages[m["id"]] = (
-            m["threadId"], int(m["historyId"]),
+            m["threadId"],
+            int(m["historyId"]),
             datetime.fromtimestamp(int(m["internalDate"]) / 1000, UTC),
-            sender[0][1] if sender else None, sender[0][0] if sender else None,
-            tuple(to), tuple(cc), _decoded(subject[0]) if subject else None,
-            m.get("snippet") or None, tuple(sorted(labels)), int(m["sizeEstimate"]),
+            sender[0][1] if sender else None,
+            sender[0][0] if sender else None,
+            tuple(to),
+            tuple(cc),
+            _decoded(subject[0]) if subject else None,
+            m.get("snippet") or None,
+            tuple(sorted(labels)),
+            int(m["sizeEstimate"]),
             _attachments(mb.spec(m["id"]).part),
         )
-        touched = {by_domain[d] for a in [*(a for _, a in sender), *to, *cc]
-                   if (d := a.rsplit("@", 1)[1]) in by_domain}
+        touched = {
+            by_domain[d]
+            for a in [*(a for _, a in sender), *to, *cc]
+            if (d := a.rsplit("@", 1)[1]) in by_domain
+        }
         clients[m["id"]] = touched.pop() if len(touched) == 1 else (None if not touched else "?")
     labels_out = {}
     for label in truth["labels"]:
         total, unread, threads, threads_unread = counts.get(label["id"], (0, 0, set(), set()))
-        labels_out[label["id"]] = (label["name"], label["type"].lower(), total, unread,
-                                   len(threads), len(threads_unread))
+        labels_out[label["id"]] = (
+            label["name"],
+            label["type"].lower(),
+            total,
+            unread,
+            len(threads),
+            len(threads_unread),
+        )
     return {"messages": messages, "labels": labels_out, "clients": clients}
 
 
 def actual(engine: sa.Engine, integration_id: int) -> dict[str, dict[str, Any]]:
     m, lab = schema.gmail_messages, schema.gmail_labels
     with engine.connect() as conn:
-        rows = conn.execute(sa.select(m.c.message_id, m.c.client_id, *[m.c[c] for c in COLUMNS])
-                            .where(m.c.integration_id == integration_id, m.c.deleted_at.is_(None)))
+        rows = conn.execute(
+            sa.select(m.c.message_id, m.c.client_id, *[m.c[c] for c in COLUMNS]).where(
+                m.c.integration_id == integration_id, m.c.deleted_at.is_(None)
+            )
+        )
         messages, clients = {}, {}
         for r in rows:
             values = dict(zip(COLUMNS, r[2:], strict=True))
@@ -168,9 +224,14 @@ def actual(engine: sa.Engine, integration_id: int) -> dict[str, dict[str, Any]]:
             values["label_ids"] = tuple(sorted(values["label_ids"]))
             messages[r.message_id] = tuple(values[c] for c in COLUMNS)
             clients[r.message_id] = r.client_id
-        labels = {r[0]: tuple(r[1:]) for r in conn.execute(
-            sa.select(lab.c.label_id, *[lab.c[c] for c in LABEL_COLUMNS])
-            .where(lab.c.integration_id == integration_id, lab.c.deleted_at.is_(None)))}
+        labels = {
+            r[0]: tuple(r[1:])
+            for r in conn.execute(
+                sa.select(lab.c.label_id, *[lab.c[c] for c in LABEL_COLUMNS]).where(
+                    lab.c.integration_id == integration_id, lab.c.deleted_at.is_(None)
+                )
+            )
+        }
     return {"messages": messages, "labels": labels, "clients": clients}
 
 
@@ -183,11 +244,16 @@ def assert_equal_to_truth(world: GmailWorld, key: str) -> dict[str, dict[str, An
         wrong = {k: (g[k], w[k]) for k in w.keys() & g.keys() if g[k] != w[k]}
         assert not (missing or extra or wrong), (
             f"{table}: {len(missing)} missing, {len(extra)} extra, {len(wrong)} differ; "
-            f"e.g. {list(missing)[:2]} {list(extra)[:2]} {list(wrong.items())[:1]}")
-    misattributed = {k: (got["clients"][k], c) for k, c in want["clients"].items()
-                     if c != "?" and got["clients"][k] != c}
-    assert not misattributed, f"{len(misattributed)} rows misattributed, e.g. " \
-        f"{list(misattributed.items())[:3]}"
+            f"e.g. {list(missing)[:2]} {list(extra)[:2]} {list(wrong.items())[:1]}"
+        )
+    misattributed = {
+        k: (got["clients"][k], c)
+        for k, c in want["clients"].items()
+        if c != "?" and got["clients"][k] != c
+    }
+    assert not misattributed, (
+        f"{len(misattributed)} rows misattributed, e.g. {list(misattributed.items())[:3]}"
+    )
     return want
 
 
@@ -198,8 +264,11 @@ def _scalar(engine: sa.Engine, query: str, **params: Any) -> Any:
 
 def _visible(world: GmailWorld, key: str) -> list[str]:
     """Ids of messages a default sync stores (newest first)."""
-    return [m["id"] for m in world.mailboxes[key].truth()["messages"]
-            if not set(m.get("labelIds") or ()) & HIDDEN]
+    return [
+        m["id"]
+        for m in world.mailboxes[key].truth()["messages"]
+        if not set(m.get("labelIds") or ()) & HIDDEN
+    ]
 
 
 def _calls(world: GmailWorld, method: str) -> int:
@@ -212,8 +281,11 @@ def _mutate(world: GmailWorld, key: str) -> dict[str, Any]:
     visible = _visible(world, key)
     spam = next(m["id"] for m in mb.truth()["messages"] if "SPAM" in (m.get("labelIds") or ()))
     new = [
-        mb.deliver(subject="Réunion – budget Q4 ✅", sender='"Doe, Jane" <Jane.Doe@Globex.com>',
-                   to=["ops@acme-agency.test", "=?UTF-8?Q?Ren=C3=A9e?= <renee@initech.com>"]),
+        mb.deliver(
+            subject="Réunion – budget Q4 ✅",
+            sender='"Doe, Jane" <Jane.Doe@Globex.com>',
+            to=["ops@acme-agency.test", "=?UTF-8?Q?Ren=C3=A9e?= <renee@initech.com>"],
+        ),
         mb.deliver(subject="Re: thread", thread_id=visible[5], cc=["a@example.org"]),
         mb.deliver(subject="plain", sender="bob@example.org", attachments=1),
     ]
@@ -227,11 +299,16 @@ def _mutate(world: GmailWorld, key: str) -> dict[str, Any]:
     mb.modify(spam, add=["INBOX"], remove=["SPAM"])
     new_label = mb.add_label("Clients/Hooli")
     mb.modify(new[2]["id"], add=[new_label])
-    return {"new": [n["id"] for n in new], "deleted": [visible[0], visible[7], short_lived["id"]],
-            "trashed": visible[4], "rescued": spam}
+    return {
+        "new": [n["id"] for n in new],
+        "deleted": [visible[0], visible[7], short_lived["id"]],
+        "trashed": visible[4],
+        "rescued": spam,
+    }
 
 
 # -- the acceptance tests ------------------------------------------------------------------------
+
 
 def test_full_sync_lands_exactly_the_truth(gworld: GmailWorld) -> None:
     iid = gworld.add_gmail("full", messages=300, start=START, span_days=30)
@@ -247,8 +324,14 @@ def test_full_sync_lands_exactly_the_truth(gworld: GmailWorld) -> None:
     globex = sum(1 for c in want["clients"].values() if c == gworld.clients["globex"])
     assert 0 < globex < len(rows)
     assert sum(1 for c in want["clients"].values() if c is None) > 0
-    assert _scalar(gworld.engine, "SELECT count(*) FROM gmail_messages WHERE client_id = :c",
-                   c=gworld.clients["globex"]) == globex
+    assert (
+        _scalar(
+            gworld.engine,
+            "SELECT count(*) FROM gmail_messages WHERE client_id = :c",
+            c=gworld.clients["globex"],
+        )
+        == globex
+    )
     assert _scalar(gworld.engine, "SELECT count(DISTINCT agency_id) FROM gmail_messages") == 1
     with gworld.engine.connect() as conn:
         run = conn.execute(sa.select(schema.sync_run)).one()
@@ -270,8 +353,11 @@ def test_incremental_uses_only_the_history_api(gworld: GmailWorld) -> None:
     assert _calls(gworld, "users.messages.get") <= 8
     counts = result["streams"]["messages"]
     assert counts["inserted"] == 4  # three new messages and the one rescued from spam
-    gone = _scalar(gworld.engine, "SELECT array_agg(message_id ORDER BY message_id) "
-                   "FROM gmail_messages WHERE deleted_at IS NOT NULL")
+    gone = _scalar(
+        gworld.engine,
+        "SELECT array_agg(message_id ORDER BY message_id) "
+        "FROM gmail_messages WHERE deleted_at IS NOT NULL",
+    )
     # The trashed message and the two deleted ones are soft-deleted; the short-lived one
     # was never stored, so there is nothing to delete.
     assert sorted(gone) == sorted([*changed["deleted"][:2], changed["trashed"]])
@@ -298,8 +384,10 @@ def test_expired_history_id_triggers_a_full_resync(gworld: GmailWorld) -> None:
     assert [e.status for e in history] == [404]
     assert _calls(gworld, "users.messages.list") >= 1
     # The resync's reconcile soft-deleted what vanished while history was unavailable.
-    assert _scalar(gworld.engine, "SELECT count(*) FROM gmail_messages WHERE deleted_at IS NOT NULL"
-                   ) == 3
+    assert (
+        _scalar(gworld.engine, "SELECT count(*) FROM gmail_messages WHERE deleted_at IS NOT NULL")
+        == 3
+    )
     with gworld.engine.connect() as conn:
         run = conn.execute(sa.select(schema.sync_run).order_by(schema.sync_run.c.id.desc())).first()
     assert any("expired" in w for w in run.streams["messages"]["warnings"])
@@ -360,13 +448,18 @@ def test_expired_token_is_refreshed_once_by_concurrent_runs(gworld: GmailWorld) 
         t.join(timeout=60)
     assert all(a in ("refreshed", "fresh") for a in answers), answers
     assert _calls(gworld, TOKEN) == 1
-    refreshes = _scalar(gworld.engine, "SELECT count(*) FROM audit_event WHERE action = "
-                        "'credentials.refresh' AND outcome = 'ok' AND integration_id = :i", i=iid)
+    refreshes = _scalar(
+        gworld.engine,
+        "SELECT count(*) FROM audit_event WHERE action = "
+        "'credentials.refresh' AND outcome = 'ok' AND integration_id = :i",
+        i=iid,
+    )
     assert refreshes == 2  # one per expiry above, never two for one
     # The refreshed token is the one Gmail accepts now.
     gworld.sandbox.log.clear()
-    assert sync_gmail(integration_id=iid, requested_by=gworld.users["owner"])["status"] == \
-        "succeeded"
+    assert (
+        sync_gmail(integration_id=iid, requested_by=gworld.users["owner"])["status"] == "succeeded"
+    )
     assert _calls(gworld, TOKEN) == 0
 
 
@@ -397,14 +490,27 @@ def test_revoked_refresh_token_ends_in_needs_reauth(gworld: GmailWorld) -> None:
 def test_sigkill_mid_sync_then_rerun_equals_truth(gworld: GmailWorld) -> None:
     # The loader commits a batch of pages every 10 s of a slow API (or 50k rows): with a slow
     # batch endpoint, the first commit lands at ~10 s and the rest of the mailbox is to come.
-    iid = gworld.add_gmail("kill", messages=600, start=START, span_days=30,
-                           config={"batch_size": 20})
+    iid = gworld.add_gmail(
+        "kill", messages=600, start=START, span_days=30, config={"batch_size": 20}
+    )
     gworld.sandbox.faults.add("gmail", kind="slow", method="batch", rate=1.0, seconds=0.5)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "cli.main", "sync", "gmail", "--integration", str(iid),
-         "--as", gworld.users["owner"]],
-        env=gworld.env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-        start_new_session=True)
+        [
+            sys.executable,
+            "-m",
+            "cli.main",
+            "sync",
+            "gmail",
+            "--integration",
+            str(iid),
+            "--as",
+            gworld.users["owner"],
+        ],
+        env=gworld.env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and proc.poll() is None:
         if _scalar(gworld.engine, "SELECT count(*) FROM gmail_messages") > 0:
@@ -432,8 +538,15 @@ def test_sigkill_mid_sync_then_rerun_equals_truth(gworld: GmailWorld) -> None:
 def test_quota_and_server_faults_end_in_success(gworld: GmailWorld) -> None:
     # The emulator's per-user quota answers 403 userRateLimitExceeded (the older Gmail reply)
     # and is tight: a 50-part batch of messages.get (250 units) overruns it.
-    iid = gworld.add_gmail("faults", messages=200, start=START, span_days=20, quota=120,
-                           quota_status=403, config={"backoff_base": 0.2})
+    iid = gworld.add_gmail(
+        "faults",
+        messages=200,
+        start=START,
+        span_days=20,
+        quota=120,
+        quota_status=403,
+        config={"backoff_base": 0.2},
+    )
     faults = gworld.sandbox.faults
     faults.add("gmail", kind="429", method="users.messages.get", times=4, retry_after=1)
     faults.add("gmail", kind="503", method="users.messages.list", times=1)
@@ -454,8 +567,10 @@ def test_quota_and_server_faults_end_in_success(gworld: GmailWorld) -> None:
     assert_equal_to_truth(gworld, "faults")
     history = [e.status for e in gworld.sandbox.log.entries(method="users.history.list")]
     assert history[:3] == [503, 503, 200]
-    assert sum(1 for e in gworld.sandbox.log.entries(method="users.messages.get")
-               if e.status == 429) == 2
+    assert (
+        sum(1 for e in gworld.sandbox.log.entries(method="users.messages.get") if e.status == 429)
+        == 2
+    )
     assert all(f.exhausted for f in faults.rules())
 
 
@@ -469,6 +584,11 @@ def test_denied_before_any_request_and_audited(gworld: GmailWorld, who: str) -> 
     assert len(gworld.sandbox.log) == 0
     assert _scalar(gworld.engine, "SELECT count(*) FROM gmail_messages") == 0
     assert _scalar(gworld.engine, "SELECT count(*) FROM sync_run") == 0
-    audited = _scalar(gworld.engine, "SELECT count(*) FROM audit_event WHERE principal = :p "
-                      "AND outcome = 'denied' AND integration_id = :i", p=principal, i=iid)
+    audited = _scalar(
+        gworld.engine,
+        "SELECT count(*) FROM audit_event WHERE principal = :p "
+        "AND outcome = 'denied' AND integration_id = :i",
+        p=principal,
+        i=iid,
+    )
     assert audited == 1

@@ -22,8 +22,17 @@ from flows.slack import sync_slack
 from tests.flows.conftest import World
 
 START = datetime(2026, 10, 1, tzinfo=UTC)
-MESSAGE_COLUMNS = ("user_id", "bot_id", "subtype", "text", "thread_ts", "is_reply",
-                   "reply_count", "latest_reply", "edited_ts")
+MESSAGE_COLUMNS = (
+    "user_id",
+    "bot_id",
+    "subtype",
+    "text",
+    "thread_ts",
+    "is_reply",
+    "reply_count",
+    "latest_reply",
+    "edited_ts",
+)
 
 
 def _none(value: Any) -> Any:
@@ -33,20 +42,33 @@ def _none(value: Any) -> Any:
 def expected(ws: Any, *, channels: set[str] | None = None) -> dict[str, dict[tuple, tuple]]:
     """The sandbox's truth, mapped to our typed columns independently of the connector."""
     truth = ws.truth()
-    users = {(u["id"],): (u["name"], bool(u.get("is_bot")), bool(u.get("deleted")),
-                          _none(u.get("real_name")))
-             for u in truth["users"]}
-    chans = {(c["id"],): (c["name"], bool(c["is_private"]), bool(c["is_archived"]))
-             for c in truth["channels"]}
+    users = {
+        (u["id"],): (
+            u["name"],
+            bool(u.get("is_bot")),
+            bool(u.get("deleted")),
+            _none(u.get("real_name")),
+        )
+        for u in truth["users"]
+    }
+    chans = {
+        (c["id"],): (c["name"], bool(c["is_private"]), bool(c["is_archived"]))
+        for c in truth["channels"]
+    }
     msgs = {}
     for m in truth["messages"]:
         if channels is not None and m["channel"] not in channels:
             continue
         thread_ts = m.get("thread_ts")
         msgs[(m["channel"], m["ts"])] = (
-            _none(m.get("user")), _none(m.get("bot_id")), _none(m.get("subtype")),
-            _none(m.get("text")), thread_ts, bool(thread_ts and thread_ts != m["ts"]),
-            int(m.get("reply_count") or 0), m.get("latest_reply"),
+            _none(m.get("user")),
+            _none(m.get("bot_id")),
+            _none(m.get("subtype")),
+            _none(m.get("text")),
+            thread_ts,
+            bool(thread_ts and thread_ts != m["ts"]),
+            int(m.get("reply_count") or 0),
+            m.get("latest_reply"),
             (m.get("edited") or {}).get("ts"),
         )
     return {"users": users, "channels": chans, "messages": msgs}
@@ -56,13 +78,26 @@ def actual(engine: sa.Engine, integration_id: int) -> dict[str, dict[tuple, tupl
     u, c, m = schema.slack_users, schema.slack_channels, schema.slack_messages
     live = {t: (t.c.integration_id == integration_id) & t.c.deleted_at.is_(None) for t in (u, c, m)}
     with engine.connect() as conn:
-        users = {(r[0],): tuple(r[1:]) for r in conn.execute(
-            sa.select(u.c.user_id, u.c.name, u.c.is_bot, u.c.is_deleted, u.c.real_name)
-            .where(live[u]))}
-        chans = {(r[0],): tuple(r[1:]) for r in conn.execute(
-            sa.select(c.c.channel_id, c.c.name, c.c.is_private, c.c.is_archived).where(live[c]))}
-        msgs = {(r[0], r[1]): tuple(r[2:]) for r in conn.execute(
-            sa.select(m.c.channel_id, m.c.ts, *[m.c[k] for k in MESSAGE_COLUMNS]).where(live[m]))}
+        users = {
+            (r[0],): tuple(r[1:])
+            for r in conn.execute(
+                sa.select(u.c.user_id, u.c.name, u.c.is_bot, u.c.is_deleted, u.c.real_name).where(
+                    live[u]
+                )
+            )
+        }
+        chans = {
+            (r[0],): tuple(r[1:])
+            for r in conn.execute(
+                sa.select(c.c.channel_id, c.c.name, c.c.is_private, c.c.is_archived).where(live[c])
+            )
+        }
+        msgs = {
+            (r[0], r[1]): tuple(r[2:])
+            for r in conn.execute(
+                sa.select(m.c.channel_id, m.c.ts, *[m.c[k] for k in MESSAGE_COLUMNS]).where(live[m])
+            )
+        }
     return {"users": users, "channels": chans, "messages": msgs}
 
 
@@ -72,11 +107,15 @@ def assert_equal_to_truth(world: World, key: str, **kw: Any) -> None:
     for table in ("users", "channels", "messages"):
         missing = want[table].keys() - got[table].keys()
         extra = got[table].keys() - want[table].keys()
-        wrong = {k: (got[table][k], want[table][k]) for k in want[table].keys() & got[table].keys()
-                 if got[table][k] != want[table][k]}
+        wrong = {
+            k: (got[table][k], want[table][k])
+            for k in want[table].keys() & got[table].keys()
+            if got[table][k] != want[table][k]
+        }
         assert not (missing or extra or wrong), (
             f"{table}: {len(missing)} missing, {len(extra)} extra, {len(wrong)} differ; "
-            f"e.g. {list(missing)[:2]} {list(extra)[:2]} {list(wrong.items())[:2]}")
+            f"e.g. {list(missing)[:2]} {list(extra)[:2]} {list(wrong.items())[:2]}"
+        )
 
 
 def _scalar(engine: sa.Engine, query: str, **params: Any) -> Any:
@@ -85,16 +124,31 @@ def _scalar(engine: sa.Engine, query: str, **params: Any) -> Any:
 
 
 def test_full_sync_lands_the_truth_with_ledger_and_artifact(world: World) -> None:
-    iid = world.add_slack("globex", client="globex", users=8, channels=4,
-                          messages_per_channel=150, start=START, span_days=20,
-                          config={"auto_join": True})
+    iid = world.add_slack(
+        "globex",
+        client="globex",
+        users=8,
+        channels=4,
+        messages_per_channel=150,
+        start=START,
+        span_days=20,
+        config={"auto_join": True},
+    )
     result = sync_slack(integration_id=iid, requested_by=world.users["member"])
     assert result["status"] == "succeeded"
     assert_equal_to_truth(world, "globex")
-    assert result["streams"]["messages"]["inserted"] == len(expected(world.workspaces["globex"])["messages"])
+    assert result["streams"]["messages"]["inserted"] == len(
+        expected(world.workspaces["globex"])["messages"]
+    )
     # Tenant columns set by the loader: this agency and the integration's client.
-    assert _scalar(world.engine, "SELECT count(DISTINCT (agency_id, client_id)) FROM slack_messages") == 1
-    assert _scalar(world.engine, "SELECT min(client_id) FROM slack_messages") == world.clients["globex"]
+    assert (
+        _scalar(world.engine, "SELECT count(DISTINCT (agency_id, client_id)) FROM slack_messages")
+        == 1
+    )
+    assert (
+        _scalar(world.engine, "SELECT min(client_id) FROM slack_messages")
+        == world.clients["globex"]
+    )
     with world.engine.connect() as conn:
         run = conn.execute(sa.select(schema.sync_run)).one()
     assert run.status == "succeeded" and run.principal == world.users["member"]
@@ -107,34 +161,64 @@ def test_full_sync_lands_the_truth_with_ledger_and_artifact(world: World) -> Non
         artifacts = client.read_artifacts()
     # The session's Prefect server is shared: other tests' integration ids repeat, so pick
     # this run's artifact by its flow run.
-    mine = [a for a in artifacts if a.key == f"slack-sync-integration-{iid}"
-            and str(a.flow_run_id) == str(run.flow_run_id)]
+    mine = [
+        a
+        for a in artifacts
+        if a.key == f"slack-sync-integration-{iid}" and str(a.flow_run_id) == str(run.flow_run_id)
+    ]
     assert mine and mine[0].type == "table" and "messages" in str(mine[0].data)
 
 
 def test_incremental_after_mutations_within_request_budget(world: World) -> None:
-    iid = world.add_slack("inc", client="globex", users=6, channels=3, messages_per_channel=300,
-                          start=datetime.now(UTC) - timedelta(days=60), span_days=59.9,
-                          thread_ratio=0.15, config={"auto_join": True, "thread_lookback_days": 10,
-                                                     "edit_lookback_days": 10, "page_limit": 50})
+    iid = world.add_slack(
+        "inc",
+        client="globex",
+        users=6,
+        channels=3,
+        messages_per_channel=300,
+        start=datetime.now(UTC) - timedelta(days=60),
+        span_days=59.9,
+        thread_ratio=0.15,
+        config={
+            "auto_join": True,
+            "thread_lookback_days": 10,
+            "edit_lookback_days": 10,
+            "page_limit": 50,
+        },
+    )
     ws = world.workspaces["inc"]
     sync_slack(integration_id=iid, requested_by=world.users["owner"])
     full_requests = len(world.sandbox.log)
 
     truth = ws.truth()["messages"]
-    week_old = [m for m in truth if m.get("reply_count") and m["channel"] == ws.channel_ids[0]
-                and 5 <= (datetime.now(UTC).timestamp() - float(m["ts"])) / 86400 <= 9]
+    week_old = [
+        m
+        for m in truth
+        if m.get("reply_count")
+        and m["channel"] == ws.channel_ids[0]
+        and 5 <= (datetime.now(UTC).timestamp() - float(m["ts"])) / 86400 <= 9
+    ]
     assert week_old, "the seeded workspace has a week-old thread"
-    recent = [m for m in truth if not m.get("thread_ts") and m["channel"] == ws.channel_ids[1]
-              and datetime.now(UTC).timestamp() - float(m["ts"]) < 3 * 86400]
+    recent = [
+        m
+        for m in truth
+        if not m.get("thread_ts")
+        and m["channel"] == ws.channel_ids[1]
+        and datetime.now(UTC).timestamp() - float(m["ts"]) < 3 * 86400
+    ]
     for i in range(5):
         ws.post_message(ws.channel_ids[1], f"new message {i} :tada:")
     ws.post_message(ws.channel_ids[0], "late reply to an old thread", thread_ts=week_old[0]["ts"])
     ws.edit_message(ws.channel_ids[1], recent[0]["ts"], "edited *text*")
     ws.delete_message(ws.channel_ids[1], recent[1]["ts"])
-    reply = next(m for m in truth if m.get("thread_ts") and m["ts"] != m["thread_ts"]
-                 and m["channel"] == ws.channel_ids[0]
-                 and datetime.now(UTC).timestamp() - float(m["ts"]) < 8 * 86400)
+    reply = next(
+        m
+        for m in truth
+        if m.get("thread_ts")
+        and m["ts"] != m["thread_ts"]
+        and m["channel"] == ws.channel_ids[0]
+        and datetime.now(UTC).timestamp() - float(m["ts"]) < 8 * 86400
+    )
     ws.delete_message(reply["channel"], reply["ts"])
 
     world.sandbox.log.clear()
@@ -149,19 +233,44 @@ def test_incremental_after_mutations_within_request_budget(world: World) -> None
     history = world.sandbox.log.count(method="conversations.history")
     per_channel_window = math.ceil(300 * 10 / 60 / 50) + 1
     assert history <= 3 * per_channel_window, history
-    assert _scalar(world.engine, "SELECT count(*) FROM slack_messages WHERE deleted_at IS NOT NULL") == 2
+    assert (
+        _scalar(world.engine, "SELECT count(*) FROM slack_messages WHERE deleted_at IS NOT NULL")
+        == 2
+    )
 
 
 def test_sigkill_mid_sync_then_rerun_equals_clean_sync(world: World) -> None:
-    iid = world.add_slack("kill", client="globex", users=5, channels=4, messages_per_channel=600,
-                          start=START, span_days=30, thread_ratio=0.05,
-                          config={"auto_join": True, "page_limit": 40})
-    world.sandbox.faults.add("slack", kind="slow", method="conversations.history", rate=1.0,
-                             seconds=0.15)
+    iid = world.add_slack(
+        "kill",
+        client="globex",
+        users=5,
+        channels=4,
+        messages_per_channel=600,
+        start=START,
+        span_days=30,
+        thread_ratio=0.05,
+        config={"auto_join": True, "page_limit": 40},
+    )
+    world.sandbox.faults.add(
+        "slack", kind="slow", method="conversations.history", rate=1.0, seconds=0.15
+    )
     proc = subprocess.Popen(
-        [sys.executable, "-m", "cli.main", "sync", "slack", "--integration", str(iid),
-         "--as", world.users["owner"]],
-        env=world.env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+        [
+            sys.executable,
+            "-m",
+            "cli.main",
+            "sync",
+            "slack",
+            "--integration",
+            str(iid),
+            "--as",
+            world.users["owner"],
+        ],
+        env=world.env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     deadline = time.monotonic() + 120
     loaded = 0
     while time.monotonic() < deadline and proc.poll() is None:
@@ -189,8 +298,16 @@ def test_sigkill_mid_sync_then_rerun_equals_clean_sync(world: World) -> None:
 
 
 def test_faults_end_in_success(world: World) -> None:
-    iid = world.add_slack("faults", client="globex", users=5, channels=3, messages_per_channel=120,
-                          start=START, span_days=10, config={"auto_join": True, "page_limit": 30})
+    iid = world.add_slack(
+        "faults",
+        client="globex",
+        users=5,
+        channels=3,
+        messages_per_channel=120,
+        start=START,
+        span_days=10,
+        config={"auto_join": True, "page_limit": 30},
+    )
     faults = world.sandbox.faults
     faults.add("slack", kind="429", method="conversations.history", times=3, retry_after=1)
     faults.add("slack", kind="500", method="conversations.history", times=2)
@@ -207,8 +324,16 @@ def test_faults_end_in_success(world: World) -> None:
 
 
 def test_revoked_token_ends_in_needs_reauth_then_reconnect_resumes(world: World) -> None:
-    iid = world.add_slack("revoke", client="globex", users=5, channels=3, messages_per_channel=90,
-                          start=START, span_days=10, config={"auto_join": True, "page_limit": 30})
+    iid = world.add_slack(
+        "revoke",
+        client="globex",
+        users=5,
+        channels=3,
+        messages_per_channel=90,
+        start=START,
+        span_days=10,
+        config={"auto_join": True, "page_limit": 30},
+    )
     ws = world.workspaces["revoke"]
     world.sandbox.faults.add("slack", kind="revoked", method="conversations.history", times=1)
     # The fault revokes the token from the first history call on: earlier streams are complete.
@@ -235,8 +360,15 @@ def test_revoked_token_ends_in_needs_reauth_then_reconnect_resumes(world: World)
 
 @pytest.mark.parametrize("who", ["reader", "rival"])
 def test_denied_before_any_request_and_audited(world: World, who: str) -> None:
-    iid = world.add_slack("deny", client="globex", users=3, channels=2, messages_per_channel=10,
-                          start=START, span_days=5)
+    iid = world.add_slack(
+        "deny",
+        client="globex",
+        users=3,
+        channels=2,
+        messages_per_channel=10,
+        start=START,
+        span_days=5,
+    )
     principal = world.other_agency_user if who == "rival" else world.users["reader"]
     world.sandbox.log.clear()
     with pytest.raises(PermissionDenied, match=principal):
@@ -244,16 +376,28 @@ def test_denied_before_any_request_and_audited(world: World, who: str) -> None:
     assert len(world.sandbox.log) == 0
     assert _scalar(world.engine, "SELECT count(*) FROM slack_messages") == 0
     assert _scalar(world.engine, "SELECT count(*) FROM sync_run") == 0
-    audited = _scalar(world.engine, "SELECT count(*) FROM audit_event WHERE principal = :p "
-                      "AND outcome = 'denied' AND integration_id = :i", p=principal, i=iid)
+    audited = _scalar(
+        world.engine,
+        "SELECT count(*) FROM audit_event WHERE principal = :p "
+        "AND outcome = 'denied' AND integration_id = :i",
+        p=principal,
+        i=iid,
+    )
     assert audited == 1
 
 
 def test_second_concurrent_sync_exits_cleanly(world: World) -> None:
     from db.runs import integration_lock
 
-    iid = world.add_slack("lock", client="globex", users=3, channels=2, messages_per_channel=10,
-                          start=START, span_days=5)
+    iid = world.add_slack(
+        "lock",
+        client="globex",
+        users=3,
+        channels=2,
+        messages_per_channel=10,
+        start=START,
+        span_days=5,
+    )
     with integration_lock(world.engine, iid):
         result = sync_slack(integration_id=iid, requested_by=world.users["owner"])
     assert result["status"] == "skipped" and "already being synced" in result["reason"]
@@ -263,10 +407,24 @@ def test_second_concurrent_sync_exits_cleanly(world: World) -> None:
 def test_non_marketplace_backfill_across_runs_uses_the_budget(world: World) -> None:
     """1 request per (scaled) minute and 15 messages per page: a backfill spread over runs."""
     iid = world.add_slack(
-        "slow", client="globex", users=3, channels=3, messages_per_channel=200, start=START,
-        span_days=10, thread_ratio=0.0, tier="non_marketplace_2025",
-        config={"tier": "non_marketplace_2025", "rate_scale": 60, "max_requests": 14,
-                "auto_join": False, "thread_lookback_days": 0, "edit_lookback_days": 0})
+        "slow",
+        client="globex",
+        users=3,
+        channels=3,
+        messages_per_channel=200,
+        start=START,
+        span_days=10,
+        thread_ratio=0.0,
+        tier="non_marketplace_2025",
+        config={
+            "tier": "non_marketplace_2025",
+            "rate_scale": 60,
+            "max_requests": 14,
+            "auto_join": False,
+            "thread_lookback_days": 0,
+            "edit_lookback_days": 0,
+        },
+    )
     ws = world.workspaces["slow"]
     readable = {c for c in ws.channel_ids if ws.channels[c].is_member}
     runs = 0

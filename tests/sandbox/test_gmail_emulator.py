@@ -46,8 +46,7 @@ def sb() -> Iterator[Sandbox]:
 
 
 def mailbox(sb: Sandbox, **kwargs: Any) -> GmailMailbox:
-    options: dict[str, Any] = {"messages": 300, "start": START, "domains": DOMAINS,
-                               "quota": False}
+    options: dict[str, Any] = {"messages": 300, "start": START, "domains": DOMAINS, "quota": False}
     options.update(kwargs)
     return sb.gmail.add_mailbox(**options)
 
@@ -56,26 +55,35 @@ def credentials(sb: Sandbox, mb: GmailMailbox, **overrides: Any) -> Credentials:
     c = mb.credentials
     expiry = datetime.fromisoformat(c["expires_at"]).astimezone(UTC).replace(tzinfo=None)
     fields: dict[str, Any] = {
-        "token": c["access_token"], "refresh_token": c["refresh_token"],
-        "token_uri": sb.env["AOS_GOOGLE_TOKEN_URL"], "client_id": c["client_id"],
-        "client_secret": c["client_secret"], "expiry": expiry,
+        "token": c["access_token"],
+        "refresh_token": c["refresh_token"],
+        "token_uri": sb.env["AOS_GOOGLE_TOKEN_URL"],
+        "client_id": c["client_id"],
+        "client_secret": c["client_secret"],
+        "expiry": expiry,
     }
     fields.update(overrides)
     return Credentials(**fields)
 
 
 def service(sb: Sandbox, mb: GmailMailbox, **overrides: Any) -> Any:
-    return build("gmail", "v1", credentials=credentials(sb, mb, **overrides),
-                 static_discovery=True, cache_discovery=False,
-                 client_options={"api_endpoint": sb.env["AOS_GMAIL_API_URL"]})
+    return build(
+        "gmail",
+        "v1",
+        credentials=credentials(sb, mb, **overrides),
+        static_discovery=True,
+        cache_discovery=False,
+        client_options={"api_endpoint": sb.env["AOS_GMAIL_API_URL"]},
+    )
 
 
 def batch(sb: Sandbox, results: dict[str, Any]) -> BatchHttpRequest:
     def collect(request_id: str, response: Any, exception: HttpError | None) -> None:
         results[request_id] = exception if exception is not None else response
 
-    return BatchHttpRequest(callback=collect,
-                            batch_uri=sb.env["AOS_GMAIL_API_URL"] + "batch/gmail/v1")
+    return BatchHttpRequest(
+        callback=collect, batch_uri=sb.env["AOS_GMAIL_API_URL"] + "batch/gmail/v1"
+    )
 
 
 def error_of(exc: HttpError) -> dict[str, Any]:
@@ -135,8 +143,19 @@ def test_env_profile_and_labels(sb: Sandbox) -> None:
     labels = svc.users().labels().list(userId="me").execute()["labels"]
     assert labels == truth["labels"]
     by_id = {x["id"]: x for x in labels}
-    for system in ("INBOX", "SENT", "SPAM", "TRASH", "UNREAD", "IMPORTANT", "STARRED", "DRAFT",
-                   "CATEGORY_PERSONAL", "CATEGORY_PROMOTIONS", "CATEGORY_UPDATES"):
+    for system in (
+        "INBOX",
+        "SENT",
+        "SPAM",
+        "TRASH",
+        "UNREAD",
+        "IMPORTANT",
+        "STARRED",
+        "DRAFT",
+        "CATEGORY_PERSONAL",
+        "CATEGORY_PROMOTIONS",
+        "CATEGORY_UPDATES",
+    ):
         assert by_id[system]["type"] == "system"
     users = [x for x in labels if x["type"] == "user"]
     assert users and all(x["id"].startswith("Label_") for x in users)
@@ -183,8 +202,11 @@ def test_list_paging_filters_and_spam_trash(sb: Sandbox) -> None:
     expected = [m["id"] for m in visible if low * 1000 <= int(m["internalDate"]) < high * 1000]
     assert [m["id"] for m in ranged] == expected and expected
     dated = list_all(svc, q="after:2025/03/11 before:2025/03/21", maxResults=500)
-    pacific = [m["id"] for m in visible  # Gmail reads dates as midnight US Pacific time
-               if 1741676400_000 <= int(m["internalDate"]) < 1742540400_000]
+    pacific = [
+        m["id"]
+        for m in visible  # Gmail reads dates as midnight US Pacific time
+        if 1741676400_000 <= int(m["internalDate"]) < 1742540400_000
+    ]
     assert [m["id"] for m in dated] == pacific
     with pytest.raises(HttpError) as caught:
         svc.users().messages().list(userId="me", labelIds=["Label_999"]).execute()
@@ -199,13 +221,21 @@ def test_get_formats_and_realistic_content(sb: Sandbox) -> None:
     messages = svc.users().messages()
     mixed = next(m for m in truth if m["payload"]["mimeType"] == "multipart/mixed")
     minimal = messages.get(userId="me", id=mixed["id"], format="minimal").execute()
-    assert set(minimal) == {"id", "threadId", "labelIds", "snippet", "sizeEstimate",
-                            "historyId", "internalDate"}
+    assert set(minimal) == {
+        "id",
+        "threadId",
+        "labelIds",
+        "snippet",
+        "sizeEstimate",
+        "historyId",
+        "internalDate",
+    }
     metadata = messages.get(userId="me", id=mixed["id"], format="metadata").execute()
     assert metadata == mixed  # truth renders exactly as format=metadata
     assert set(metadata["payload"]) == {"mimeType", "headers"}
-    narrowed = messages.get(userId="me", id=mixed["id"], format="metadata",
-                            metadataHeaders=["from", "Subject"]).execute()
+    narrowed = messages.get(
+        userId="me", id=mixed["id"], format="metadata", metadataHeaders=["from", "Subject"]
+    ).execute()
     assert [h["name"] for h in narrowed["payload"]["headers"]] == ["Subject", "From"]
     full = messages.get(userId="me", id=mixed["id"]).execute()  # format=full by default
     body, *attachments = full["payload"]["parts"]
@@ -214,16 +244,19 @@ def test_get_formats_and_realistic_content(sb: Sandbox) -> None:
     text = base64.urlsafe_b64decode(body["parts"][0]["body"]["data"]).decode()
     assert text.startswith("Hi ")
     assert attachments and all(a["filename"] and a["body"]["attachmentId"] for a in attachments)
-    data = messages.attachments().get(userId="me", messageId=mixed["id"],
-                                      id=attachments[0]["body"]["attachmentId"]).execute()
+    data = (
+        messages.attachments()
+        .get(userId="me", messageId=mixed["id"], id=attachments[0]["body"]["attachmentId"])
+        .execute()
+    )
     assert len(base64.urlsafe_b64decode(data["data"])) == attachments[0]["body"]["size"]
     raw = messages.get(userId="me", id=mixed["id"], format="raw").execute()
     assert "payload" not in raw and raw["sizeEstimate"] == full["sizeEstimate"]
-    parsed = email.message_from_bytes(base64.urlsafe_b64decode(raw["raw"]),
-                                      policy=default_policy)
+    parsed = email.message_from_bytes(base64.urlsafe_b64decode(raw["raw"]), policy=default_policy)
     assert parsed["Subject"] == str(make_header(decode_header(header(full, "Subject"))))
     assert [p.get_filename() for p in parsed.iter_attachments()] == [
-        a["filename"] for a in attachments]
+        a["filename"] for a in attachments
+    ]
     plain = parsed.get_body(("plain",))
     assert plain is not None and plain.get_content().splitlines() == text.splitlines()
     # Realistic headers across the mailbox.
@@ -236,10 +269,16 @@ def test_get_formats_and_realistic_content(sb: Sandbox) -> None:
     assert any(r.count("@") >= 3 for r in recipients)
     assert any('"' in r and ", " in r.split('"')[1] for r in recipients if '"' in r)
     assert any(h["name"] == "Cc" for m in truth for h in m["payload"]["headers"])
-    addresses = {address.split("@")[1] for m in truth
-                 for _, address in getaddresses([header(m, "From"), header(m, "To")])}
-    assert DOMAINS[0] in addresses and addresses <= {*DOMAINS, "acme-agency.test",
-                                                     "offers-mail.biz"}
+    addresses = {
+        address.split("@")[1]
+        for m in truth
+        for _, address in getaddresses([header(m, "From"), header(m, "To")])
+    }
+    assert DOMAINS[0] in addresses and addresses <= {
+        *DOMAINS,
+        "acme-agency.test",
+        "offers-mail.biz",
+    }
     thread_sizes: dict[str, int] = {}
     for m in truth:
         thread_sizes[m["threadId"]] = thread_sizes.get(m["threadId"], 0) + 1
@@ -277,18 +316,27 @@ def test_mutations_show_in_history_with_paging_types_and_labels(sb: Sandbox) -> 
     assert ids == sorted(ids) and ids[0] > start and ids[-1] == mb.history_id
     assert records[0]["messagesAdded"][0]["message"]["id"] == new["id"]
     assert records[1]["messagesAdded"][0]["message"]["labelIds"] == ["INBOX", "Label_1"]
-    assert records[2]["labelsAdded"] == [{"message": {
-        "id": other["id"], "threadId": other["threadId"], "labelIds": ["Label_1", "STARRED"]},
-        "labelIds": ["STARRED"]}]
+    assert records[2]["labelsAdded"] == [
+        {
+            "message": {
+                "id": other["id"],
+                "threadId": other["threadId"],
+                "labelIds": ["Label_1", "STARRED"],
+            },
+            "labelIds": ["STARRED"],
+        }
+    ]
     assert records[2]["labelsRemoved"][0]["labelIds"] == ["INBOX"]
     assert records[3]["labelsAdded"][0]["labelIds"] == ["TRASH"]
     assert records[4]["messagesDeleted"][0]["message"]["id"] == new["id"]
     assert all(r["messages"] for r in records)
-    added_only = history.list(userId="me", startHistoryId=str(start),
-                              historyTypes=["messageAdded"]).execute()["history"]
+    added_only = history.list(
+        userId="me", startHistoryId=str(start), historyTypes=["messageAdded"]
+    ).execute()["history"]
     assert [list(r) for r in added_only] == [["id", "messages", "messagesAdded"]] * 2
-    two_types = history.list(userId="me", startHistoryId=str(start),
-                             historyTypes=["labelRemoved", "messageDeleted"]).execute()
+    two_types = history.list(
+        userId="me", startHistoryId=str(start), historyTypes=["labelRemoved", "messageDeleted"]
+    ).execute()
     assert len(two_types["history"]) == 2
     starred = history.list(userId="me", startHistoryId=str(start), labelId="STARRED").execute()
     assert [r["id"] for r in starred["history"]] == [records[2]["id"]]
@@ -317,9 +365,13 @@ def test_expired_history_is_404_and_retention_is_a_knob(sb: Sandbox) -> None:
         svc.users().history().list(userId="me", startHistoryId=str(start)).execute()
     assert caught.value.resp.status == 404
     assert error_of(caught.value) == {
-        "code": 404, "message": "Requested entity was not found.", "status": "NOT_FOUND",
-        "errors": [{"message": "Requested entity was not found.", "domain": "global",
-                    "reason": "notFound"}]}
+        "code": 404,
+        "message": "Requested entity was not found.",
+        "status": "NOT_FOUND",
+        "errors": [
+            {"message": "Requested entity was not found.", "domain": "global", "reason": "notFound"}
+        ],
+    }
     later = mb.history.records[0].id - 1
     kept = svc.users().history().list(userId="me", startHistoryId=str(later)).execute()
     assert len(kept["history"]) == 3
@@ -339,13 +391,17 @@ def test_batch_of_100_and_more_than_100_rejected(sb: Sandbox) -> None:
     results: dict[str, Any] = {}
     request = batch(sb, results)
     for message_id in ids[:100]:
-        request.add(svc.users().messages().get(userId="me", id=message_id, format="metadata",
-                                               metadataHeaders=["From"]),
-                    request_id=message_id)
+        request.add(
+            svc.users()
+            .messages()
+            .get(userId="me", id=message_id, format="metadata", metadataHeaders=["From"]),
+            request_id=message_id,
+        )
     request.execute()
     assert set(results) == set(ids[:100])
-    assert all(r["id"] == k and r["payload"]["headers"][0]["name"] == "From"
-               for k, r in results.items())
+    assert all(
+        r["id"] == k and r["payload"]["headers"][0]["name"] == "From" for k, r in results.items()
+    )
     assert sb.log.count(provider="gmail", method="users.messages.get") == 100
     assert sb.log.count(provider="gmail", method="batch") == 1
     logged = sb.log.entries(method="users.messages.get")[0]
@@ -368,8 +424,7 @@ def test_batch_parts_hit_per_user_quota_and_faults() -> None:
         svc = service(sb, mb)
         request = batch(sb, results)
         for message_id in mb.message_ids(limit=60):
-            request.add(svc.users().messages().get(userId="me", id=message_id,
-                                                   format="minimal"))
+            request.add(svc.users().messages().get(userId="me", id=message_id, format="minimal"))
         request.execute()
         errors = [r for r in results.values() if isinstance(r, HttpError)]
         assert len(results) == 60 and len(errors) == 10  # 50 x 5 units fit in one second
@@ -399,11 +454,15 @@ def test_batch_parts_hit_per_user_quota_and_faults() -> None:
         for message_id in mb.message_ids(limit=5):
             request.add(svc.users().messages().get(userId="me", id=message_id))
         request.execute()
-        statuses = [r.resp.status if isinstance(r, HttpError) else 200
-                    for r in results.values()]
+        statuses = [r.resp.status if isinstance(r, HttpError) else 200 for r in results.values()]
         assert statuses == [503, 503, 429, 200, 200]
         assert [e.fault for e in sb.log.entries(method="users.messages.get")] == [
-            "503", "503", "429", None, None]
+            "503",
+            "503",
+            "429",
+            None,
+            None,
+        ]
         # A whole-request fault still hits the batch itself.
         sb.faults.add("gmail", kind="500", method="batch")
         request = batch(sb, {})
@@ -417,31 +476,52 @@ def test_batch_parts_hit_per_user_quota_and_faults() -> None:
 def test_token_endpoint_refresh_and_revocation(sb: Sandbox) -> None:
     mb = mailbox(sb, messages=10)
     c = mb.credentials
-    status, body = post_token(sb, grant_type="refresh_token", client_id=c["client_id"],
-                              client_secret=c["client_secret"],
-                              refresh_token=c["refresh_token"])
+    status, body = post_token(
+        sb,
+        grant_type="refresh_token",
+        client_id=c["client_id"],
+        client_secret=c["client_secret"],
+        refresh_token=c["refresh_token"],
+    )
     assert status == 200 and body["token_type"] == "Bearer"
     assert set(body) == {"access_token", "expires_in", "scope", "token_type"}  # no rotation
     assert 3590 <= body["expires_in"] <= 3599 and "gmail.readonly" in body["scope"]
     assert body["access_token"].startswith("ya29.") and body["access_token"] != c["access_token"]
-    status, body = post_token(sb, grant_type="refresh_token", client_id=c["client_id"],
-                              client_secret="wrong", refresh_token=c["refresh_token"])
+    status, body = post_token(
+        sb,
+        grant_type="refresh_token",
+        client_id=c["client_id"],
+        client_secret="wrong",
+        refresh_token=c["refresh_token"],
+    )
     assert status == 401 and body["error"] == "invalid_client"
     # google-auth refreshes a token past its expiry before calling the API.
     creds = credentials(sb, mb, expiry=datetime(2020, 1, 1, tzinfo=UTC).replace(tzinfo=None))
-    svc = build("gmail", "v1", credentials=creds, static_discovery=True,
-                client_options={"api_endpoint": sb.env["AOS_GMAIL_API_URL"]})
+    svc = build(
+        "gmail",
+        "v1",
+        credentials=creds,
+        static_discovery=True,
+        client_options={"api_endpoint": sb.env["AOS_GMAIL_API_URL"]},
+    )
     assert svc.users().getProfile(userId="me").execute()["messagesTotal"] == 10
     assert creds.token != c["access_token"] and creds.refresh_token == c["refresh_token"]
     assert sb.log.count(method="oauth2.token") == 3
-    assert all(e.params.get("refresh_token") == "REDACTED" for e in sb.log
-               if e.method == "oauth2.token")
+    assert all(
+        e.params.get("refresh_token") == "REDACTED" for e in sb.log if e.method == "oauth2.token"
+    )
     mb.revoke_refresh_token()
-    status, body = post_token(sb, grant_type="refresh_token", client_id=c["client_id"],
-                              client_secret=c["client_secret"],
-                              refresh_token=c["refresh_token"])
-    assert (status, body) == (400, {"error": "invalid_grant",
-                                    "error_description": "Token has been expired or revoked."})
+    status, body = post_token(
+        sb,
+        grant_type="refresh_token",
+        client_id=c["client_id"],
+        client_secret=c["client_secret"],
+        refresh_token=c["refresh_token"],
+    )
+    assert (status, body) == (
+        400,
+        {"error": "invalid_grant", "error_description": "Token has been expired or revoked."},
+    )
     with pytest.raises(RefreshError, match="invalid_grant"):
         svc.users().getProfile(userId="me").execute()  # 401 -> refresh -> invalid_grant
 
@@ -461,7 +541,10 @@ def test_expired_access_token_is_401_and_client_recovers(sb: Sandbox) -> None:
     sb.log.clear()
     assert svc.users().getProfile(userId="me").execute()["emailAddress"] == mb.email
     assert [(e.method, e.status) for e in sb.log] == [
-        ("users.getProfile", 401), ("oauth2.token", 200), ("users.getProfile", 200)]
+        ("users.getProfile", 401),
+        ("oauth2.token", 200),
+        ("users.getProfile", 200),
+    ]
     # In a batch, 401 parts are refreshed and re-sent by the client.
     mb.expire_access_token()
     results: dict[str, Any] = {}
@@ -523,5 +606,6 @@ def test_100k_mailbox_is_cheap(sb: Sandbox) -> None:
         svc.users().messages().get(userId="me", id=item["id"], format="metadata").execute()
     assert time.perf_counter() - began < 3
     oldest = list_all(svc, q=f"before:{int(mb.start.timestamp()) + 3600}")
-    assert oldest and all(int(m["id"], 16) >> 20 < (mb.start.timestamp() + 3600) * 1000
-                          for m in oldest)
+    assert oldest and all(
+        int(m["id"], 16) >> 20 < (mb.start.timestamp() + 3600) * 1000 for m in oldest
+    )

@@ -61,8 +61,9 @@ def pages_of(response: Any) -> list[dict[str, Any]]:
 
 
 def all_history(c: WebClient, channel: str, **params: Any) -> list[dict[str, Any]]:
-    return [m for page in c.conversations_history(channel=channel, **params)
-            for m in page["messages"]]
+    return [
+        m for page in c.conversations_history(channel=channel, **params) for m in page["messages"]
+    ]
 
 
 # -- basics and pagination ---------------------------------------------------------------
@@ -91,8 +92,11 @@ def test_users_and_conversations_paginate(sb: Sandbox) -> None:
 
     public = [ch for p in pages_of(c.conversations_list(limit=3)) for ch in p["channels"]]
     assert public and all(not ch["is_private"] for ch in public)
-    both = [ch for p in pages_of(c.conversations_list(types="public_channel,private_channel", limit=3))
-            for ch in p["channels"]]
+    both = [
+        ch
+        for p in pages_of(c.conversations_list(types="public_channel,private_channel", limit=3))
+        for ch in p["channels"]
+    ]
     assert len(both) > len(public)
     invisible = [ch for ch in ws.channels.values() if ch.is_private and not ch.is_member]
     assert invisible and not {ch.id for ch in invisible} & {ch["id"] for ch in both}
@@ -106,8 +110,14 @@ def test_users_and_conversations_paginate(sb: Sandbox) -> None:
 
 
 def test_history_pages_newest_first_and_matches_truth(sb: Sandbox) -> None:
-    ws = sb.slack.add_workspace(channels=1, messages_per_channel=250, thread_ratio=0.3,
-                                replies_per_thread=4, start=START, span_days=30)
+    ws = sb.slack.add_workspace(
+        channels=1,
+        messages_per_channel=250,
+        thread_ratio=0.3,
+        replies_per_thread=4,
+        start=START,
+        span_days=30,
+    )
     channel = ws.channel_ids[0]
     c = client(sb, ws)
     pages = pages_of(c.conversations_history(channel=channel, limit=40))
@@ -127,13 +137,15 @@ def test_history_pages_newest_first_and_matches_truth(sb: Sandbox) -> None:
     subtypes = {m.get("subtype") for m in history}
     assert {"bot_message", "channel_join", "file_share", "thread_broadcast"} <= subtypes
     assert all(m["bot_id"].startswith("B") for m in history if m.get("subtype") == "bot_message")
-    assert all(m["files"][0]["id"].startswith("F") for m in history
-               if m.get("subtype") == "file_share")
+    assert all(
+        m["files"][0]["id"].startswith("F") for m in history if m.get("subtype") == "file_share"
+    )
     assert any("edited" in m for m in history) and any("reactions" in m for m in history)
     assert any("<@U" in m["text"] for m in history)
     parents = [m for m in history if m.get("reply_count")]
-    assert parents and all(m["thread_ts"] == m["ts"] and m["latest_reply"] > m["ts"]
-                           for m in parents)
+    assert parents and all(
+        m["thread_ts"] == m["ts"] and m["latest_reply"] > m["ts"] for m in parents
+    )
     first, last = datetime.fromtimestamp(stamps[-1], UTC), datetime.fromtimestamp(stamps[0], UTC)
     assert START <= first and last <= datetime(2025, 3, 31, tzinfo=UTC)
 
@@ -150,13 +162,16 @@ def test_history_oldest_latest_inclusive(sb: Sandbox) -> None:
     assert [m["ts"] for m in inclusive] == [m["ts"] for m in everything[10:21]]
     newer = all_history(c, channel, oldest=high)
     assert [m["ts"] for m in newer] == [m["ts"] for m in everything[:10]]
-    assert error_of(c.conversations_history, channel=channel, oldest="abc").response[
-        "error"] == "invalid_ts_oldest"
+    assert (
+        error_of(c.conversations_history, channel=channel, oldest="abc").response["error"]
+        == "invalid_ts_oldest"
+    )
 
 
 def test_replies_paginate_with_parent_first(sb: Sandbox) -> None:
-    ws = sb.slack.add_workspace(channels=1, messages_per_channel=40, thread_ratio=0.5,
-                                replies_per_thread=7)
+    ws = sb.slack.add_workspace(
+        channels=1, messages_per_channel=40, thread_ratio=0.5, replies_per_thread=7
+    )
     channel = ws.channel_ids[0]
     c = client(sb, ws)
     parent = max(all_history(c, channel, limit=100), key=lambda m: m.get("reply_count", 0))
@@ -175,14 +190,15 @@ def test_replies_paginate_with_parent_first(sb: Sandbox) -> None:
     # Asking with a reply's ts returns the same thread, as Slack does.
     again = c.conversations_replies(channel=channel, ts=replies[0]["ts"])
     assert again["messages"][0]["ts"] == parent["ts"]
-    assert error_of(c.conversations_replies, channel=channel, ts="1.000001").response[
-        "error"] == "thread_not_found"
+    assert (
+        error_of(c.conversations_replies, channel=channel, ts="1.000001").response["error"]
+        == "thread_not_found"
+    )
 
 
 # -- tiers and time scale ---------------------------------------------------------------
 def test_non_marketplace_tier_caps_pages_and_rate(sb: Sandbox) -> None:
-    ws = sb.slack.add_workspace(channels=1, messages_per_channel=40,
-                                tier="non_marketplace_2025")
+    ws = sb.slack.add_workspace(channels=1, messages_per_channel=40, tier="non_marketplace_2025")
     channel = ws.channel_ids[0]
     c = client(sb, ws)
     first = c.conversations_history(channel=channel, limit=200)
@@ -295,8 +311,10 @@ def test_token_rotation_and_revocation(sb: Sandbox) -> None:
     assert datetime.fromisoformat(creds["expires_at"]) > datetime.now(UTC)
     oauth = WebClient(base_url=sb.env["AOS_SLACK_API_URL"])
     rotated = oauth.oauth_v2_access(
-        client_id=creds["client_id"], client_secret=creds["client_secret"],
-        grant_type="refresh_token", refresh_token=creds["refresh_token"],
+        client_id=creds["client_id"],
+        client_secret=creds["client_secret"],
+        grant_type="refresh_token",
+        refresh_token=creds["refresh_token"],
     )
     assert rotated["access_token"].startswith("xoxe.xoxb-")
     assert rotated["access_token"] != creds["access_token"]
@@ -304,20 +322,30 @@ def test_token_rotation_and_revocation(sb: Sandbox) -> None:
     assert rotated["refresh_token"] != creds["refresh_token"]
     assert rotated["expires_in"] == 43200 and rotated["team"]["id"] == ws.team_id
     assert ws.credentials["refresh_token"] == rotated["refresh_token"]
-    reuse = error_of(oauth.oauth_v2_access, client_id=creds["client_id"],
-                     client_secret=creds["client_secret"], grant_type="refresh_token",
-                     refresh_token=creds["refresh_token"])
+    reuse = error_of(
+        oauth.oauth_v2_access,
+        client_id=creds["client_id"],
+        client_secret=creds["client_secret"],
+        grant_type="refresh_token",
+        refresh_token=creds["refresh_token"],
+    )
     assert reuse.response["error"] == "invalid_refresh_token"
-    wrong = error_of(oauth.oauth_v2_access, client_id=creds["client_id"], client_secret="x",
-                     grant_type="refresh_token", refresh_token=rotated["refresh_token"])
+    wrong = error_of(
+        oauth.oauth_v2_access,
+        client_id=creds["client_id"],
+        client_secret="x",
+        grant_type="refresh_token",
+        refresh_token=rotated["refresh_token"],
+    )
     assert wrong.response["error"] == "bad_client_secret"
     fresh = WebClient(token=rotated["access_token"], base_url=sb.env["AOS_SLACK_API_URL"])
     assert fresh.auth_test()["team_id"] == ws.team_id
 
     ws.expire_access_token()
     assert error_of(fresh.auth_test).response["error"] == "token_expired"
-    installed = oauth.oauth_v2_access(client_id=creds["client_id"],
-                                      client_secret=creds["client_secret"], code=ws.oauth_code())
+    installed = oauth.oauth_v2_access(
+        client_id=creds["client_id"], client_secret=creds["client_secret"], code=ws.oauth_code()
+    )
     assert installed["team"]["id"] == ws.team_id
     ws.revoke_token()
     revoked = WebClient(token=installed["access_token"], base_url=sb.env["AOS_SLACK_API_URL"])
@@ -335,10 +363,14 @@ def test_not_in_channel_then_join_and_private_channels(sb: Sandbox) -> None:
     assert c.conversations_join(channel=outside.id)["warning"] == "already_in_channel"
 
     secret = ws.add_channel("secret", is_private=True, is_member=False, messages=3)
-    assert error_of(c.conversations_history, channel=secret.id).response[
-        "error"] == "channel_not_found"
-    assert error_of(c.conversations_join, channel=secret.id).response[
-        "error"] == "method_not_supported_for_channel_type"
+    assert (
+        error_of(c.conversations_history, channel=secret.id).response["error"]
+        == "channel_not_found"
+    )
+    assert (
+        error_of(c.conversations_join, channel=secret.id).response["error"]
+        == "method_not_supported_for_channel_type"
+    )
     assert error_of(c.conversations_info, channel="CNOPE").response["error"] == "channel_not_found"
     assert secret.id not in {m["channel"] for m in ws.iter_messages(reachable_only=True)}
     assert secret.id in {m["channel"] for m in ws.iter_messages()}
@@ -374,8 +406,9 @@ def test_mutations_are_visible(sb: Sandbox) -> None:
 
 
 def test_generated_thread_mutations_update_parent(sb: Sandbox) -> None:
-    ws = sb.slack.add_workspace(channels=1, messages_per_channel=30, thread_ratio=0.6,
-                                replies_per_thread=3)
+    ws = sb.slack.add_workspace(
+        channels=1, messages_per_channel=30, thread_ratio=0.6, replies_per_thread=3
+    )
     channel = ws.channel_ids[0]
     c = client(sb, ws)
     parent = next(m for m in all_history(c, channel, limit=100) if m.get("reply_count"))
@@ -398,13 +431,19 @@ def test_request_log_never_holds_tokens(sb: Sandbox) -> None:
     with urllib.request.urlopen(f"{base}users.list", data=form) as response:
         assert json.load(response)["ok"] is True
     WebClient(base_url=base).oauth_v2_access(
-        client_id=creds["client_id"], client_secret=creds["client_secret"],
-        grant_type="refresh_token", refresh_token=creds["refresh_token"])
+        client_id=creds["client_id"],
+        client_secret=creds["client_secret"],
+        grant_type="refresh_token",
+        refresh_token=creds["refresh_token"],
+    )
     json_body = urllib.request.Request(
-        f"{base}conversations.history", data=json.dumps({"channel": ws.channel_ids[0],
-                                                         "limit": 2}).encode(),
-        headers={"Content-Type": "application/json; charset=utf-8",
-                 "Authorization": f"Bearer {ws.credentials['access_token']}"})
+        f"{base}conversations.history",
+        data=json.dumps({"channel": ws.channel_ids[0], "limit": 2}).encode(),
+        headers={
+            "Content-Type": "application/json; charset=utf-8",
+            "Authorization": f"Bearer {ws.credentials['access_token']}",
+        },
+    )
     with urllib.request.urlopen(json_body) as response:
         assert len(json.load(response)["messages"]) == 2
     assert sb.log.count(method="users.list") == 1
@@ -416,8 +455,12 @@ def test_request_log_never_holds_tokens(sb: Sandbox) -> None:
     with urllib.request.urlopen(f"{base.removesuffix('/api/')}/_sandbox/log") as response:
         dumped = response.read().decode()
     assert len(json.loads(dumped)["entries"]) == 3
-    for secret in (creds["access_token"], creds["refresh_token"], creds["client_secret"],
-                   ws.credentials["access_token"]):
+    for secret in (
+        creds["access_token"],
+        creds["refresh_token"],
+        creds["client_secret"],
+        ws.credentials["access_token"],
+    ):
         assert secret not in dumped and secret not in repr(list(sb.log))
     sb.log.clear()
     assert len(sb.log) == 0
@@ -429,8 +472,9 @@ def test_admin_surface_drives_faults(sb: Sandbox) -> None:
     with urllib.request.urlopen(admin + "health") as response:
         assert json.load(response) == {"ok": True, "provider": "slack", "time_scale": 60}
     body = json.dumps({"kind": "503", "method": "auth.test", "times": 1}).encode()
-    request = urllib.request.Request(admin + "faults", data=body,
-                                     headers={"Content-Type": "application/json"})
+    request = urllib.request.Request(
+        admin + "faults", data=body, headers={"Content-Type": "application/json"}
+    )
     with urllib.request.urlopen(request) as response:
         assert json.load(response)["fault"]["kind"] == "503"
     assert error_of(client(sb, ws).auth_test).response.status_code == 503
@@ -444,8 +488,14 @@ def test_admin_surface_drives_faults(sb: Sandbox) -> None:
 def test_same_seed_same_truth() -> None:
     def build(seed: int) -> dict[str, Any]:
         sandbox = Sandbox(seed=seed)  # never started: truth needs no sockets
-        ws = sandbox.slack.add_workspace(users=6, channels=3, messages_per_channel=60,
-                                         thread_ratio=0.3, start=START, span_days=20)
+        ws = sandbox.slack.add_workspace(
+            users=6,
+            channels=3,
+            messages_per_channel=60,
+            thread_ratio=0.3,
+            start=START,
+            span_days=20,
+        )
         return {"truth": ws.truth(), "team": ws.team_id, "token": ws.credentials}
 
     first, second, other = build(11), build(11), build(12)
@@ -458,8 +508,9 @@ def test_million_message_workspace_is_lazy_and_fast() -> None:
     tracemalloc.start()
     started = time.perf_counter()
     sb = Sandbox(seed=5)
-    ws = sb.slack.add_workspace(channels=10, messages_per_channel=100_000, users=100,
-                                tier="unlimited")
+    ws = sb.slack.add_workspace(
+        channels=10, messages_per_channel=100_000, users=100, tier="unlimited"
+    )
     elapsed = time.perf_counter() - started
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
@@ -470,25 +521,30 @@ def test_million_message_workspace_is_lazy_and_fast() -> None:
         page = c.conversations_history(channel=channel, limit=1000)
         assert len(page["messages"]) == 1000 and page["has_more"]
         oldest = ws.start.timestamp()
-        window = c.conversations_history(channel=channel, oldest=str(oldest),
-                                         latest=str(oldest + 86_400), limit=1000)["messages"]
+        window = c.conversations_history(
+            channel=channel, oldest=str(oldest), latest=str(oldest + 86_400), limit=1000
+        )["messages"]
         # ~1,111 messages a day per channel over 90 days: a full page from the first day.
         assert len(window) == 1000 and all(float(m["ts"]) < oldest + 86_400 for m in window)
 
 
 def test_serve_main_prints_settings_and_stops() -> None:
     stop, out = threading.Event(), io.StringIO()
-    thread = threading.Thread(target=serve_main,
-                              args=(["--seed", "3", "--size", "tiny", "--time-scale", "60"],),
-                              kwargs={"stop": stop, "out": out}, daemon=True)
+    thread = threading.Thread(
+        target=serve_main,
+        args=(["--seed", "3", "--size", "tiny", "--time-scale", "60"],),
+        kwargs={"stop": stop, "out": out},
+        daemon=True,
+    )
     thread.start()
     deadline = time.monotonic() + 5
     while "export AOS_SLACK_API_URL=" not in out.getvalue() and time.monotonic() < deadline:
         time.sleep(0.05)
     lines = out.getvalue().splitlines()
     url = next(line for line in lines if line.startswith("export AOS_SLACK_API_URL="))
-    token = next(part for line in lines for part in line.split()
-                 if part.startswith("access_token=")).split("=", 1)[1]
+    token = next(
+        part for line in lines for part in line.split() if part.startswith("access_token=")
+    ).split("=", 1)[1]
     base = url.split("=", 1)[1]
     assert WebClient(token=token, base_url=base).auth_test()["ok"]
     stop.set()
