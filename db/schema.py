@@ -250,6 +250,18 @@ analyst_binding = sa.Table(
 )
 
 
+run_grant_use = sa.Table(
+    "run_grant_use",
+    metadata,
+    sa.Column("nonce", sa.Text, primary_key=True),
+    sa.Column("principal", sa.Text, nullable=False),
+    sa.Column("integration_id", sa.BigInteger, nullable=False),
+    sa.Column("action", sa.Text, nullable=False),
+    sa.Column("used_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+    sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False, index=True),
+)
+
+
 def provider_table(
     name: str, natural_key: list[sa.Column[object]], *columns: sa.Column[object] | sa.Index
 ) -> sa.Table:

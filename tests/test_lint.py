@@ -1,4 +1,5 @@
-"""The tree passes ruff (configured in pyproject.toml), so CI fails on a lint regression."""
+"""The tree passes ruff check, ruff format --check and mypy (all configured in pyproject.toml), so
+CI fails on a lint, formatting or typing regression."""
 
 from __future__ import annotations
 
@@ -6,16 +7,27 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
 
 
-def test_ruff_is_clean() -> None:
-    ruff = Path(sys.executable).parent / "ruff"
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["ruff", "check", "--no-cache", "."],
+        ["ruff", "format", "--check", "--no-cache", "."],
+        ["mypy"],
+    ],
+    ids=["ruff-check", "ruff-format", "mypy"],
+)
+def test_tree_is_clean(command: list[str]) -> None:
     done = subprocess.run(
-        [str(ruff), "check", "--no-cache", str(ROOT)],
+        [str(BIN / command[0]), *command[1:]],
         capture_output=True,
         text=True,
         cwd=ROOT,
-        timeout=120,
+        timeout=300,
     )
-    assert done.returncode == 0, done.stdout[-3000:]
+    assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]

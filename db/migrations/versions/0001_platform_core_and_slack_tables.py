@@ -11,9 +11,6 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-from db.rls import FUNCTIONS_SQL, enable_tenant_rls
-from db.schema import ROLE_LEVELS
-
 revision = "0001"
 down_revision = None
 branch_labels = None
@@ -21,6 +18,58 @@ depends_on = None
 
 
 TENANT_TABLES = ("integration", "sync_run", "slack_users", "slack_channels", "slack_messages")
+
+# Frozen: this revision carries the SQL it ran, so later changes to application code never change
+# what it does. (Revision 0004 replaces these helpers; see its docstring for why.)
+ROLE_LEVELS = {"owner": 40, "admin": 30, "manager": 20, "member": 10}
+
+FUNCTIONS_SQL = """
+DO $$ BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'aos_analyst') THEN
+    CREATE ROLE aos_analyst NOLOGIN;
+  END IF;
+END $$;
+
+CREATE OR REPLACE FUNCTION aos_analyst_agency() RETURNS bigint
+  LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public AS $$
+    SELECT agency_id FROM analyst_binding WHERE role_name = session_user
+$$;
+
+CREATE OR REPLACE FUNCTION aos_analyst_sees_all_clients() RETURNS boolean
+  LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public AS $$
+    SELECT coalesce(bool_or(r.level > (SELECT level FROM role WHERE name = 'member')), false)
+      FROM analyst_binding b
+      JOIN user_role ur ON ur.user_id = b.user_id
+      JOIN role r ON r.name = ur.role_name
+     WHERE b.role_name = session_user
+$$;
+
+CREATE OR REPLACE FUNCTION aos_analyst_clients() RETURNS bigint[]
+  LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public AS $$
+    SELECT coalesce(array_agg(a.client_id), '{}')
+      FROM analyst_binding b
+      JOIN member_client_access a ON a.user_id = b.user_id
+     WHERE b.role_name = session_user
+$$;
+
+REVOKE ALL ON FUNCTION aos_analyst_agency(), aos_analyst_sees_all_clients(),
+  aos_analyst_clients() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION aos_analyst_agency(), aos_analyst_sees_all_clients(),
+  aos_analyst_clients() TO aos_analyst;
+"""
+
+
+def tenant_policy_sql(table: str, client_column: str = "client_id") -> str:
+    return f"""
+ALTER TABLE {table} ENABLE ROW LEVEL SECURITY;
+DROP POLICY IF EXISTS analyst_read ON {table};
+CREATE POLICY analyst_read ON {table} FOR SELECT TO aos_analyst USING (
+  agency_id = (SELECT aos_analyst_agency())
+  AND ((SELECT aos_analyst_sees_all_clients())
+       OR {client_column} = ANY ((SELECT aos_analyst_clients())::bigint[]))
+);
+GRANT SELECT ON {table} TO aos_analyst;
+"""
 
 
 def upgrade() -> None:
@@ -448,8 +497,8 @@ def upgrade() -> None:
         "ix_slack_messages_thread", "slack_messages", ["integration_id", "channel_id", "thread_ts"]
     )  # both declared in db/schema.py too, so autogenerate leaves them alone
     for table in TENANT_TABLES:
-        enable_tenant_rls(op.execute, table)
-    enable_tenant_rls(op.execute, "client", client_column="id")
+        op.execute(tenant_policy_sql(table))
+    op.execute(tenant_policy_sql("client", client_column="id"))
 
 
 def downgrade() -> None:

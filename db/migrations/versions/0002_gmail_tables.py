@@ -11,12 +11,22 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-from db.rls import enable_tenant_rls
-
 revision = "0002"
 down_revision = "0001"
 branch_labels = None
 depends_on = None
+
+# Frozen: the row-level security this revision turned on, as it ran (no application imports).
+POLICY_SQL = """
+ALTER TABLE {table} ENABLE ROW LEVEL SECURITY;
+DROP POLICY IF EXISTS analyst_read ON {table};
+CREATE POLICY analyst_read ON {table} FOR SELECT TO aos_analyst USING (
+  agency_id = (SELECT aos_analyst_agency())
+  AND ((SELECT aos_analyst_sees_all_clients())
+       OR client_id = ANY ((SELECT aos_analyst_clients())::bigint[]))
+);
+GRANT SELECT ON {table} TO aos_analyst;
+"""
 
 
 def upgrade() -> None:
@@ -86,7 +96,7 @@ def upgrade() -> None:
     )
     # ### end Alembic commands ###
     for table in ("gmail_labels", "gmail_messages"):
-        enable_tenant_rls(op.execute, table)
+        op.execute(POLICY_SQL.format(table=table))
 
 
 def downgrade() -> None:
