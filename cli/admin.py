@@ -11,7 +11,7 @@ from typing import Any
 from cli.context import engine, vault
 from cli.output import CliError
 from db import tenancy
-from db.analyst import create_analyst
+from db.analyst import create_analyst, drop_analyst
 from db.runs import list_runs
 
 __all__ = ["register"]
@@ -165,10 +165,16 @@ def cmd_runs_list(a: argparse.Namespace) -> Any:
     ]
 
 
+def cmd_analyst_drop(a: argparse.Namespace) -> Any:
+    with engine().begin() as conn:
+        drop_analyst(conn, a.role)
+    return {"dropped": a.role}
+
+
 def cmd_analyst_create(a: argparse.Namespace) -> Any:
     eng = engine()
     with eng.begin() as conn:
-        role = create_analyst(conn, a.user)
+        role = create_analyst(conn, a.user, role_name=a.role_name)
     url = eng.url
     return {
         "role": role.role_name,
@@ -281,7 +287,15 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     )
     p = analyst.add_parser("create", help="create a psql login that sees only the user's rows")
     p.add_argument("--user", required=True, help="email of an existing user")
+    p.add_argument(
+        "--role-name",
+        help="login name (default: analyst_<email>_<tag>, unique per user and database); an "
+        "existing login of this user keeps its name and gets a new password",
+    )
     p.set_defaults(func=cmd_analyst_create)
+    p = analyst.add_parser("drop", help="drop an analyst login of this database")
+    p.add_argument("--role", required=True, help="the login's role name")
+    p.set_defaults(func=cmd_analyst_drop)
 
     keys = sub.add_parser("keys", help="credential encryption keys").add_subparsers(
         dest="sub", required=True

@@ -206,7 +206,11 @@ class TableLoader:
             raise ValueError("max_rows and max_bytes must be positive")
         self.engine, self.table, self.tenant = engine, table, tenant
         self.max_rows, self.max_bytes, self.max_seconds = max_rows, max_bytes, max_seconds
-        self.keys = [c.name for c in table.primary_key.columns if c.name != "integration_id"]
+        self.keys = [
+            c.name
+            for c in table.primary_key.columns
+            if c.name not in ("agency_id", "integration_id")
+        ]
         data = [c for c in table.columns if c.name not in TENANT_COLUMNS and not c.primary_key]
         self.data = [c.name for c in data]
         self.columns = self.keys + self.data  # record fields, in staging order
@@ -355,10 +359,11 @@ class TableLoader:
     def _reconcile(self, cur: psycopg.Cursor[Any], rec: ReconcileLike) -> int:
         t = sql.Identifier("t")
         conds = [
+            sql.SQL("{}.agency_id = %s").format(t),
             sql.SQL("{}.integration_id = %s").format(t),
             sql.SQL("{}.deleted_at IS NULL").format(t),
         ]
-        params: list[Any] = [self.tenant.integration_id]
+        params: list[Any] = [self.tenant.agency_id, self.tenant.integration_id]
         for name, value in rec.where.items():
             col = sql.SQL("{}.{}").format(t, sql.Identifier(self._column(name)))
             if value is None:
@@ -437,10 +442,10 @@ class TableLoader:
                 )
             )
             self._has_rows = cur.execute(
-                sql.SQL("SELECT EXISTS (SELECT FROM {} WHERE integration_id = %s)").format(
-                    self._target
-                ),
-                [self.tenant.integration_id],
+                sql.SQL(
+                    "SELECT EXISTS (SELECT FROM {} WHERE agency_id = %s AND integration_id = %s)"
+                ).format(self._target),
+                [self.tenant.agency_id, self.tenant.integration_id],
             ).fetchone()[0]  # type: ignore[index]
             self._planner = list(cur.execute(_PLANNER_NOW).fetchone())  # type: ignore[arg-type]
         self._params = {"iid": self.tenant.integration_id, "aid": self.tenant.agency_id}
@@ -449,7 +454,7 @@ class TableLoader:
 
     def _upsert_sql(self, *, dedupe: bool) -> sql.Composable:
         ident = sql.Identifier
-        cmp_cols = ["agency_id", "client_id", *self.data]
+        cmp_cols = ["client_id", *self.data]
         target_cols = [
             "integration_id",
             "agency_id",
@@ -482,9 +487,10 @@ class TableLoader:
                 sql.SQL("o.{0} = s.{0}").format(ident(k)) for k in self.keys
             )
             where = sql.SQL(
-                " WHERE NOT EXISTS (SELECT FROM {} AS o WHERE o.integration_id = s.integration_id"
-                " AND {} AND o.deleted_at IS NULL AND ({}) IS NOT DISTINCT FROM ({}))"
-            ).format(self._target, key_match, cols("o", cmp_cols[1:]), cols("s", cmp_cols[1:]))
+                " WHERE NOT EXISTS (SELECT FROM {} AS o WHERE o.agency_id = s.agency_id"
+                " AND o.integration_id = s.integration_id AND {} AND o.deleted_at IS NULL"
+                " AND ({}) IS NOT DISTINCT FROM ({}))"
+            ).format(self._target, key_match, cols("o", cmp_cols), cols("s", cmp_cols))
         sets = sql.SQL(", ").join(sql.SQL("{0} = EXCLUDED.{0}").format(ident(c)) for c in cmp_cols)
         upsert = sql.SQL(
             "INSERT INTO {target} AS t ({tcols}) SELECT s.integration_id, s.agency_id, s.client_id,"
@@ -496,7 +502,7 @@ class TableLoader:
             tcols=sql.SQL(", ").join(map(ident, target_cols)),
             scols=cols("s", self.columns),
             where=where,
-            pk=sql.SQL(", ").join(map(ident, ["integration_id", *self.keys])),
+            pk=sql.SQL(", ").join(map(ident, ["agency_id", "integration_id", *self.keys])),
             sets=sets,
             tcmp=cols("t", cmp_cols),
             xcmp=cols("excluded", cmp_cols),
@@ -599,10 +605,11 @@ def _soft_delete(
         sql.SQL("t.{0} = a.{0}").format(sql.Identifier(k)) for k in loader.keys
     )
     stmt = sql.SQL(
-        "UPDATE {} AS t SET deleted_at = now() FROM {} WHERE t.integration_id = %s"
-        " AND t.deleted_at IS NULL AND {}"
+        "UPDATE {} AS t SET deleted_at = now() FROM {} WHERE t.agency_id = %s"
+        " AND t.integration_id = %s AND t.deleted_at IS NULL AND {}"
     ).format(loader._target, rel, match)
-    return cur.execute(stmt, [*params, loader.tenant.integration_id]).rowcount
+    tenant = loader.tenant
+    return cur.execute(stmt, [*params, tenant.agency_id, tenant.integration_id]).rowcount
 
 
 # -- validation, used only to explain a failed batch -------------------------------------------

@@ -84,7 +84,11 @@ def start_run(
         ).one()
         conn.execute(
             sync_run.update()
-            .where(sync_run.c.integration_id == integration_id, sync_run.c.status == "running")
+            .where(
+                sync_run.c.agency_id == integ.agency_id,
+                sync_run.c.integration_id == integration_id,
+                sync_run.c.status == "running",
+            )
             .values(
                 status="failed",
                 finished_at=sa.func.now(),
@@ -114,14 +118,21 @@ def finish_run(
     engine: sa.Engine,
     run_id: int,
     *,
+    integration_id: int,
     status: str,
     streams: Mapping[str, Any] | None = None,
     error: str | None = None,
 ) -> None:
+    """Close a ledger row. The integration names the agency, which leads the ledger's key."""
+    agency = (
+        sa.select(integration.c.agency_id)
+        .where(integration.c.id == integration_id)
+        .scalar_subquery()
+    )
     with engine.begin() as conn:
         conn.execute(
             sync_run.update()
-            .where(sync_run.c.id == run_id)
+            .where(sync_run.c.agency_id == agency, sync_run.c.id == run_id)
             .values(
                 status=status,
                 finished_at=sa.func.now(),

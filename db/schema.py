@@ -97,19 +97,19 @@ user_role = sa.Table(
 client = sa.Table(
     "client",
     metadata,
-    sa.Column("id", sa.BigInteger, sa.Identity(), primary_key=True),
+    sa.Column("id", sa.BigInteger, sa.Identity(), nullable=False),
     sa.Column(
         "agency_id",
         sa.BigInteger,
         sa.ForeignKey("agency.id", ondelete="CASCADE"),
         nullable=False,
-        index=True,
     ),
     sa.Column("name", sa.Text, nullable=False),
     sa.Column("email_domains", ARRAY(sa.Text), nullable=False, server_default="{}"),
     sa.Column("slack_channel_ids", ARRAY(sa.Text), nullable=False, server_default="{}"),
     sa.Column("ad_account_ids", ARRAY(sa.Text), nullable=False, server_default="{}"),
     _created(),
+    sa.PrimaryKeyConstraint("agency_id", "id"),
     sa.UniqueConstraint("agency_id", "name", name="uq_client_agency_name"),
 )
 
@@ -119,28 +119,32 @@ member_client_access = sa.Table(
     sa.Column(
         "user_id", sa.BigInteger, sa.ForeignKey("app_user.id", ondelete="CASCADE"), primary_key=True
     ),
-    sa.Column(
-        "client_id", sa.BigInteger, sa.ForeignKey("client.id", ondelete="CASCADE"), primary_key=True
-    ),
+    sa.Column("client_id", sa.BigInteger, primary_key=True),
+    sa.Column("agency_id", sa.BigInteger, nullable=False),
     sa.Column("permission", sa.Text, nullable=False),
     sa.Column(
         "granted_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
     ),
     sa.CheckConstraint("permission IN ('read', 'write')", name="permission"),
+    sa.ForeignKeyConstraint(
+        ["agency_id", "client_id"],
+        ["client.agency_id", "client.id"],
+        ondelete="CASCADE",
+        name="fk_member_client_access_client",
+    ),
 )
 
 integration = sa.Table(
     "integration",
     metadata,
-    sa.Column("id", sa.BigInteger, sa.Identity(), primary_key=True),
+    sa.Column("id", sa.BigInteger, sa.Identity(), nullable=False),
     sa.Column(
         "agency_id",
         sa.BigInteger,
         sa.ForeignKey("agency.id", ondelete="CASCADE"),
         nullable=False,
-        index=True,
     ),
-    sa.Column("client_id", sa.BigInteger, sa.ForeignKey("client.id", ondelete="SET NULL")),
+    sa.Column("client_id", sa.BigInteger),
     sa.Column("provider", sa.Text, nullable=False),
     sa.Column("name", sa.Text, nullable=False),
     sa.Column("external_account_id", sa.Text),
@@ -153,18 +157,36 @@ integration = sa.Table(
     ),
     sa.CheckConstraint(_in("provider", PROVIDERS), name="provider"),
     sa.CheckConstraint(_in("status", INTEGRATION_STATUSES), name="status"),
+    sa.PrimaryKeyConstraint("agency_id", "id"),
     sa.UniqueConstraint("agency_id", "name", name="uq_integration_agency_name"),
+    # An integration's client is one of its own agency's (a client with integrations cannot be
+    # deleted until they are moved or removed; deleting the agency removes both).
+    sa.ForeignKeyConstraint(
+        ["agency_id", "client_id"],
+        ["client.agency_id", "client.id"],
+        name="fk_integration_client",
+    ),
 )
+
+
+def _of_integration(table: str) -> sa.ForeignKeyConstraint:
+    """The tenant-tagged reference to an integration: (agency_id, integration_id).
+
+    Integrations are keyed by (agency_id, id) so that no index of a tenant table leads with
+    anything but the tenant (see docs/rbac.md, "Threat model")."""
+    return sa.ForeignKeyConstraint(
+        ["agency_id", "integration_id"],
+        ["integration.agency_id", "integration.id"],
+        ondelete="CASCADE",
+        name=f"fk_{table}_integration",
+    )
+
 
 integration_credential = sa.Table(
     "integration_credential",
     metadata,
-    sa.Column(
-        "integration_id",
-        sa.BigInteger,
-        sa.ForeignKey("integration.id", ondelete="CASCADE"),
-        primary_key=True,
-    ),
+    sa.Column("integration_id", sa.BigInteger, primary_key=True),
+    sa.Column("agency_id", sa.BigInteger, nullable=False),
     sa.Column("key_id", sa.Text, nullable=False),
     sa.Column("nonce", BYTEA, nullable=False),
     sa.Column("ciphertext", BYTEA, nullable=False),
@@ -173,39 +195,31 @@ integration_credential = sa.Table(
     sa.Column(
         "updated_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
     ),
+    _of_integration("integration_credential"),
 )
 
 sync_state = sa.Table(
     "sync_state",
     metadata,
-    sa.Column(
-        "integration_id",
-        sa.BigInteger,
-        sa.ForeignKey("integration.id", ondelete="CASCADE"),
-        primary_key=True,
-    ),
+    sa.Column("integration_id", sa.BigInteger, primary_key=True),
+    sa.Column("agency_id", sa.BigInteger, nullable=False),
     sa.Column("stream", sa.Text, primary_key=True),
     sa.Column("partition", sa.Text, primary_key=True, server_default=""),
     sa.Column("cursor", JSONB, nullable=False),
     sa.Column(
         "updated_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
     ),
+    _of_integration("sync_state"),
 )
 
 sync_run = sa.Table(
     "sync_run",
     metadata,
-    sa.Column("id", sa.BigInteger, sa.Identity(), primary_key=True),
+    sa.Column("id", sa.BigInteger, sa.Identity(), nullable=False),
     sa.Column(
         "agency_id", sa.BigInteger, sa.ForeignKey("agency.id", ondelete="CASCADE"), nullable=False
     ),
-    sa.Column(
-        "integration_id",
-        sa.BigInteger,
-        sa.ForeignKey("integration.id", ondelete="CASCADE"),
-        nullable=False,
-        index=True,
-    ),
+    sa.Column("integration_id", sa.BigInteger, nullable=False),
     sa.Column("client_id", sa.BigInteger),
     sa.Column("provider", sa.Text, nullable=False),
     sa.Column("trigger", sa.Text, nullable=False),
@@ -221,6 +235,8 @@ sync_run = sa.Table(
     sa.Column("streams", JSONB, nullable=False, server_default="{}"),
     sa.Column("error", sa.Text),
     sa.CheckConstraint("status IN ('running', 'succeeded', 'failed', 'skipped')", name="status"),
+    sa.PrimaryKeyConstraint("agency_id", "id"),
+    _of_integration("sync_run"),
 )
 
 audit_event = sa.Table(
@@ -267,13 +283,8 @@ def provider_table(
 ) -> sa.Table:
     """A provider table with the tenant conventions (see module docstring)."""
     tenant: list[sa.Column[Any]] = [
-        sa.Column(
-            "integration_id",
-            sa.BigInteger,
-            sa.ForeignKey("integration.id", ondelete="CASCADE"),
-            primary_key=True,
-        ),
-        *[sa.Column(c.name, c.type, primary_key=True) for c in natural_key],
+        sa.Column("integration_id", sa.BigInteger, nullable=False),
+        *[sa.Column(c.name, c.type, nullable=False) for c in natural_key],
         sa.Column("agency_id", sa.BigInteger, nullable=False),
         sa.Column("client_id", sa.BigInteger),
     ]
@@ -289,6 +300,8 @@ def provider_table(
         *tenant,
         *columns,
         *tail,
+        sa.PrimaryKeyConstraint("agency_id", "integration_id", *(c.name for c in natural_key)),
+        _of_integration(name),
         sa.Index(f"ix_{name}_agency_client", "agency_id", "client_id"),
     )
 
@@ -341,11 +354,18 @@ slack_messages = provider_table(
 )
 sa.Index(
     "ix_slack_messages_thread",
+    slack_messages.c.agency_id,
     slack_messages.c.integration_id,
     slack_messages.c.channel_id,
     slack_messages.c.thread_ts,
 )
 sa.Index("ix_sync_run_agency_started", sync_run.c.agency_id, sync_run.c.started_at)
+sa.Index(
+    "ix_sync_run_agency_integration",
+    sync_run.c.agency_id,
+    sync_run.c.integration_id,
+    sync_run.c.started_at,
+)
 
 
 # --- Gmail --------------------------------------------------------------------------------------

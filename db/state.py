@@ -14,7 +14,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
 
-from db.schema import sync_state
+from db.schema import integration, sync_state
 
 __all__ = ["clear_state", "load_state", "save_state"]
 
@@ -29,6 +29,14 @@ def load_state(conn: sa.Connection, integration_id: int, stream: str) -> dict[st
     return {partition: dict(cursor) for partition, cursor in rows}
 
 
+def _agency_of(integration_id: int) -> sa.ScalarSelect[Any]:
+    return (
+        sa.select(integration.c.agency_id)
+        .where(integration.c.id == integration_id)
+        .scalar_subquery()
+    )
+
+
 def save_state(
     conn: sa.Connection,
     integration_id: int,
@@ -36,9 +44,16 @@ def save_state(
     partition: str,
     cursor: Mapping[str, Any],
 ) -> None:
-    """Upsert one cursor. Does not commit: it belongs to the caller's transaction."""
+    """Upsert one cursor. Does not commit: it belongs to the caller's transaction.
+
+    The row's ``agency_id`` (part of its reference to the integration) is read from the
+    integration in the same statement, so callers only name the integration."""
     stmt = insert(sync_state).values(
-        integration_id=integration_id, stream=stream, partition=partition, cursor=dict(cursor)
+        integration_id=integration_id,
+        agency_id=_agency_of(integration_id),
+        stream=stream,
+        partition=partition,
+        cursor=dict(cursor),
     )
     conn.execute(
         stmt.on_conflict_do_update(

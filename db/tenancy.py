@@ -338,7 +338,7 @@ def grant_access(
             f"{client_name!r} of agency {client_agency}"
         )
     stmt = insert(member_client_access).values(
-        user_id=user_id, client_id=client_id, permission=permission
+        user_id=user_id, client_id=client_id, agency_id=client_agency, permission=permission
     )
     previous = conn.execute(
         sa.select(member_client_access.c.permission).where(

@@ -241,7 +241,12 @@ class Vault:
     ) -> int:
         """Insert or replace the credential; returns its new version."""
         values = self._seal(integration_id, _normalise(bundle, expires_at))
-        stmt = pg_insert(cred).values(integration_id=integration_id, **values)
+        agency = (
+            sa.select(integration.c.agency_id)
+            .where(integration.c.id == integration_id)
+            .scalar_subquery()
+        )
+        stmt = pg_insert(cred).values(integration_id=integration_id, agency_id=agency, **values)
         stmt = stmt.on_conflict_do_update(
             index_elements=[cred.c.integration_id],
             set_={**values, "version": cred.c.version + 1, "updated_at": sa.func.now()},

@@ -218,7 +218,14 @@ def publish_summary(
     error: str | None,
 ) -> None:
     """Close the ledger row and attach a table artifact summarising each stream."""
-    runs.finish_run(get_engine(), run_id, status=status, streams=streams, error=error)
+    runs.finish_run(
+        get_engine(),
+        run_id,
+        integration_id=integration_id,
+        status=status,
+        streams=streams,
+        error=error,
+    )
     table = [
         {"stream": name, **{k: v for k, v in s.items() if k not in {"stream", "warnings"}}}
         for name, s in streams.items()

@@ -9,7 +9,7 @@ import psycopg
 import pytest
 import sqlalchemy as sa
 
-from db import schema
+from db import rls, schema
 from db.analyst import AnalystRole, create_analyst
 
 
@@ -95,7 +95,7 @@ def world(engine: sa.Engine) -> dict[str, object]:
         }
         conn.execute(
             schema.member_client_access.insert().values(
-                user_id=users["member"], client_id=x, permission="read"
+                user_id=users["member"], client_id=x, agency_id=a, permission="read"
             )
         )
         roles = {
@@ -104,7 +104,7 @@ def world(engine: sa.Engine) -> dict[str, object]:
             )
             for k in users
         }
-    return {"roles": roles, "clients": {"x": x, "y": y}, "engine": engine}
+    return {"roles": roles, "clients": {"x": x, "y": y}, "engine": engine, "agency": a}
 
 
 @pytest.fixture
@@ -157,19 +157,23 @@ def test_member_sees_only_granted_clients_and_revoke_is_live(connect, world, eng
     with engine.begin() as admin:
         admin.execute(
             schema.member_client_access.insert().values(
-                user_id=member_user, client_id=world["clients"]["y"], permission="write"
+                user_id=member_user,
+                client_id=world["clients"]["y"],
+                agency_id=world["agency"],
+                permission="write",
             )
         )
     assert _texts(conn) == {"y"}
 
 
-def test_analyst_cannot_widen_its_view(connect) -> None:
+def test_analyst_cannot_widen_its_view(connect, world) -> None:
+    owner = world["roles"]["owner"].role_name
     conn = connect("member")
     before = _texts(conn)
     assert before and before < {"x", "y", "a"}
     for stmt in (
-        "SET ROLE analyst_owner_acme_test",
-        "SET SESSION AUTHORIZATION analyst_owner_acme_test",
+        f"SET ROLE {owner}",
+        f"SET SESSION AUTHORIZATION {owner}",
         "UPDATE analyst_binding SET agency_id = agency_id",
         "SELECT * FROM analyst_binding",
         "SELECT * FROM integration_credential",
@@ -185,17 +189,37 @@ def test_analyst_cannot_widen_its_view(connect) -> None:
     assert _texts(conn) == before
 
 
+def analyst_tables() -> set[str]:
+    """The tables analysts read: the platform tenant tables and every provider table."""
+    provider = {
+        t.name
+        for t in schema.metadata.sorted_tables
+        if set(schema.TENANT_COLUMNS) <= set(t.c.keys())
+    }
+    return set(rls.TENANT_TABLES) | provider
+
+
 def test_rls_is_enabled_on_every_tenant_table(engine: sa.Engine) -> None:
     with engine.connect() as conn:
-        tenant_tables = {
-            t.name
-            for t in schema.metadata.sorted_tables
-            if "agency_id" in t.c and t.name not in {"app_user", "audit_event", "analyst_binding"}
-        }
-        rls = {
+        rls_on = {
             r[0]
             for r in conn.execute(
-                sa.text("SELECT relname FROM pg_class WHERE relrowsecurity AND relkind = 'r'")
+                sa.text(
+                    "SELECT relname FROM pg_class WHERE relrowsecurity AND relkind = 'r' "
+                    "AND relnamespace = 'public'::regnamespace"
+                )
             )
         }
-    assert tenant_tables <= rls, tenant_tables - rls
+        readable = {
+            r[0]
+            for r in conn.execute(
+                sa.text(
+                    "SELECT c.relname FROM pg_class c WHERE c.relkind IN ('r', 'v', 'm') "
+                    "AND c.relnamespace = 'public'::regnamespace "
+                    "AND has_table_privilege('aos_analyst', c.oid, 'SELECT')"
+                )
+            )
+        }
+    assert analyst_tables() <= rls_on, analyst_tables() - rls_on
+    # Analysts read exactly the tenant tables; every other table is out of their reach.
+    assert readable == analyst_tables()

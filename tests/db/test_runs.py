@@ -91,7 +91,11 @@ def test_ledger_records_runs_and_abandons_dead_ones(
         flow_run_id="7f1d3c1e-8d0e-4d5e-9a51-0c2a4b8e9f00",
     )
     runs.finish_run(
-        fresh_engine, second, status="succeeded", streams={"users": {"inserted": 3, "updated": 1}}
+        fresh_engine,
+        second,
+        integration_id=integration_id,
+        status="succeeded",
+        streams={"users": {"inserted": 3, "updated": 1}},
     )
     with fresh_engine.connect() as conn:
         rows = {r.id: r for r in runs.list_runs(conn, integration_id=integration_id)}

@@ -144,6 +144,7 @@ def test_ciphertext_moved_to_another_integration_fails(
         conn.execute(
             sa.insert(cred).values(
                 integration_id=ids[1],
+                agency_id=src.agency_id,
                 key_id=src.key_id,
                 nonce=src.nonce,
                 ciphertext=src.ciphertext,
