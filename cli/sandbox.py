@@ -8,14 +8,20 @@ from typing import Any
 __all__ = ["register"]
 
 
-def cmd_sandbox(a: argparse.Namespace) -> Any:
-    from sandbox.cli import serve_main
+def cmd_sandbox_serve(a: argparse.Namespace) -> Any:
+    from sandbox.cli import serve
 
-    serve_main(a.rest)
+    serve(a)
     return None
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    p = sub.add_parser("sandbox", help="run the provider emulators (see `sandbox serve --help`)")
-    p.add_argument("rest", nargs=argparse.REMAINDER, help="e.g. serve --providers slack")
-    p.set_defaults(func=cmd_sandbox)
+    from sandbox.cli import add_serve_arguments
+
+    sandbox = sub.add_parser("sandbox", help="the provider emulators on 127.0.0.1")
+    commands = sandbox.add_subparsers(dest="sub", required=True)
+    serve = commands.add_parser(
+        "serve", help="start the emulators, print the AOS_* settings, wait for Ctrl-C"
+    )
+    add_serve_arguments(serve)
+    serve.set_defaults(func=cmd_sandbox_serve)

@@ -15,18 +15,18 @@ from typing import TextIO
 
 from sandbox.core import PROVIDERS, Sandbox
 
-__all__ = ["main", "serve_main"]
+__all__ = ["add_serve_arguments", "main", "serve", "serve_main"]
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sandbox", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     serve = sub.add_parser("serve", help="start the emulators and wait for Ctrl-C")
-    _add_serve_arguments(serve)
+    add_serve_arguments(serve)
     return parser
 
 
-def _add_serve_arguments(parser: argparse.ArgumentParser) -> None:
+def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--providers",
         default="slack",
@@ -76,8 +76,18 @@ def serve_main(
 ) -> int:
     """Arguments of ``serve`` (without the word itself); blocks until Ctrl-C or ``stop``."""
     parser = argparse.ArgumentParser(prog="sandbox serve")
-    _add_serve_arguments(parser)
-    args = parser.parse_args(list(argv) if argv is not None else None)
+    add_serve_arguments(parser)
+    return serve(parser.parse_args(list(argv) if argv is not None else None), stop=stop, out=out)
+
+
+def serve(
+    args: argparse.Namespace,
+    *,
+    stop: threading.Event | None = None,
+    out: TextIO | None = None,
+) -> int:
+    """Run the emulators ``args`` (from :func:`add_serve_arguments`) name until Ctrl-C,
+    SIGTERM or ``stop``."""
     providers = tuple(p.strip() for p in args.providers.split(",") if p.strip())
     stop = stop or threading.Event()
     out = out or sys.stdout
