@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from cli.output import CliError, emit
+from connectors import logsafe
 
 __all__ = ["main"]
 
@@ -47,7 +48,13 @@ def build_parser() -> argparse.ArgumentParser:
         prog="aos-sync", description="AudienceOS Sync: provider data into PostgreSQL, per agency."
     )
     parser.add_argument("--json", action="store_true", help="machine-readable output")
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="count",
+        default=0,
+        help="debug logging; -vv also logs the HTTP SDKs' requests and responses (secrets masked)",
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     db = sub.add_parser("db", help="database: upgrade, status, stop").add_subparsers(
@@ -81,10 +88,7 @@ def _register_optional(sub: argparse._SubParsersAction) -> None:  # type: ignore
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.WARNING,
-        format="%(levelname)s %(name)s: %(message)s",
-    )
+    _setup_logging(args.verbose)
     try:
         result = args.func(args)
     except KeyboardInterrupt:
@@ -93,11 +97,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:
         if args.verbose:
             raise
-        print(f"error: {_one_line(exc)}", file=sys.stderr)
+        print(f"error: {logsafe.redact(_one_line(exc))}", file=sys.stderr)
         return 1
     if result is not None:
         emit(result, as_json=args.json)
     return 0
+
+
+def _setup_logging(verbosity: int) -> None:
+    """``-v``: DEBUG for everything but the wire-level SDK loggers (capped at INFO); ``-vv``:
+    them too. Whatever the level, every record is redacted before a handler sees it
+    (``connectors.logsafe``): a verbose run must not print the tokens it sends and receives."""
+    logging.basicConfig(
+        level=logging.DEBUG if verbosity else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    logsafe.install(wire_debug=verbosity >= 2)
 
 
 def _one_line(exc: BaseException) -> str:

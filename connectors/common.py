@@ -14,6 +14,8 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from connectors.logsafe import register_secret
+
 __all__ = [
     "AuthError",
     "ConnectorError",
@@ -38,12 +40,17 @@ class AuthError(ConnectorError):
 
 
 class Secret:
-    """A string that does not print itself. ``reveal()`` is the only way to read it."""
+    """A string that does not print itself. ``reveal()`` is the only way to read it.
+
+    Constructing one registers the value with ``connectors.logsafe``, so it is masked in every
+    log record of this process even where an SDK logs it raw and it has no known token shape.
+    """
 
     __slots__ = ("_value",)
 
     def __init__(self, value: str) -> None:
         self._value = value
+        register_secret(value)
 
     def reveal(self) -> str:
         return self._value
