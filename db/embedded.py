@@ -13,33 +13,66 @@ where that account can reach it.
 The server listens on 127.0.0.1 only (TCP, no Unix socket: socket paths have a 107-byte limit
 and a clone may sit in a deep folder), with password authentication for every role, so analyst
 roles cannot impersonate the superuser.
+
+Two roles, because the application should not be able to do what a superuser can (read
+``pg_authid``, run programs with ``COPY ... PROGRAM``, read server files): the bootstrap
+superuser ``aos`` is used only here, to create roles and databases; the application connects as
+``aos_app`` (``NOSUPERUSER CREATEROLE``: it runs the migrations, owns the schema, and creates
+analyst logins). :meth:`EmbeddedPostgres.url` is the ``aos_app`` URL; the superuser's is only
+reachable through :meth:`EmbeddedPostgres.superuser_url`.
+
+Secrets on disk (a review found each of these exploitable by another local user before):
+
+* ``AOS_HOME`` must be a directory only we can write (created 0700); ``postgres.json`` (port,
+  both passwords, where the data lives) is written 0600 with ``O_CREAT | O_EXCL | O_NOFOLLOW``
+  to a fresh name and renamed into place, never chmod-ed after the fact;
+* initdb's password file is made the same way inside a 0700 directory and removed after use;
+* as root with an ``AOS_HOME`` the server account cannot reach, the data goes to a directory
+  made by ``tempfile.mkdtemp`` (random name, 0700), recorded in ``postgres.json`` and reused
+  only while it is still ours: not a symlink, owned by the server account, mode 0700. There is
+  no predictable path in a shared temporary directory to pre-create.
 """
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import fcntl
 import glob
 import hashlib
+import hmac
 import importlib.util
 import json
+import logging
 import os
 import pwd
+import re
 import secrets
 import shutil
 import socket
 import stat
 import subprocess
+import tempfile
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 import psycopg
 from psycopg import sql as psql
 
-__all__ = ["EmbeddedPostgres", "EmbeddedPostgresError", "find_bindir"]
+__all__ = ["APP_ROLE", "SUPERUSER", "EmbeddedPostgres", "EmbeddedPostgresError", "find_bindir"]
 
 SUPERUSER = "aos"
+APP_ROLE = "aos_app"
+#: Roles the migrations make. On PostgreSQL 16+ ``CREATEROLE`` only manages roles it holds
+#: ADMIN OPTION on, so roles the superuser made in older clusters are delegated to ``aos_app``.
+_DELEGATED_ROLES = ("aos_analyst", "aos_rls")
+_APP_ROLE_ATTRIBUTES = (
+    "LOGIN INHERIT NOSUPERUSER CREATEROLE NOCREATEDB NOREPLICATION NOBYPASSRLS CONNECTION LIMIT -1"
+)
+_SECRET_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+
+log = logging.getLogger(__name__)
 
 
 class EmbeddedPostgresError(RuntimeError):
@@ -111,11 +144,82 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def _port_free(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def _owner_name(uid: int) -> str:
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return f"uid {uid}"
+
+
+def _create_secret(path: Path, text: str, owner: pwd.struct_passwd | None = None) -> None:
+    """Create ``path`` 0600 with ``text``; fail rather than follow or reuse anything there.
+
+    ``O_EXCL | O_NOFOLLOW`` means a file or symlink planted at ``path`` makes this raise
+    instead of writing our secret to wherever it points, and the mode is right from the first
+    byte (umask can only take bits away)."""
+    fd = os.open(path, _SECRET_FLAGS, 0o600)
+    try:
+        if owner is not None:
+            os.fchown(fd, owner.pw_uid, owner.pw_gid)
+        os.write(fd, text.encode())
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _replace_secret(path: Path, text: str) -> None:
+    """Atomically replace ``path`` by a new 0600 file (a fresh random name renamed over it), so
+    readers never see a half-written or briefly world-readable settings file."""
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
+    try:
+        _create_secret(tmp, text)
+        os.replace(tmp, path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+
+
+def _scram_verifier(password: str, *, salt: bytes | None = None, iterations: int = 4096) -> str:
+    """The SCRAM-SHA-256 verifier PostgreSQL stores for ``password`` (RFC 5802/7677).
+
+    Sending the verifier instead of the password keeps the plaintext out of the server: a
+    failed ``ALTER ROLE`` is logged with its statement text, and the log would hold it."""
+    salt = salt if salt is not None else secrets.token_bytes(16)
+    salted = hashlib.pbkdf2_hmac("sha256", password.encode(), salt, iterations)
+    client_key = hmac.new(salted, b"Client Key", "sha256").digest()
+    stored_key = hashlib.sha256(client_key).digest()
+    server_key = hmac.new(salted, b"Server Key", "sha256").digest()
+
+    def b64(raw: bytes) -> str:
+        return base64.b64encode(raw).decode()
+
+    return f"SCRAM-SHA-256${iterations}:{b64(salt)}${b64(stored_key)}:{b64(server_key)}"
+
+
+def _scram_matches(verifier: str | None, password: str) -> bool:
+    match = re.fullmatch(r"SCRAM-SHA-256\$(\d+):([^$]+)\$[^:]+:.+", verifier or "")
+    if match is None:
+        return False
+    again = _scram_verifier(password, salt=base64.b64decode(match[2]), iterations=int(match[1]))
+    return hmac.compare_digest(again, verifier or "")
+
+
 @dataclass
 class _Settings:
     port: int
-    password: str
+    password: str  # the bootstrap superuser's
     datadir: str
+    app_password: str = ""  # aos_app's; empty in clusters made before the role existed
+    private_dir: str = ""  # the mkdtemp directory holding ``datadir``, when outside AOS_HOME
 
 
 class EmbeddedPostgres:
@@ -126,9 +230,22 @@ class EmbeddedPostgres:
         self.durable = durable
         self.account = _service_account()
         self._settings_file = self.home / "postgres.json"
+        #: True once ``ensure_running()`` of this object has started the server (the test
+        #: suite stops only a server it started).
+        self.started = False
 
     # -- public -------------------------------------------------------------------------------
     def url(self, database: str = "aos") -> str:
+        """The application's URL (role ``aos_app``, no superuser rights)."""
+        s = self._load()
+        if not s.app_password:
+            raise EmbeddedPostgresError(
+                f"the cluster in {self.home} has no {APP_ROLE} role yet; run ensure_running()"
+            )
+        return f"postgresql+psycopg://{APP_ROLE}:{s.app_password}@127.0.0.1:{s.port}/{database}"
+
+    def superuser_url(self, database: str = "aos") -> str:
+        """The bootstrap superuser's URL: for creating roles and databases, never for the app."""
         s = self._load()
         return f"postgresql+psycopg://{SUPERUSER}:{s.password}@127.0.0.1:{s.port}/{database}"
 
@@ -137,26 +254,44 @@ class EmbeddedPostgres:
         return self._load().port
 
     def ensure_running(self) -> str:
-        """Start the cluster (initialising it the first time) and return the superuser URL."""
-        self.home.mkdir(parents=True, exist_ok=True)
+        """Start the cluster (initialising it the first time), make sure ``aos_app`` exists and
+        owns database ``aos``, and return the ``aos_app`` URL."""
+        self._ensure_home()
         with self._lock():
-            if not self._settings_file.exists() or not self._datadir_ok():
+            if self._trusted_datadir() is None:
                 self._initdb()
             if not self._is_running():
                 self._start()
-            self.create_database("aos", exist_ok=True)
+                self.started = True
+            self._bootstrap()
         return self.url()
 
-    def create_database(self, name: str, *, exist_ok: bool = False) -> str:
-        """Create a database in this cluster and return its URL."""
+    def create_database(
+        self, name: str, template: str | None = None, *, exist_ok: bool = False
+    ) -> str:
+        """Create a database owned by ``aos_app`` (optionally a copy of ``template``) and return
+        its ``aos_app`` URL. With ``exist_ok`` an existing database is taken over instead:
+        it, its schema ``public`` and everything the superuser owns there pass to ``aos_app``."""
         with self._admin() as conn:
-            exists = conn.execute(
-                "SELECT 1 FROM pg_database WHERE datname = %s", (name,)
+            row = conn.execute(
+                "SELECT datdba::regrole::text FROM pg_database WHERE datname = %s", (name,)
             ).fetchone()
-            if exists and not exist_ok:
+            if row and not exist_ok:
                 raise EmbeddedPostgresError(f"database {name!r} already exists")
-            if not exists:
-                conn.execute(psql.SQL("CREATE DATABASE {}").format(psql.Identifier(name)))
+            if row is None:
+                stmt = psql.SQL("CREATE DATABASE {} OWNER {}").format(
+                    psql.Identifier(name), psql.Identifier(APP_ROLE)
+                )
+                if template:
+                    stmt += psql.SQL(" TEMPLATE {}").format(psql.Identifier(template))
+                conn.execute(stmt)
+            elif row[0] != APP_ROLE:
+                conn.execute(
+                    psql.SQL("ALTER DATABASE {} OWNER TO {}").format(
+                        psql.Identifier(name), psql.Identifier(APP_ROLE)
+                    )
+                )
+        self._hand_over(name)
         return self.url(name)
 
     def drop_database(self, name: str) -> None:
@@ -169,8 +304,9 @@ class EmbeddedPostgres:
         """Stop the server if it runs; True when something was stopped."""
         if not self._settings_file.exists():
             return False
+        self._ensure_home()
         with self._lock():
-            if not self._is_running():
+            if self._trusted_datadir() is None or not self._is_running():
                 return False
             self._pg_ctl("stop", "-m", "fast", "-w")
             return True
@@ -183,50 +319,155 @@ class EmbeddedPostgres:
             info.update(port=s.port, datadir=s.datadir)
         return info
 
-    # -- internals ----------------------------------------------------------------------------
-    def _admin(self) -> psycopg.Connection[tuple[object, ...]]:
-        s = self._load()
-        return psycopg.connect(
-            host="127.0.0.1",
-            port=s.port,
-            user=SUPERUSER,
-            password=s.password,
-            dbname="postgres",
-            autocommit=True,
-            connect_timeout=10,
-        )
+    # -- AOS_HOME and the settings file -------------------------------------------------------
+    def _ensure_home(self) -> None:
+        """Create ``AOS_HOME`` 0700 when absent; refuse one that others could write into (they
+        could swap our settings or the data directory) or that belongs to someone else."""
+        if not os.path.lexists(self.home):
+            # Missing parents too are made writable by us only, whatever the umask.
+            for folder in [*reversed(self.home.parents), self.home]:
+                with contextlib.suppress(FileExistsError):
+                    if not os.path.lexists(folder):
+                        os.mkdir(folder, 0o700 if folder == self.home else 0o755)
+        st = os.lstat(self.home)
+        if not stat.S_ISDIR(st.st_mode):
+            raise EmbeddedPostgresError(f"AOS_HOME {self.home} is not a directory")
+        if st.st_uid != os.geteuid():
+            raise EmbeddedPostgresError(
+                f"AOS_HOME {self.home} belongs to {_owner_name(st.st_uid)}, not to "
+                f"{_owner_name(os.geteuid())} who runs this: use an AOS_HOME of your own "
+                f"(set AOS_HOME=...) or `chown {_owner_name(os.geteuid())} {self.home}`"
+            )
+        if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+            raise EmbeddedPostgresError(
+                f"AOS_HOME {self.home} is writable by other users "
+                f"(mode {stat.S_IMODE(st.st_mode):04o}), who could replace the cluster's "
+                f"settings: run `chmod go-w {self.home}` (or use another AOS_HOME)"
+            )
 
     @contextlib.contextmanager
     def _lock(self) -> Iterator[None]:
-        with open(self.home / ".lock", "w") as fh:
-            fcntl.flock(fh, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(fh, fcntl.LOCK_UN)
+        fd = os.open(
+            self.home / ".lock", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600
+        )
+        try:
+            if stat.S_IMODE(os.fstat(fd).st_mode) & 0o077:
+                os.fchmod(fd, 0o600)  # made by an older version; it holds nothing
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
 
     def _load(self) -> _Settings:
         try:
-            return _Settings(**json.loads(self._settings_file.read_text()))
+            fd = os.open(self._settings_file, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
         except FileNotFoundError as exc:
             raise EmbeddedPostgresError(f"no embedded cluster in {self.home} yet") from exc
+        except OSError as exc:  # ELOOP: a symlink where our settings should be
+            raise EmbeddedPostgresError(
+                f"{self._settings_file} is not a regular file ({exc.strerror}); remove it"
+            ) from exc
+        with os.fdopen(fd) as fh:
+            st = os.fstat(fh.fileno())
+            if not stat.S_ISREG(st.st_mode) or st.st_uid != os.geteuid():
+                raise EmbeddedPostgresError(
+                    f"{self._settings_file} is not a file of ours "
+                    f"(owner {_owner_name(st.st_uid)}); remove it to start a new cluster"
+                )
+            raw = json.load(fh)
+        known = {f.name for f in fields(_Settings)}
+        s = _Settings(**{k: v for k, v in raw.items() if k in known})
+        if stat.S_IMODE(st.st_mode) & 0o077:
+            self._save(s)  # an older version's file: rewrite it 0600 (same content)
+        return s
 
-    def _datadir(self) -> Path:
-        preferred = self.home / "pg" / "data"
+    def _save(self, s: _Settings) -> None:
+        _replace_secret(self._settings_file, json.dumps(asdict(s)))
+
+    # -- where the data lives -----------------------------------------------------------------
+    def _expected_uid(self) -> int:
+        return self.account.pw_uid if self.account else os.geteuid()
+
+    def _trusted_datadir(self) -> Path | None:
+        """The recorded data directory when it is initialised and still ours, else None (then
+        a new cluster is made). Raises when it is ours but someone loosened its mode."""
+        if not self._settings_file.exists():
+            return None
+        s = self._load()
+        datadir = Path(s.datadir)
+        parent = datadir.parent
+        if parent == self.home / "pg":
+            # Inside AOS_HOME, which only we can write: clusters of older versions made this
+            # 0755, so tighten it rather than throw the data away.
+            st = self._lstat_dir(parent)
+            if st is None:
+                return None
+            if stat.S_IMODE(st.st_mode) & 0o077:
+                os.chmod(parent, 0o700)
+        elif s.private_dir and parent == Path(s.private_dir):
+            st = self._lstat_dir(parent)
+            if st is None:
+                log.warning(
+                    "the embedded cluster's directory %s is gone or is no longer ours; "
+                    "making a new cluster",
+                    parent,
+                )
+                return None
+            if stat.S_IMODE(st.st_mode) != 0o700:
+                raise EmbeddedPostgresError(
+                    f"the embedded cluster's directory {parent} has mode "
+                    f"{stat.S_IMODE(st.st_mode):04o}, not 0700: someone changed it. Check it, "
+                    f"then `chmod 700 {parent}`, or remove {self._settings_file} to make a "
+                    "new cluster"
+                )
+        else:
+            # A predictable path in a shared directory (made by versions before the private
+            # mkdtemp one): whoever created it first may have read the superuser password.
+            log.warning(
+                "not reusing the embedded cluster in %s (a shared, predictable location whose "
+                "creator may have read its password); making a new cluster. If the old server "
+                "still runs, stop it with `pg_ctl -D %s stop` as its account",
+                parent,
+                datadir,
+            )
+            return None
+        if self._lstat_dir(datadir) is None or not (datadir / "PG_VERSION").is_file():
+            return None
+        return datadir
+
+    def _lstat_dir(self, path: Path) -> os.stat_result | None:
+        """``lstat`` of ``path`` when it is a real directory owned by the server account."""
+        try:
+            st = os.lstat(path)
+        except FileNotFoundError:
+            return None
+        if not stat.S_ISDIR(st.st_mode) or st.st_uid != self._expected_uid():
+            return None
+        return st
+
+    def _new_location(self) -> tuple[Path, str]:
+        """(data directory, private directory or "") for a new cluster.
+
+        In AOS_HOME when the server account can reach it; otherwise (root with a private
+        AOS_HOME) a fresh ``mkdtemp`` directory, whose random name nobody can pre-create."""
         if self.account is None or _world_traversable(self.home):
-            return preferred
-        # Root with a private parent folder: the server account could not reach the data, so
-        # keep it in a per-project folder under /var/tmp instead (still reused across runs).
-        digest = hashlib.sha256(str(self.home).encode()).hexdigest()[:12]
-        return Path("/var/tmp") / f"aos-sync-{digest}" / "data"
+            return self.home / "pg" / "data", ""
+        # /var/tmp survives reboots (the cluster is reused); mkdtemp makes the name unguessable.
+        base = "/var/tmp" if os.path.isdir("/var/tmp") else tempfile.gettempdir()
+        if not _world_traversable(Path(base)):
+            raise EmbeddedPostgresError(
+                f"the server account {self.account.pw_name} can reach neither {self.home} nor "
+                f"{base}: set AOS_HOME to a folder it can traverse"
+            )
+        private = tempfile.mkdtemp(prefix="aos-sync-", dir=base)
+        return Path(private) / "data", private
 
-    def _datadir_ok(self) -> bool:
-        return (Path(self._load().datadir) / "PG_VERSION").exists()
-
-    def _run(self, args: list[str], **kw: object) -> subprocess.CompletedProcess[str]:
-        user = {"user": self.account.pw_uid, "group": self.account.pw_gid} if self.account else {}
+    # -- running the server -------------------------------------------------------------------
+    def _run(self, args: list[str]) -> subprocess.CompletedProcess[str]:
+        """Run a server program as the service account (root's groups dropped too)."""
+        acct = self.account
         env = {**os.environ, "LC_ALL": "C", "LANG": "C"}
-        if self.account:
+        if acct:
             env["HOME"] = "/tmp"
         try:
             return subprocess.run(
@@ -235,8 +476,9 @@ class EmbeddedPostgres:
                 text=True,
                 check=True,
                 env=env,
-                **user,
-                **kw,  # type: ignore[call-overload]
+                user=acct.pw_uid if acct else None,
+                group=acct.pw_gid if acct else None,
+                extra_groups=[] if acct else None,
             )
         except subprocess.CalledProcessError as exc:
             detail = (exc.stderr or exc.stdout or "").strip().splitlines()[-3:]
@@ -246,18 +488,46 @@ class EmbeddedPostgres:
 
     def _initdb(self) -> None:
         bindir = find_bindir()
-        datadir = self._datadir()
-        if datadir.exists():
-            shutil.rmtree(datadir)
-        datadir.mkdir(parents=True)  # its parent (owned by the server account) holds the log
-        password = secrets.token_urlsafe(24)
-        pwfile = datadir.parent / ".pwfile"
-        pwfile.write_text(password + "\n")
-        if self.account:
-            for path in (datadir.parent, datadir, pwfile):
-                os.chown(path, self.account.pw_uid, self.account.pw_gid)
-        os.chmod(datadir, 0o700)
+        datadir, private = self._new_location()
+        parent = datadir.parent
+        if not private:
+            # Our own AOS_HOME/pg: start from nothing (an old cluster, an old log).
+            if parent.is_symlink() or parent.is_file():
+                parent.unlink()
+            elif parent.exists():
+                shutil.rmtree(parent)
+            os.mkdir(parent, 0o700)
+        # Everything is made while ``parent`` is still ours alone; only then is it handed to
+        # the server account. The parent also holds the server log.
         try:
+            password = self._initdb_in(bindir, datadir)
+        except BaseException:
+            if private:  # nobody else knows this directory: do not leave it behind
+                shutil.rmtree(private, ignore_errors=True)
+            raise
+        settings = _Settings(
+            port=_free_port(),
+            password=password,
+            datadir=str(datadir),
+            app_password=secrets.token_urlsafe(24),
+            private_dir=private,
+        )
+        self._save(settings)
+        _replace_secret(self.home / "bindir", str(bindir))
+
+    def _initdb_in(self, bindir: Path, datadir: Path) -> str:
+        """Run initdb into ``datadir`` (its parent exists and is ours alone); return the
+        superuser's password."""
+        parent = datadir.parent
+        password = secrets.token_urlsafe(24)
+        pwfile = parent / ".pwfile"
+        _create_secret(pwfile, password + "\n", owner=self.account)
+        try:
+            os.mkdir(datadir, 0o700)
+            if self.account:
+                os.chown(datadir, self.account.pw_uid, self.account.pw_gid)
+                os.chown(parent, self.account.pw_uid, self.account.pw_gid)
+            os.chmod(parent, 0o700)
             self._run(
                 [
                     str(bindir / "initdb"),
@@ -276,22 +546,20 @@ class EmbeddedPostgres:
             )
         finally:
             pwfile.unlink(missing_ok=True)
-        conf = datadir / "postgresql.conf"
         extra = [
             "listen_addresses = '127.0.0.1'",
             "unix_socket_directories = ''",
+            "password_encryption = 'scram-sha-256'",
             "max_connections = 200",
             "shared_buffers = 256MB",
             "wal_compression = on",
         ]
         if not self.durable:
             extra += ["fsync = off", "synchronous_commit = off", "full_page_writes = off"]
-        with conf.open("a") as fh:
+        fd = os.open(datadir / "postgresql.conf", os.O_WRONLY | os.O_APPEND | os.O_NOFOLLOW)
+        with os.fdopen(fd, "a") as fh:
             fh.write("\n# AudienceOS Sync embedded settings\n" + "\n".join(extra) + "\n")
-        settings = _Settings(port=_free_port(), password=password, datadir=str(datadir))
-        self._settings_file.write_text(json.dumps(settings.__dict__))
-        os.chmod(self._settings_file, 0o600)
-        (self.home / "bindir").write_text(str(bindir))
+        return password
 
     def _bindir(self) -> Path:
         saved = self.home / "bindir"
@@ -315,15 +583,144 @@ class EmbeddedPostgres:
         s = self._load()
         if not _port_free(s.port):
             s.port = _free_port()
-            self._settings_file.write_text(json.dumps(s.__dict__))
-        log = Path(s.datadir).parent / "postgres.log"
-        self._pg_ctl("start", "-w", "-t", "60", "-l", str(log), "-o", f"-p {s.port}")
+            self._save(s)
+        log_file = Path(s.datadir).parent / "postgres.log"
+        self._pg_ctl("start", "-w", "-t", "60", "-l", str(log_file), "-o", f"-p {s.port}")
 
+    # -- roles and ownership (as the superuser) -----------------------------------------------
+    def _admin(self, database: str = "postgres") -> psycopg.Connection[tuple[object, ...]]:
+        """A superuser connection: bootstrap, and creating or dropping databases only."""
+        s = self._load()
+        return psycopg.connect(
+            host="127.0.0.1",
+            port=s.port,
+            user=SUPERUSER,
+            password=s.password,
+            dbname=database,
+            autocommit=True,
+            connect_timeout=10,
+        )
 
-def _port_free(port: int) -> bool:
-    with socket.socket() as sock:
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
+    def _bootstrap(self) -> None:
+        """Idempotently: role ``aos_app`` with the password of the settings file, delegation of
+        the migrations' roles (PostgreSQL 16+), and database ``aos`` owned by ``aos_app``."""
+        s = self._load()
+        if not s.app_password:  # a cluster made before aos_app existed
+            s.app_password = secrets.token_urlsafe(24)
+            self._save(s)
+        role = psql.Identifier(APP_ROLE)
+        with self._admin() as conn:
+            row = conn.execute(
+                "SELECT rolpassword, (rolcanlogin AND rolinherit AND NOT rolsuper AND rolcreaterole"
+                " AND NOT rolcreatedb AND NOT rolreplication AND NOT rolbypassrls"
+                " AND rolconnlimit = -1) FROM pg_authid WHERE rolname = %s",
+                (APP_ROLE,),
+            ).fetchone()
+            if row is None:
+                conn.execute(
+                    psql.SQL("CREATE ROLE {} " + _APP_ROLE_ATTRIBUTES + " PASSWORD {}").format(
+                        role, psql.Literal(_scram_verifier(s.app_password))
+                    )
+                )
+            elif not row[1] or not _scram_matches(str(row[0] or ""), s.app_password):
+                # Someone changed it (or a new password was generated): put it back.
+                conn.execute(
+                    psql.SQL("ALTER ROLE {} " + _APP_ROLE_ATTRIBUTES + " PASSWORD {}").format(
+                        role, psql.Literal(_scram_verifier(s.app_password))
+                    )
+                )
+            if conn.info.server_version >= 160000:
+                self._delegate_roles(conn)
+        self.create_database("aos", exist_ok=True)
+
+    def _delegate_roles(self, conn: psycopg.Connection[tuple[object, ...]]) -> None:
+        """Give ``aos_app`` ADMIN OPTION (without inheriting their rights) on the migrations'
+        roles and the analyst logins, when the superuser made them (clusters of older versions):
+        since PostgreSQL 16 ``CREATEROLE`` alone no longer lets it grant or alter them."""
+        rows = conn.execute(
+            """
+            SELECT r.rolname FROM pg_roles r
+             WHERE NOT r.rolsuper AND r.rolname <> %(app)s
+               AND (r.rolname = ANY(%(roles)s)
+                    OR r.oid IN (SELECT m.member FROM pg_auth_members m
+                                  JOIN pg_roles g ON g.oid = m.roleid
+                                 WHERE g.rolname = 'aos_analyst'))
+               AND NOT EXISTS (SELECT 1 FROM pg_auth_members a
+                                WHERE a.roleid = r.oid AND a.admin_option
+                                  AND a.member = (SELECT oid FROM pg_roles WHERE rolname = %(app)s))
+            """,
+            {"app": APP_ROLE, "roles": list(_DELEGATED_ROLES)},
+        ).fetchall()
+        for (name,) in rows:
+            conn.execute(
+                psql.SQL("GRANT {} TO {} WITH ADMIN OPTION, INHERIT FALSE, SET FALSE").format(
+                    psql.Identifier(str(name)), psql.Identifier(APP_ROLE)
+                )
+            )
+
+    def _hand_over(self, database: str) -> None:
+        """Make ``aos_app`` the owner of schema ``public`` of ``database`` and of everything in
+        it that the superuser owns (clusters of older versions ran the migrations as the
+        superuser). ``REASSIGN OWNED`` refuses the bootstrap superuser, hence one ALTER each."""
+        app = psql.Identifier(APP_ROLE)
+        kinds = {"r": "TABLE", "p": "TABLE", "v": "VIEW", "m": "MATERIALIZED VIEW"}
+        kinds |= {"f": "FOREIGN TABLE", "S": "SEQUENCE"}
+        with self._admin(database) as conn, conn.transaction():
+            owner = conn.execute(
+                "SELECT nspowner::regrole::text FROM pg_namespace WHERE nspname = 'public'"
+            ).fetchone()
+            if owner is not None and owner[0] != APP_ROLE:
+                conn.execute(psql.SQL("ALTER SCHEMA public OWNER TO {}").format(app))
+            relations = conn.execute(
+                """
+                SELECT c.relkind::text, c.relname FROM pg_class c
+                 WHERE c.relnamespace = 'public'::regnamespace
+                   AND c.relowner = (SELECT oid FROM pg_roles WHERE rolname = current_user)
+                   AND c.relkind IN ('r', 'p', 'v', 'm', 'f', 'S')
+                   -- serial / identity sequences follow their table
+                   AND NOT (c.relkind = 'S' AND EXISTS (
+                        SELECT 1 FROM pg_depend d
+                         WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid
+                           AND d.refclassid = 'pg_class'::regclass AND d.deptype IN ('a', 'i')))
+                   AND NOT EXISTS (SELECT 1 FROM pg_depend e
+                                    WHERE e.objid = c.oid AND e.deptype = 'e')
+                 ORDER BY c.relkind, c.relname
+                """
+            ).fetchall()
+            for kind, name in relations:
+                conn.execute(
+                    psql.SQL("ALTER {} public.{} OWNER TO {}").format(
+                        psql.SQL(kinds[str(kind)]), psql.Identifier(str(name)), app
+                    )
+                )
+            routines = conn.execute(
+                """
+                SELECT p.oid::regprocedure::text FROM pg_proc p
+                 WHERE p.pronamespace = 'public'::regnamespace
+                   AND p.proowner = (SELECT oid FROM pg_roles WHERE rolname = current_user)
+                   AND NOT EXISTS (SELECT 1 FROM pg_depend e
+                                    WHERE e.objid = p.oid AND e.deptype = 'e')
+                """
+            ).fetchall()
+            for (signature,) in routines:
+                # regprocedure's text is the quoted, schema-qualified signature
+                conn.execute(
+                    psql.SQL("ALTER ROUTINE {} OWNER TO {}").format(psql.SQL(str(signature)), app)
+                )
+            types = conn.execute(
+                """
+                SELECT t.typname FROM pg_type t
+                  LEFT JOIN pg_class c ON c.oid = t.typrelid
+                 WHERE t.typnamespace = 'public'::regnamespace
+                   AND t.typowner = (SELECT oid FROM pg_roles WHERE rolname = current_user)
+                   AND (t.typtype IN ('e', 'd', 'r') OR (t.typtype = 'c' AND c.relkind = 'c'))
+                   AND NOT EXISTS (SELECT 1 FROM pg_depend e
+                                    WHERE e.objid = t.oid AND e.deptype = 'e')
+                """
+            ).fetchall()
+            for (name,) in types:
+                conn.execute(
+                    psql.SQL("ALTER TYPE public.{} OWNER TO {}").format(
+                        psql.Identifier(str(name)), app
+                    )
+                )

@@ -3,10 +3,16 @@
 The cluster lives in ``.aos/test-cluster`` (reused between runs, fsync off) unless
 ``AOS_TEST_DATABASE_URL`` names a server to use instead. Migrations run once into a template
 database; each module gets ``CREATE DATABASE ... TEMPLATE`` (about 0.1 s).
+
+Like the application, the tests connect to the embedded cluster as ``aos_app`` (no superuser):
+the superuser only creates the databases, owned by ``aos_app``, so a test passes here only if
+it would pass with the rights the application really has. A session stops the cluster at the
+end when it started it and no other session is still using it.
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
 import uuid
 from collections.abc import Iterator
@@ -22,25 +28,42 @@ from db.engine import make_engine
 from db.migrate import upgrade
 
 ROOT = Path(__file__).resolve().parent.parent
-TEMPLATE = "aos_test_template"
+# One template per session: sessions run side by side on the shared cluster, and one session
+# rebuilding a shared template would pull it from under another's CREATE DATABASE.
+TEMPLATE = f"aos_test_template_{uuid.uuid4().hex[:8]}"
+TEST_HOME = ROOT / ".aos" / "test-cluster"
 
 
 class Cluster:
-    """Creates databases on the test server (embedded, or ``AOS_TEST_DATABASE_URL``)."""
+    """Creates databases on the test server (embedded, or ``AOS_TEST_DATABASE_URL``).
+
+    Embedded: databases are made by the superuser ``OWNER aos_app`` and every URL handed out is
+    ``aos_app``'s. External: the server's own URL and role, as before."""
 
     def __init__(self) -> None:
+        self.pg: EmbeddedPostgres | None = None
+        self._sessions: int | None = None
         external = os.environ.get("AOS_TEST_DATABASE_URL")
         if external:
             self._base = sa.make_url(external).set(drivername="postgresql+psycopg")
-        else:
-            pg = EmbeddedPostgres(ROOT / ".aos" / "test-cluster", durable=False)
-            self._base = sa.make_url(pg.ensure_running())
+            return
+        TEST_HOME.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.pg = EmbeddedPostgres(TEST_HOME, durable=False)
+        # Held shared for the whole session: the session that started the server stops it at
+        # the end only if it can take this lock exclusively, i.e. nobody else still uses it.
+        self._sessions = os.open(
+            TEST_HOME / ".sessions", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600
+        )
+        fcntl.flock(self._sessions, fcntl.LOCK_SH)
+        self._base = sa.make_url(self.pg.ensure_running())
 
     def url(self, database: str) -> str:
         return self._base.set(database=database).render_as_string(hide_password=False)
 
     def admin(self) -> psycopg.Connection[tuple[object, ...]]:
-        u = self._base
+        """A connection to database ``postgres`` that may create and drop databases (the
+        embedded superuser; the external URL's own role)."""
+        u = sa.make_url(self.pg.superuser_url("postgres")) if self.pg else self._base
         return psycopg.connect(
             host=u.host,
             port=u.port,
@@ -51,6 +74,10 @@ class Cluster:
         )
 
     def create(self, name: str, template: str | None = None) -> str:
+        """A new (emptied if it existed) database; returns the URL the tests connect with."""
+        if self.pg:
+            self.pg.drop_database(name)
+            return self.pg.create_database(name, template=template)
         with self.admin() as conn:
             conn.execute(
                 sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
@@ -67,10 +94,28 @@ class Cluster:
                 sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
             )
 
+    def close(self) -> None:
+        """Stop the embedded server if this session started it and no other session uses it;
+        a server that was already running is left as it was."""
+        if self._sessions is None or self.pg is None:
+            return
+        try:
+            if self.pg.started:
+                try:
+                    fcntl.flock(self._sessions, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    return  # another session is using the server: it stays up
+                self.pg.stop()
+        finally:
+            os.close(self._sessions)
+            self._sessions = None
+
 
 @pytest.fixture(scope="session")
-def cluster() -> Cluster:
+def cluster(request: pytest.FixtureRequest) -> Cluster:
     c = Cluster()
+    request.addfinalizer(c.close)
+    request.addfinalizer(lambda: c.drop(TEMPLATE))
     url = c.create(TEMPLATE)
     engine = make_engine(url)
     upgrade(engine)
