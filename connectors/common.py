@@ -10,6 +10,7 @@ Streams are declared with :class:`StreamSpec`; code exists only for the exceptio
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -20,22 +21,76 @@ __all__ = [
     "AuthError",
     "ConnectorError",
     "Page",
+    "PartitionFailures",
+    "PermanentError",
     "Reconcile",
     "RunStats",
     "Secret",
     "StreamReader",
     "StreamSpec",
+    "TransientError",
+    "sanitize",
+    "sanitize_text",
 ]
 
 
 class ConnectorError(Exception):
-    """A provider call failed in a way retries did not fix (after request-level retries)."""
+    """A provider call failed in a way request-level retries did not fix.
+
+    Raised as such only when the kind is unknown (a paginator that loops, say); connectors
+    raise one of the subclasses whenever they can tell, so the task layer can choose:
+
+    * :class:`TransientError` -- the provider may well answer later: retry the task;
+    * :class:`PermanentError` -- it will refuse the same request again: do not retry, a person
+      must act (grant a scope, fix the configuration); :class:`AuthError` is one of them.
+    """
 
 
-class AuthError(ConnectorError):
+class TransientError(ConnectorError):
+    """The provider kept failing in ways that usually pass, and request-level retries are spent.
+
+    5xx and 429 answers, resets and timeouts, bodies that do not parse or were cut short, batch
+    parts that cannot be matched to their request, pages missing fields the provider always
+    sends. None of these is an answer: a connector never reads one as "no rows" (that would let
+    a :class:`Reconcile` soft-delete everything). ``method`` names the call that failed.
+    """
+
+    def __init__(self, message: str, *, provider: str = "", method: str = "") -> None:
+        super().__init__(message)
+        self.provider = provider
+        self.method = method
+
+
+class PermanentError(ConnectorError):
+    """The provider refused the request and will refuse it again unchanged: do not retry.
+
+    ``code`` is the provider's own error (Slack's ``missing_scope``, Google's ``notFound``) and
+    ``detail`` its other words (Slack's ``needed`` and ``provided`` scopes, Google's error
+    message), so whoever reads the run summary knows what to change without reproducing it.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        provider: str = "",
+        method: str = "",
+        code: str = "",
+        detail: Mapping[str, Any] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.provider = provider
+        self.method = method
+        self.code = code
+        self.detail: dict[str, Any] = dict(detail or {})
+
+
+class AuthError(PermanentError):
     """The provider rejected the credentials (revoked, invalid, failed refresh).
 
-    The task layer turns this into ``integration.status = 'needs_reauth'``.
+    The task layer turns this into ``integration.status = 'needs_reauth'``. It is a
+    :class:`PermanentError` (retrying with the same token cannot help) that also stops every
+    partition of the integration, never just one.
     """
 
 
@@ -152,6 +207,104 @@ class RunStats:
             "warnings": list(self.warnings),
             "skipped": list(self.skipped),
         }
+
+
+class PartitionFailures:
+    """How a stream made of partitions (Slack channels, Gmail labels) treats one that fails.
+
+    One partition failing -- a channel the token lacks a scope for, a label Gmail keeps
+    erroring on -- must not cost the others their run: :meth:`failed` records it in
+    ``stats.skipped`` and ``stats.warnings`` and the stream goes on. A stream in which nothing
+    worked is no success though: :meth:`finish` raises when partitions failed and none
+    succeeded (a :class:`PermanentError` when every failure was permanent, so the task layer
+    does not retry it, else a :class:`TransientError`). Transient failures in a row are an
+    outage, not a partition problem, so the ``max_consecutive_transient``-th one raises at once
+    rather than spending every remaining partition's retries. :class:`AuthError` concerns the
+    whole integration and is re-raised as is.
+    """
+
+    def __init__(self, what: str, stats: RunStats, *, max_consecutive_transient: int = 3) -> None:
+        self.what = what
+        self.stats = stats
+        self.max_consecutive_transient = max_consecutive_transient
+        self.succeeded_count = 0
+        self.failures: list[tuple[str, ConnectorError]] = []
+        self._transient_in_a_row = 0
+
+    def succeeded(self) -> None:
+        self.succeeded_count += 1
+        self._transient_in_a_row = 0
+
+    def failed(self, partition: str, error: ConnectorError) -> None:
+        """Record ``partition`` as skipped because of ``error``; raise when the stream is done."""
+        if isinstance(error, AuthError):
+            raise error
+        self.failures.append((partition, error))
+        self.stats.skipped.append(f"{partition}: {error}")
+        self.stats.warnings.append(f"{self.what}: {partition} skipped: {error}")
+        if isinstance(error, PermanentError):
+            self._transient_in_a_row = 0
+            return
+        self._transient_in_a_row += 1
+        if self._transient_in_a_row >= self.max_consecutive_transient:
+            raise TransientError(
+                f"{self.what}: {self._transient_in_a_row} partitions in a row failed "
+                f"(last: {partition}: {error}); giving up on the stream for this attempt",
+                provider=getattr(error, "provider", ""),
+                method=getattr(error, "method", ""),
+            ) from error
+
+    def finish(self) -> None:
+        """Raise when partitions failed and none succeeded (the stream did nothing useful)."""
+        if not self.failures or self.succeeded_count:
+            return
+        listed = "; ".join(f"{p}: {e}" for p, e in self.failures[:5])
+        more = f" (and {len(self.failures) - 5} more)" if len(self.failures) > 5 else ""
+        message = f"{self.what}: every partition failed: {listed}{more}"
+        errors = [e for _, e in self.failures]
+        if all(isinstance(e, PermanentError) for e in errors):
+            first = errors[0]
+            assert isinstance(first, PermanentError)
+            raise PermanentError(
+                message,
+                provider=first.provider,
+                method=first.method,
+                code=first.code,
+                detail={"failures": [{"partition": p, "error": str(e)} for p, e in self.failures]},
+            )
+        raise TransientError(message, provider=getattr(errors[-1], "provider", ""))
+
+
+# NUL (PostgreSQL text and jsonb cannot hold it) and UTF-16 surrogates (not encodable as UTF-8;
+# a lone one cannot be stored, a pair held as two code points must be joined first).
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def sanitize_text(value: str) -> str:
+    """``value`` with NUL and lone surrogates replaced by U+FFFD and surrogate pairs joined.
+
+    Providers do send them (Slack JSON-escapes a NUL or half an emoji as ``\\u0000`` /
+    ``\\ud83d``, an RFC 2047 word can decode to NUL) and PostgreSQL rejects the whole batch
+    of rows on any of them, on every run: replacing one character beats losing the channel.
+    """
+    if _UNSTORABLE.search(value) is None:
+        return value
+    joined = value.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+    return joined.replace("\x00", "\ufffd")
+
+
+def sanitize(value: Any) -> Any:
+    """:func:`sanitize_text` applied to every string in ``value``: dict keys and values and
+    list items included (records and their jsonb values); other types are returned as is."""
+    if isinstance(value, str):
+        return sanitize_text(value)
+    if isinstance(value, dict):
+        return {sanitize(k): sanitize(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [sanitize(v) for v in value]
+    if isinstance(value, tuple):
+        return tuple(sanitize(v) for v in value)
+    return value
 
 
 class StreamReader(Protocol):

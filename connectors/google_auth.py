@@ -18,7 +18,7 @@ import requests
 from google.auth.transport.requests import Request
 from google.oauth2.credentials import Credentials
 
-from connectors.common import AuthError, ConnectorError, Secret
+from connectors.common import AuthError, PermanentError, Secret, TransientError
 
 __all__ = ["DEFAULT_TOKEN_URL", "TOKEN_URL_ENV", "refresh_google_token", "resolve_token_url"]
 
@@ -62,8 +62,10 @@ def refresh_google_token(
 
     Returns ``{"access_token", "expires_at" (ISO 8601, UTC), "token_type", "scope"}``, plus
     ``"refresh_token"`` only if Google issued a new one. ``invalid_grant`` (revoked, expired
-    or wrong refresh token) raises :class:`AuthError`; other failures raise
-    :class:`ConnectorError`. Messages never include a token or the client secret.
+    or wrong refresh token) raises :class:`AuthError`; an answer google-auth deems retryable,
+    an unreadable one or a lost connection :class:`TransientError`; any other refusal
+    (``invalid_client``, ``unauthorized_client``...) :class:`PermanentError` with Google's
+    description. Messages never include a token or the client secret.
     """
     credentials = Credentials(
         token=None,
@@ -80,20 +82,43 @@ def refresh_google_token(
     except google.auth.exceptions.RefreshError as exc:
         details = exc.args[1] if len(exc.args) > 1 and isinstance(exc.args[1], dict) else {}
         error = str(details.get("error") or "")
+        description = str(details.get("error_description") or "")[:300]
         if error in _REAUTH_ERRORS:
             raise AuthError(
-                f"Google refused the refresh token ({error}); the account must be reconnected"
+                f"Google refused the refresh token ({error}); the account must be reconnected",
+                provider="google",
+                method="oauth2.token",
+                code=error,
+                detail={"message": description},
             ) from None
-        raise ConnectorError(
-            f"Google token refresh failed: {error or 'unexpected response'}"
+        if getattr(exc, "retryable", False) or not error:
+            raise TransientError(
+                f"Google token refresh failed: {error or 'unexpected response'}",
+                provider="google",
+                method="oauth2.token",
+            ) from None
+        raise PermanentError(
+            f"Google token refresh failed: {error}" + (f": {description}" if description else ""),
+            provider="google",
+            method="oauth2.token",
+            code=error,
+            detail={"message": description},
         ) from None
-    except (google.auth.exceptions.TransportError, requests.RequestException) as exc:
-        raise ConnectorError(f"Google token refresh failed: {type(exc).__name__}") from None
+    except (google.auth.exceptions.TransportError, requests.RequestException, ValueError) as exc:
+        raise TransientError(
+            f"Google token refresh failed: {type(exc).__name__}",
+            provider="google",
+            method="oauth2.token",
+        ) from None
     finally:
         session.close()
 
     if not credentials.token:
-        raise ConnectorError("Google token refresh answered without an access token")
+        raise TransientError(
+            "Google token refresh answered without an access token",
+            provider="google",
+            method="oauth2.token",
+        )
     expiry = credentials.expiry  # naive UTC in google-auth
     expires_at = expiry.replace(tzinfo=UTC) if expiry is not None else None
     result: dict[str, Any] = {

@@ -13,12 +13,13 @@ Never imported by production code paths.
 from __future__ import annotations
 
 from sandbox.core import PROVIDERS, Sandbox, register_provider
-from sandbox.faults import FAULT_KINDS, Fault, FaultInjector
+from sandbox.faults import FAULT_KINDS, PROVIDER_FAULT_KINDS, Fault, FaultInjector
 from sandbox.requestlog import REDACTED, LogEntry, RequestLog
 
 __all__ = [
     "FAULT_KINDS",
     "PROVIDERS",
+    "PROVIDER_FAULT_KINDS",
     "REDACTED",
     "Fault",
     "FaultInjector",

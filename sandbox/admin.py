@@ -7,7 +7,8 @@ Routes (JSON in, JSON out):
   ``DELETE /_sandbox/log`` or ``POST /_sandbox/log/clear`` empties it;
 * ``GET /_sandbox/faults`` -- the rules; ``POST /_sandbox/faults`` with
   ``{"kind": "429", "method": "conversations.history", "times": 3, "retry_after": 1}``
-  adds one for this server's provider; ``DELETE /_sandbox/faults`` or
+  adds one for this server's provider (``"match": {"channel": "C1"}`` narrows it to requests
+  with those parameters, ``"options"`` are kind-specific: see ``sandbox.faults``); ``DELETE /_sandbox/faults`` or
   ``POST /_sandbox/faults/clear`` removes them.
 
 No route returns credentials: those are printed by ``python -m sandbox serve`` only.
@@ -27,6 +28,14 @@ __all__ = ["handle_admin"]
 
 def _number(value: Any, cast: type) -> Any:
     return None if value in (None, "") else cast(value)
+
+
+def _mapping(value: Any) -> dict[str, Any] | None:
+    if value in (None, ""):
+        return None
+    if not isinstance(value, dict):
+        raise ValueError("match and options must be JSON objects")
+    return value
 
 
 def handle_admin(server: ProviderServer, request: Request) -> Response:
@@ -55,6 +64,8 @@ def handle_admin(server: ProviderServer, request: Request) -> Response:
                 rate=_number(spec.get("rate"), float),
                 retry_after=_number(spec.get("retry_after"), int) or 1,
                 seconds=_number(spec.get("seconds"), float) or 2.0,
+                match=_mapping(spec.get("match")),
+                options=_mapping(spec.get("options")),
             )
         except (TypeError, ValueError) as exc:
             return json_response({"ok": False, "error": str(exc)}, status=400)

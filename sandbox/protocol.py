@@ -52,8 +52,16 @@ class Response:
 def json_response(
     payload: Any, status: int = 200, headers: Mapping[str, str] | None = None
 ) -> Response:
-    """A compact JSON response (compact separators: emulators must not be the bottleneck)."""
-    body = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
+    """A compact JSON response (compact separators: emulators must not be the bottleneck).
+
+    Text goes out as UTF-8, except when it holds a lone UTF-16 surrogate (half an emoji, as a
+    Slack message can): UTF-8 cannot carry one, so the body is ASCII with ``\\ud83d``-style
+    escapes, which is how such a string travels in JSON."""
+    text = json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
+    try:
+        body = text.encode()
+    except UnicodeEncodeError:
+        body = json.dumps(payload, separators=(",", ":")).encode()
     merged = {"Content-Type": "application/json; charset=utf-8", **(headers or {})}
     return Response(status, body, merged)
 
@@ -71,6 +79,12 @@ class Provider(Protocol):
 
     def fault_response(self, fault: Fault) -> Response:
         """The provider-shaped answer for an HTTP-level fault ("429", "500", "503")."""
+        ...
+
+    def faulted_response(self, fault: Fault, request: Request, method: str) -> Response:
+        """The answer to a request carrying one of this provider's own fault kinds
+        (:data:`~sandbox.faults.PROVIDER_FAULT_KINDS`); it may serve the request and alter
+        the answer, or refuse it without touching any state."""
         ...
 
     def revoke_request_token(self, request: Request) -> None:

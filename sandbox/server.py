@@ -14,12 +14,13 @@ import socket
 import struct
 import threading
 import time
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from sandbox.admin import handle_admin
-from sandbox.faults import PART_FAULT_KINDS, FaultInjector
+from sandbox.faults import PART_FAULT_KINDS, PROVIDER_FAULT_KINDS, FaultInjector
 from sandbox.protocol import Provider, Request, Response, json_response
 from sandbox.requestlog import LogEntry, RequestLog, redact_params
 
@@ -43,6 +44,11 @@ def parse_request(verb: str, raw_path: str, headers: dict[str, str], body: bytes
     elif body and content_type in ("application/x-www-form-urlencoded", ""):
         params.update(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
     return Request(verb, url.path, headers, params, body, query, raw_query=url.query)
+
+
+def _cut(response: Response) -> Response:
+    """The ``truncated_body`` fault: the first half of the body, framed as if complete."""
+    return Response(response.status, response.body[: len(response.body) // 2], response.headers)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -139,22 +145,28 @@ class ProviderServer:
         """Apply a fault if one is due, else let the provider answer; log either way."""
         provider = self.provider
         method = provider.api_method(request)
-        fault = self.faults.pick(provider.name, method)
+        fault = self.faults.pick(provider.name, method, params=request.params, path=request.path)
         kind = fault.kind if fault else None
         response: Response | None = None
+        request.subrequest = self.dispatch_part
         if fault is not None and kind == "slow":
             time.sleep(fault.seconds)
         elif fault is not None and kind == "revoked":
             provider.revoke_request_token(request)
         elif fault is not None and kind in ("429", "500", "503"):
             response = provider.fault_response(fault)
+        elif fault is not None and kind in PROVIDER_FAULT_KINDS.get(provider.name, ()):
+            response = self._guarded(
+                method, lambda: provider.faulted_response(fault, request, method)
+            )
         if kind == "reset":
             self._record(request, method, 0, kind)
             handler._reset()
             return
         if response is None:
-            request.subrequest = self.dispatch_part
             response = self._handle(request, method)
+        if kind == "truncated_body":
+            response = _cut(response)
         self._record(request, method, response.status, kind)
         try:
             handler._send(response, truncate=kind == "truncated")
@@ -169,7 +181,13 @@ class ProviderServer:
         """
         provider = self.provider
         method = provider.api_method(request)
-        fault = self.faults.pick(provider.name, method, kinds=PART_FAULT_KINDS)
+        fault = self.faults.pick(
+            provider.name,
+            method,
+            kinds=PART_FAULT_KINDS,
+            params=request.params,
+            path=request.path,
+        )
         kind = fault.kind if fault else None
         response: Response | None = None
         if fault is not None and kind == "slow":
@@ -180,12 +198,17 @@ class ProviderServer:
             response = provider.fault_response(fault)
         if response is None:
             response = self._handle(request, method)
+        if kind == "truncated_body":
+            response = _cut(response)
         self._record(request, method, response.status, kind)
         return response
 
     def _handle(self, request: Request, method: str) -> Response:
+        return self._guarded(method, lambda: self.provider.handle(request, method))
+
+    def _guarded(self, method: str, answer: Callable[[], Response]) -> Response:
         try:
-            return self.provider.handle(request, method)
+            return answer()
         except Exception:  # an emulator bug must surface as a loud 500, not a hang
             _log.exception("sandbox %s failed on %s", self.provider.name, method)
             return json_response({"ok": False, "error": "sandbox_internal_error"}, 500)

@@ -2,7 +2,7 @@
 
 ``labels`` is the full list every run (``labels.list``, then batched ``labels.get`` for the
 counts, which the list omits) ending with a :class:`Reconcile`, so deleted labels are
-soft-deleted. ``messages`` is one partition per mailbox (``""``): see ``messages.py`` and
+soft-deleted; each label is a partition a failure skips (see ``_labels``). ``messages`` is one partition per mailbox (``""``): see ``messages.py`` and
 ``cursor.py``.
 """
 
@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 
-from connectors.common import Page, Reconcile, RunStats, Secret, StreamSpec
+from connectors.common import Page, PartitionFailures, Reconcile, RunStats, Secret, StreamSpec
 
 from . import settings
 from .config import GmailConfig
@@ -79,17 +79,22 @@ class GmailConnector:
         return self._messages.read(state.get(""))
 
     def _labels(self, _state: Mapping[str, Any]) -> Iterator[Page]:
+        """Each label is a partition: one whose ``labels.get`` fails is skipped with a warning
+        (its row keeps its last counts and, being listed, is never soft-deleted); the stream
+        fails when no label could be read. The reconcile rides on the last page only, so it
+        exists only when ``labels.list`` answered in full."""
         users = self._transport.service.users()
         listed = self._transport.call(
             "users.labels.list", lambda: users.labels().list(userId=settings.USER_ID)
         )
-        ids = [str(label["id"]) for label in listed.get("labels") or ()]
+        ids = [str(label["id"]) for label in listed["labels"] if label.get("id")]
         alive: list[tuple[Any, ...]] = []
+        partitions = PartitionFailures("Gmail labels", self.stats)
         size = self.config.batch_size
         chunks = [ids[i : i + size] for i in range(0, len(ids), size)] or [[]]
         for number, chunk in enumerate(chunks, start=1):
             get = users.labels().get
-            details = self._transport.batch(
+            result = self._transport.batch(
                 "users.labels.get",
                 {
                     label_id: partial(
@@ -98,11 +103,19 @@ class GmailConnector:
                     for label_id in chunk
                 },
             )
-            # A label deleted between list and get answers 404 (None): it is not alive.
-            records = [label_record(found) for i in chunk if (found := details.get(i))]
-            alive.extend((r["label_id"],) for r in records)
+            records = []
+            for label_id in chunk:
+                if label_id in result.answers:
+                    records.append(label_record(result.answers[label_id]))
+                    partitions.succeeded()
+                elif label_id in result.failed:
+                    partitions.failed(f"label {label_id}", result.failed[label_id])
+                # A label deleted between list and get answers 404 (gone): it is not alive.
+                if label_id not in result.gone:
+                    alive.append((label_id,))
             page = Page(stream="labels", records=records)
             if number == len(chunks):
+                partitions.finish()
                 # Only a completed listing may claim that missing labels are gone.
                 page.reconcile = Reconcile(where={}, alive_keys=alive)
             yield page

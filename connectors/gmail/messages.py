@@ -106,7 +106,7 @@ class MailboxReader:
     def _fetch(self, ids: Iterable[str]) -> tuple[list[dict[str, Any]], list[tuple[str]]]:
         """Batched ``messages.get``: (selected records, keys of messages gone or filtered)."""
         get = self._users.messages().get
-        answers = self._transport.batch(
+        result = self._transport.batch(
             "users.messages.get",
             {
                 message_id: partial(
@@ -119,11 +119,14 @@ class MailboxReader:
                 for message_id in ids
             },
         )
+        # A message we could not read is neither stored nor gone: the stream fails and the
+        # cursor stays where it is, so the next attempt reads it again.
+        result.raise_failures("users.messages.get")
         records: list[dict[str, Any]] = []
-        gone: list[tuple[str]] = []
-        for message_id, message in answers.items():
-            record = message_record(message) if message else None
-            if record is not None and self._selected(record):
+        gone = [(message_id,) for message_id in result.gone]
+        for message_id, message in result.answers.items():
+            record = message_record(message)
+            if self._selected(record):
                 records.append(record)
             else:
                 gone.append((message_id,))
@@ -149,6 +152,8 @@ class MailboxReader:
         response = self._transport.call(
             "users.messages.list", lambda: self._users.messages().list(**params)
         )
+        # The transport only returns complete answers (``resultSizeEstimate`` is always sent;
+        # ``messages`` is omitted when the page is empty), so an empty list here is true.
         ids = [str(m["id"]) for m in response.get("messages") or ()]
         return ids, response.get("nextPageToken") or None
 

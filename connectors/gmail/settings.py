@@ -55,3 +55,15 @@ RATE_LIMIT_REASONS: Final = frozenset(
 RETRYABLE_STATUSES: Final = frozenset({429, 500, 502, 503, 504})
 AUTH_STATUSES: Final = frozenset({"UNAUTHENTICATED"})
 AUTH_REASONS: Final = frozenset({"authError", "invalid_grant", "invalidCredentials"})
+
+# Fields Gmail always sends in a successful answer of each method (``messages`` is omitted from
+# an empty messages.list, ``resultSizeEstimate`` never is). An answer without them is damaged:
+# it is retried, never read as an empty page.
+REQUIRED_FIELDS: Final[dict[str, tuple[str, ...]]] = {
+    "users.getProfile": ("historyId",),
+    "users.labels.list": ("labels",),
+    "users.labels.get": ("id",),
+    "users.messages.list": ("resultSizeEstimate",),
+    "users.messages.get": ("id", "historyId", "internalDate"),
+    "users.history.list": ("historyId",),
+}

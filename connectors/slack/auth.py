@@ -13,7 +13,7 @@ from typing import Any
 
 from slack_sdk.errors import SlackApiError
 
-from connectors.common import AuthError, ConnectorError, RunStats, Secret
+from connectors.common import AuthError, PermanentError, RunStats, Secret, TransientError
 
 from . import settings
 from .transport import build_web_client, resolve_base_url
@@ -29,8 +29,9 @@ def refresh_slack_token(
 
     Returns ``{"access_token", "refresh_token", "expires_at" (ISO 8601, UTC), "token_type",
     "scope", "team_id", "bot_user_id"}``. A refused refresh token raises :class:`AuthError`
-    (the integration needs re-authorisation); anything else raises :class:`ConnectorError`.
-    Connection errors are not retried: the request may have spent the rotating token.
+    (the integration needs re-authorisation); Slack having a bad moment or a lost connection
+    raises :class:`TransientError`, any other refusal :class:`PermanentError`. Connection
+    errors are not retried here: the request may have spent the rotating token.
     """
     client = build_web_client(
         None, resolve_base_url(base_url), RunStats(), retry_connection_errors=False
@@ -46,17 +47,38 @@ def refresh_slack_token(
     except SlackApiError as exc:
         data = exc.response.data if isinstance(exc.response.data, dict) else {}
         error = str(data.get("error") or f"HTTP {exc.response.status_code}")
+        if error.startswith("Received a response in a non-JSON format"):
+            # The SDK quotes the body, which may hold the new tokens: never repeat it.
+            data, error = {}, "response body does not parse (truncated?)"
         if error in settings.REFRESH_AUTH_ERRORS or error in settings.AUTH_ERRORS:
             raise AuthError(
                 f"Slack refused the refresh token ({error}); the workspace must be reconnected"
             ) from None
-        raise ConnectorError(f"Slack token refresh failed: {error}") from None
+        status = int(getattr(exc.response, "status_code", 0) or 0)
+        if status == 429 or status >= 500 or error in settings.TRANSIENT_ERRORS or not data:
+            raise TransientError(
+                f"Slack token refresh failed: {error}", provider="slack", method="oauth.v2.access"
+            ) from None
+        raise PermanentError(
+            f"Slack token refresh failed: {error}",
+            provider="slack",
+            method="oauth.v2.access",
+            code=error,
+        ) from None
     except (json.JSONDecodeError, http.client.HTTPException, OSError) as exc:
-        raise ConnectorError(f"Slack token refresh failed: {type(exc).__name__}") from None
+        raise TransientError(
+            f"Slack token refresh failed: {type(exc).__name__}",
+            provider="slack",
+            method="oauth.v2.access",
+        ) from None
 
     data = dict(response.data) if isinstance(response.data, dict) else {}
     if not data.get("access_token"):
-        raise ConnectorError("Slack token refresh answered without an access token")
+        raise TransientError(
+            "Slack token refresh answered without an access token",
+            provider="slack",
+            method="oauth.v2.access",
+        )
     expires_in = data.get("expires_in")
     expires_at = (
         (requested_at + timedelta(seconds=int(expires_in))).isoformat() if expires_in else None

@@ -2,7 +2,8 @@
 
 ``users`` and ``channels`` are full lists each run (a handful of cheap, paged calls);
 ``channels`` ends with a :class:`Reconcile` so channels gone from ``conversations.list`` are
-soft-deleted. ``messages`` is partitioned by channel (see ``messages.py`` and ``cursor.py``).
+soft-deleted. ``messages`` is partitioned by channel (see ``messages.py`` and ``cursor.py``);
+a channel that fails is skipped with a warning while the others are read (``_messages_pages``).
 
 Channel filters apply to ``messages`` only: the channel list stays complete because it is
 cheap and client attribution needs it, while filters exist to save message-history quota.
@@ -15,7 +16,15 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from connectors.common import Page, Reconcile, RunStats, Secret, StreamSpec
+from connectors.common import (
+    ConnectorError,
+    Page,
+    PartitionFailures,
+    Reconcile,
+    RunStats,
+    Secret,
+    StreamSpec,
+)
 
 from . import settings
 from .config import SlackConfig
@@ -157,6 +166,8 @@ class SlackConnector:
         return not matches(self.config.exclude_channels)
 
     def _skip(self, channel: _Channel, error: str) -> None:
+        """An expected skip (the app is not in the channel, it is archived, ...): a warning,
+        never a failure of the stream."""
         self.stats.skipped.append(f"{channel.id} (#{channel.name}): {error}")
         hint = (
             " (invite the app to the channel or enable auto_join)"
@@ -168,10 +179,15 @@ class SlackConnector:
         )
 
     def _messages_pages(self, state: Mapping[str, Mapping[str, Any]]) -> Iterator[Page]:
+        """Each channel is a partition: one that fails (a scope missing for it, errors that
+        outlast the retries) is skipped with a warning and the others are read; the stream
+        fails only when no channel could be read (see :class:`PartitionFailures`). A channel
+        that failed mid-way keeps the pages already yielded: their cursors are true."""
         if self._channels is None:
             for _batch in self._list_channels():
                 pass
         assert self._channels is not None
+        partitions = PartitionFailures("Slack messages", self.stats)
         for channel in self._channels:
             if not self._selected(channel):
                 continue
@@ -180,6 +196,12 @@ class SlackConnector:
                     self._transport.call("conversations.join", channel=channel.id)
                 yield from self._messages.read(channel.id, state.get(channel.id))
             except SlackCallError as exc:
-                if exc.error not in settings.CHANNEL_SKIP_ERRORS:
-                    raise
-                self._skip(channel, exc.error)
+                if exc.error in settings.CHANNEL_SKIP_ERRORS:
+                    self._skip(channel, exc.error)
+                else:
+                    partitions.failed(f"{channel.id} (#{channel.name})", exc)
+            except ConnectorError as exc:
+                partitions.failed(f"{channel.id} (#{channel.name})", exc)
+            else:
+                partitions.succeeded()
+        partitions.finish()

@@ -2,7 +2,9 @@
 
 Slack ``ts`` values are strings like ``"1700000000.000100"`` and double as message ids, so they
 are compared as :class:`~decimal.Decimal` (a float would merge neighbouring messages) and kept
-as text in the tables. All datetimes are UTC-aware.
+as text in the tables. All datetimes are UTC-aware. Every record goes through
+:func:`connectors.common.sanitize`: a NUL or a lone surrogate in a message (Slack sends both)
+would make PostgreSQL reject the page on every run.
 """
 
 from __future__ import annotations
@@ -10,6 +12,8 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
+
+from connectors.common import sanitize
 
 __all__ = [
     "TS_MAX",
@@ -78,35 +82,39 @@ def _text(value: Any) -> str | None:
 
 def user_record(user: dict[str, Any]) -> dict[str, Any]:
     profile = user.get("profile") or {}
-    return {
-        "user_id": user["id"],
-        "team_id": user.get("team_id") or profile.get("team") or "",
-        "name": user.get("name") or "",
-        "real_name": _text(user.get("real_name")) or _text(profile.get("real_name")),
-        "display_name": _text(profile.get("display_name")),
-        "email": _text(profile.get("email")),
-        "is_bot": bool(user.get("is_bot")),
-        "is_admin": bool(user.get("is_admin")),
-        "is_deleted": bool(user.get("deleted")),
-        "tz": _text(user.get("tz")),
-        "updated_at": epoch_to_datetime(user.get("updated")),
-    }
+    return sanitize(
+        {
+            "user_id": user["id"],
+            "team_id": user.get("team_id") or profile.get("team") or "",
+            "name": user.get("name") or "",
+            "real_name": _text(user.get("real_name")) or _text(profile.get("real_name")),
+            "display_name": _text(profile.get("display_name")),
+            "email": _text(profile.get("email")),
+            "is_bot": bool(user.get("is_bot")),
+            "is_admin": bool(user.get("is_admin")),
+            "is_deleted": bool(user.get("deleted")),
+            "tz": _text(user.get("tz")),
+            "updated_at": epoch_to_datetime(user.get("updated")),
+        }
+    )
 
 
 def channel_record(channel: dict[str, Any]) -> dict[str, Any]:
     num_members = channel.get("num_members")
-    return {
-        "channel_id": channel["id"],
-        "name": channel.get("name") or channel["id"],
-        "is_private": bool(channel.get("is_private")),
-        "is_archived": bool(channel.get("is_archived")),
-        "is_member": bool(channel.get("is_member")),
-        "created_at": epoch_to_datetime(channel.get("created")) or _EPOCH,
-        "creator_id": _text(channel.get("creator")),
-        "topic": _text((channel.get("topic") or {}).get("value")),
-        "purpose": _text((channel.get("purpose") or {}).get("value")),
-        "num_members": int(num_members) if num_members is not None else None,
-    }
+    return sanitize(
+        {
+            "channel_id": channel["id"],
+            "name": channel.get("name") or channel["id"],
+            "is_private": bool(channel.get("is_private")),
+            "is_archived": bool(channel.get("is_archived")),
+            "is_member": bool(channel.get("is_member")),
+            "created_at": epoch_to_datetime(channel.get("created")) or _EPOCH,
+            "creator_id": _text(channel.get("creator")),
+            "topic": _text((channel.get("topic") or {}).get("value")),
+            "purpose": _text((channel.get("purpose") or {}).get("value")),
+            "num_members": int(num_members) if num_members is not None else None,
+        }
+    )
 
 
 def _reactions(message: dict[str, Any]) -> list[dict[str, Any]] | None:
@@ -146,19 +154,21 @@ def is_reply(message: dict[str, Any]) -> bool:
 
 def message_record(channel_id: str, message: dict[str, Any]) -> dict[str, Any]:
     ts = message["ts"]
-    return {
-        "channel_id": channel_id,
-        "ts": ts,
-        "posted_at": ts_to_datetime(ts),
-        "user_id": _text(message.get("user")),
-        "bot_id": _text(message.get("bot_id")),
-        "subtype": _text(message.get("subtype")),
-        "text": message.get("text"),
-        "thread_ts": message.get("thread_ts"),
-        "is_reply": is_reply(message),
-        "reply_count": int(message.get("reply_count") or 0),
-        "latest_reply": message.get("latest_reply"),
-        "edited_ts": (message.get("edited") or {}).get("ts"),
-        "reactions": _reactions(message),
-        "files": _files(message),
-    }
+    return sanitize(
+        {
+            "channel_id": channel_id,
+            "ts": ts,
+            "posted_at": ts_to_datetime(ts),
+            "user_id": _text(message.get("user")),
+            "bot_id": _text(message.get("bot_id")),
+            "subtype": _text(message.get("subtype")),
+            "text": message.get("text"),
+            "thread_ts": message.get("thread_ts"),
+            "is_reply": is_reply(message),
+            "reply_count": int(message.get("reply_count") or 0),
+            "latest_reply": message.get("latest_reply"),
+            "edited_ts": (message.get("edited") or {}).get("ts"),
+            "reactions": _reactions(message),
+            "files": _files(message),
+        }
+    )

@@ -54,6 +54,16 @@ TRANSIENT_ERRORS: Final = frozenset(
     {"internal_error", "fatal_error", "service_unavailable", "request_timeout", "ratelimited"}
 )
 
+# The list an ``ok: true`` answer of each paged method always carries (empty or not). An answer
+# without it is damaged and retried: read as "no rows" it would end a listing early and let the
+# listing's reconcile soft-delete live rows.
+REQUIRED_FIELDS: Final[dict[str, tuple[str, ...]]] = {
+    "users.list": ("members",),
+    "conversations.list": ("channels",),
+    "conversations.history": ("messages",),
+    "conversations.replies": ("messages",),
+}
+
 # Request-level retries (slack_sdk handlers, then our own wrapper for undecodable bodies).
 SDK_RATE_LIMIT_RETRIES: Final = 6
 SDK_SERVER_ERROR_RETRIES: Final = 3

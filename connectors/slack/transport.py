@@ -1,13 +1,17 @@
 """The layer that talks HTTP: slack_sdk's WebClient plus auth, pacing, retries and counting.
 
 Everything above this module sees ``SlackTransport.call(method, **params) -> dict`` and one of
-three outcomes: the decoded body of an ``ok: true`` answer, :class:`AuthError`, or
-:class:`SlackCallError` carrying Slack's error code. Retries live here and only here:
+four outcomes: the decoded body of a complete ``ok: true`` answer, :class:`AuthError`,
+:class:`SlackCallError` (a :class:`~connectors.common.PermanentError`, sent once, carrying
+Slack's error code and its ``needed``/``provided`` scopes), or ``TransientError`` once the
+retries are spent. Retries live here and only here:
 
 * slack_sdk's retry handlers (429 honouring ``Retry-After``, 5xx, connection resets/timeouts);
   slack_sdk retries 429 only when its rate-limit handler is installed, so we install it;
 * our own bounded retry around the SDK call for what the handlers cannot see: a truncated body
-  (the SDK raises a JSON decode error), an incomplete read, or retries the SDK gave up on.
+  (the SDK turns a body that does not parse into ``ok: false``), an ``ok: true`` page missing
+  the list it exists for, an incomplete read, or retries the SDK gave up on. When those are
+  spent the call raises :class:`~connectors.common.TransientError` naming the method.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ import json
 import os
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.error import HTTPError
 from urllib.request import Request
@@ -35,7 +39,7 @@ from slack_sdk.http_retry.builtin_handlers import ServerErrorRetryHandler
 from slack_sdk.http_retry.request import HttpRequest
 from slack_sdk.http_retry.response import HttpResponse
 
-from connectors.common import AuthError, ConnectorError, RunStats, Secret
+from connectors.common import AuthError, PermanentError, RunStats, Secret, TransientError
 
 from . import settings
 from .config import SlackConfig
@@ -50,13 +54,32 @@ __all__ = [
 ]
 
 
-class SlackCallError(ConnectorError):
-    """Slack answered ``ok: false`` with an error that retrying will not fix."""
+class SlackCallError(PermanentError):
+    """Slack answered ``ok: false`` with an error that retrying will not fix.
 
-    def __init__(self, method: str, error: str) -> None:
-        super().__init__(f"Slack {method} failed: {error}")
-        self.method = method
+    ``detail`` keeps what Slack said besides the code: for ``missing_scope`` the ``needed``
+    and ``provided`` scopes, which are the whole point of the answer (the message shows them).
+    """
+
+    def __init__(self, method: str, error: str, detail: Mapping[str, Any] | None = None) -> None:
+        detail = dict(detail or {})
+        extra = "; ".join(f"{k}: {detail[k]}" for k in _DETAIL_FIELDS if detail.get(k))
+        super().__init__(
+            f"Slack {method} failed: {error}" + (f" ({extra})" if extra else ""),
+            provider="slack",
+            method=method,
+            code=error,
+            detail=detail,
+        )
         self.error = error
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Rebuilt from its own arguments: a task's failed state may be pickled.
+        return (type(self), (self.method, self.error, self.detail))
+
+
+# What Slack says besides ``error`` on an ``ok: false`` answer, kept in SlackCallError.detail.
+_DETAIL_FIELDS = ("needed", "provided", "warning")
 
 
 class BudgetExhausted(Exception):
@@ -190,6 +213,7 @@ class SlackTransport:
         self._client = build_web_client(
             token.reveal(), resolve_base_url(base_url), stats, retry_backoff=retry_backoff
         )
+        self._warned: set[str] = set()
 
     def _check_budget(self) -> None:
         budget = self._config.max_requests
@@ -204,7 +228,14 @@ class SlackTransport:
 
     def call(self, method: str, **params: Any) -> dict[str, Any]:
         """Call one Web API method through the SDK's typed wrapper (``conversations.history``
-        -> ``conversations_history``) and return the decoded body."""
+        -> ``conversations_history``) and return the decoded body of an ``ok: true`` answer.
+
+        A body that does not parse, or an ``ok: true`` page without the fields Slack always
+        sends (``settings.REQUIRED_FIELDS``), is retried like a 5xx and never returned: read as
+        an empty page it would end a listing early and let its reconcile delete live rows.
+        Permanent errors raise :class:`SlackCallError` at once; warnings Slack attaches to a
+        success go to ``stats.warnings``.
+        """
         sdk_method = getattr(self._client, method.replace(".", "_"))
         problem = "no attempt made"
         for attempt in range(settings.CALL_ATTEMPTS):
@@ -216,16 +247,43 @@ class SlackTransport:
             before = self._stats.requests
             try:
                 response = sdk_method(**params)
-                return dict(response.data) if isinstance(response.data, dict) else {}
+                data = response.data
+                missing = _missing_fields(method, data)
+                if missing is None:
+                    assert isinstance(data, dict)
+                    self._note_warnings(method, params, data)
+                    return dict(data)
+                problem = missing
             except SlackApiError as exc:
                 problem = self._classify(method, exc)
             except _TRANSPORT_ERRORS as exc:
                 problem = type(exc).__name__
             finally:
                 self._stats.retries += max(self._stats.requests - before - 1, 0)
-        raise ConnectorError(
-            f"Slack {method} failed after {settings.CALL_ATTEMPTS} attempts: {problem}"
+        raise TransientError(
+            f"Slack {method} failed after {settings.CALL_ATTEMPTS} attempts: {problem}",
+            provider="slack",
+            method=method,
         )
+
+    def _note_warnings(
+        self, method: str, params: Mapping[str, Any], data: Mapping[str, Any]
+    ) -> None:
+        """Record ``warning`` / ``response_metadata.warnings`` of a success, once per run each:
+        Slack uses them for what it silently did differently (``already_in_channel``,
+        ``superfluous_charset``), which someone reading the run summary may need to know."""
+        found: list[str] = []
+        if isinstance(data.get("warning"), str):
+            found.extend(w.strip() for w in data["warning"].split(","))
+        metadata = data.get("response_metadata")
+        if isinstance(metadata, dict) and isinstance(metadata.get("warnings"), list):
+            found.extend(str(w) for w in metadata["warnings"])
+        where = f" (channel {params['channel']})" if params.get("channel") else ""
+        for warning in dict.fromkeys(w for w in found if w):
+            line = f"Slack {method}{where} warned: {warning}"
+            if line not in self._warned:
+                self._warned.add(line)
+                self._stats.warnings.append(line)
 
     @staticmethod
     def _classify(method: str, exc: SlackApiError) -> str:
@@ -236,10 +294,24 @@ class SlackTransport:
         if error in settings.AUTH_ERRORS:
             raise AuthError(
                 f"Slack rejected the workspace token ({error}) on {method}; "
-                "the integration must be re-authorised"
+                "the integration must be re-authorised",
+                provider="slack",
+                method=method,
+                code=error,
             ) from None
         if status == 429 or status >= 500 or error in settings.TRANSIENT_ERRORS:
             return error or f"HTTP {status}"
         if not data or error.startswith("Received a response in a non-JSON format"):
-            return "undecodable response body"
-        raise SlackCallError(method, error or f"HTTP {status}") from None
+            return "response body does not parse (truncated?)"
+        detail = {k: data[k] for k in _DETAIL_FIELDS if data.get(k)}
+        raise SlackCallError(method, error or f"HTTP {status}", detail) from None
+
+
+def _missing_fields(method: str, data: Any) -> str | None:
+    """Why an ``ok: true`` answer cannot be used (``None`` when it can)."""
+    if not isinstance(data, dict):
+        return "response body is not a JSON object"
+    for name in settings.REQUIRED_FIELDS.get(method, ()):
+        if not isinstance(data.get(name), list):
+            return f"answer without its {name!r} list (truncated or malformed page)"
+    return None

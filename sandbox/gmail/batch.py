@@ -2,8 +2,10 @@
 
 A batch is ``multipart/mixed``; each part is an ``application/http`` request with a
 ``Content-ID``. The answer is ``multipart/mixed`` too: one ``application/http`` part per
-request, ``Content-ID: <response-...>``, each with its own status line, headers and JSON body
-(google-api-python-client splits the inner response at the first blank CRLF line).
+request, in request order, ``Content-ID: <response-...>``, each with its own status line,
+headers and JSON body (google-api-python-client splits the inner response at the first blank
+CRLF line). Some real answers carry no ``Content-ID`` at all (the ``no_content_id`` fault);
+only their order then says which request a part answers.
 """
 
 from __future__ import annotations
@@ -69,7 +71,9 @@ def parse_batch(outer: Request) -> list[BatchPart]:
     ]
 
 
-def render_batch(answers: Iterable[tuple[str, Response]]) -> Response:
+def render_batch(answers: Iterable[tuple[str, Response]], *, content_ids: bool = True) -> Response:
+    """The multipart answer, parts in the order given; ``content_ids=False`` leaves out the
+    parts' ``Content-ID`` headers as some real answers do."""
     boundary = f"batch_{secrets.token_urlsafe(12)}"
     chunks: list[bytes] = []
     for content_id, response in answers:
@@ -78,10 +82,12 @@ def render_batch(answers: Iterable[tuple[str, Response]]) -> Response:
         head = [f"HTTP/1.1 {response.status} {phrase}"]
         head += [f"{k}: {v}" for k, v in response.headers.items()]
         head.append(f"Content-Length: {len(response.body)}")
+        part_id = f"Content-ID: <response-{inner_id}>\r\n" if content_ids else ""
         chunks.append(
             (
-                f"--{boundary}\r\nContent-Type: application/http\r\n"
-                f"Content-ID: <response-{inner_id}>\r\n\r\n" + "\r\n".join(head) + "\r\n\r\n"
+                f"--{boundary}\r\nContent-Type: application/http\r\n{part_id}\r\n"
+                + "\r\n".join(head)
+                + "\r\n\r\n"
             ).encode()
             + response.body
             + b"\r\n"

@@ -156,6 +156,16 @@ class GmailEmulator:
             return quota_exceeded(429, fault.retry_after).response()
         return (internal() if fault.kind == "500" else unavailable()).response()
 
+    def faulted_response(self, fault: Fault, request: Request, method: str) -> Response:
+        """``no_content_id``: the batch is served, its answer's parts carry no Content-ID
+        (on any other method the request is simply served)."""
+        if fault.kind == "no_content_id" and method == BATCH_METHOD:
+            try:
+                return self._batch(request, content_ids=False)
+            except GmailError as exc:
+                return exc.response()
+        return self.handle(request, method)
+
     def revoke_request_token(self, request: Request) -> None:
         token = _bearer(request) or str(request.params.get("refresh_token") or "")
         self.oauth.revoke_token(token)
@@ -204,7 +214,7 @@ class GmailEmulator:
                 raise quota_exceeded(mailbox.quota_status, decision.retry_after)
         return json_response(handler(mailbox, request, args))
 
-    def _batch(self, outer: Request) -> Response:
+    def _batch(self, outer: Request, *, content_ids: bool = True) -> Response:
         if outer.verb != "POST":
             raise not_found()
         try:
@@ -224,4 +234,4 @@ class GmailEmulator:
             else:
                 method = self.api_method(part.request)
                 answers.append((part.content_id, self.handle(part.request, method)))
-        return render_batch(answers)
+        return render_batch(answers, content_ids=content_ids)

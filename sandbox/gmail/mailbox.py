@@ -255,10 +255,13 @@ class GmailMailbox:
         thread_id: str | None = None,
         attachments: int = 0,
         at: datetime | None = None,
+        raw_subject: str | None = None,
     ) -> dict[str, Any]:
         """A new message (default: from a contact at the first domain, into the inbox,
         unread) and its ``messageAdded`` record; returns it as ``format=metadata``.
-        ``thread_id`` (a thread id, or the id of any message in it) makes it a reply."""
+        ``thread_id`` (a thread id, or the id of any message in it) makes it a reply.
+        ``raw_subject`` is the Subject header exactly as it travels (raw UTF-8 mixed with
+        encoded words, say), where ``subject`` is encoded the way mailers do."""
         with self.lock:
             root = self.spec(thread_id) if thread_id else None
             if thread_id and root is None:
@@ -283,7 +286,7 @@ class GmailMailbox:
                 ("MIME-Version", "1.0"),
                 ("Date", date_header(ms, h)),
                 ("Message-ID", f"<CA+{h & 0xFFFFFFFFFFFF:x}.new@mail.sandbox>"),
-                ("Subject", encode_subject(subject, h)),
+                ("Subject", raw_subject if raw_subject is not None else encode_subject(subject, h)),
                 ("From", sender),
                 ("To", ", ".join(to or [self.email])),
             ]

@@ -7,6 +7,7 @@ handling is exercised by the real slack-sdk exactly as in production.
 
 from __future__ import annotations
 
+import json
 import threading
 from datetime import datetime
 from typing import Any
@@ -56,6 +57,18 @@ SIZES: dict[str, list[tuple[str, dict[str, Any]]]] = {
             {"users": 500, "channels": 10, "messages_per_channel": 100_000, "tier": "unlimited"},
         )
     ],
+}
+
+
+# The scope each method needs on a public channel (``missing_scope`` faults name it).
+_NEEDED_SCOPES = {
+    "conversations.history": "channels:history",
+    "conversations.replies": "channels:history",
+    "conversations.join": "channels:join",
+    "conversations.list": "channels:read",
+    "conversations.info": "channels:read",
+    "users.list": "users:read",
+    "team.info": "team:read",
 }
 
 
@@ -147,6 +160,56 @@ class SlackEmulator:
             return self._rate_limited(fault.retry_after)
         error = "fatal_error" if fault.kind == "500" else "service_unavailable"
         return json_response({"ok": False, "error": error}, status=int(fault.kind))
+
+    def faulted_response(self, fault: Fault, request: Request, method: str) -> Response:
+        """Slack's own fault kinds (see ``sandbox.faults``), in Slack's wire shapes."""
+        if fault.kind == "missing_scope":
+            return self._missing_scope(fault, request, method)
+        response = self.handle(request, method)
+        try:
+            payload = json.loads(response.body)
+        except ValueError:
+            return response
+        if not isinstance(payload, dict) or not payload.get("ok"):
+            return response
+        if fault.kind == "warning":
+            default = (
+                "already_in_channel" if method == "conversations.join" else "superfluous_charset"
+            )
+            warning = str(fault.options.get("warning") or default)
+            payload["warning"] = warning
+            metadata = payload.setdefault("response_metadata", {})
+            metadata["warnings"] = [*metadata.get("warnings", ()), warning]
+        elif fault.kind == "bad_text":
+            # A NUL and half a surrogate pair, as Slack sends them (JSON \u0000 and \ud83d).
+            for message in payload.get("messages") or ():
+                if isinstance(message.get("text"), str):
+                    message["text"] += str(fault.options.get("append", " \x00 \ud83d"))
+        return json_response(payload, response.status, response.headers)
+
+    def _missing_scope(self, fault: Fault, request: Request, method: str) -> Response:
+        """``ok: false`` / ``missing_scope`` naming the ``needed`` scope and the ``provided``
+        ones, plus the ``X-OAuth-Scopes`` / ``X-Accepted-OAuth-Scopes`` headers Slack sends.
+        Nothing is served. By default the needed scope is the one the method would use on
+        that channel (``groups:history`` for a private channel's history)."""
+        needed = str(fault.options.get("needed") or "")
+        if not needed:
+            needed = _NEEDED_SCOPES.get(method, "channels:read")
+            channel_id = str(request.params.get("channel") or "")
+            private = any(
+                channel_id in ws.channels and ws.channels[channel_id].is_private
+                for ws in self.workspaces.values()
+            )
+            if private and needed.startswith("channels:"):
+                needed = "groups:" + needed.removeprefix("channels:")
+        provided = str(
+            fault.options.get("provided")
+            or ",".join(s for s in BOT_SCOPES.split(",") if s not in needed.split(","))
+        )
+        return json_response(
+            {"ok": False, "error": "missing_scope", "needed": needed, "provided": provided},
+            headers={"X-OAuth-Scopes": provided, "X-Accepted-OAuth-Scopes": needed},
+        )
 
     def revoke_request_token(self, request: Request) -> None:
         self.tokens.revoke(_bearer(request))

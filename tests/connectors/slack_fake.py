@@ -1,7 +1,7 @@
 """A small in-process Slack Web API fake for connector unit tests.
 
 It speaks just enough of the wire format (form-encoded POSTs, bearer tokens, cursor pages,
-``ok: false`` errors, 429 + Retry-After, truncated bodies) to test each connector layer
+``ok: false`` errors, 429 + Retry-After, truncated bodies, ``ok: true`` pages without their list) to test each connector layer
 through slack_sdk's real HTTP path. End-to-end behaviour is tested against ``sandbox/``.
 """
 
@@ -119,6 +119,8 @@ class FakeSlack:
                     return 500, {"ok": False, "error": "internal_error"}, {}, False
                 if kind == "truncated":
                     return 200, self._dispatch(method, params), {}, True
+                if kind == "ok_only":  # a success missing the list it exists for
+                    return 200, {"ok": True}, {}, False
                 if kind == "revoked":
                     self.token = "revoked"
             if method == "oauth.v2.access":

@@ -16,7 +16,14 @@ import httplib2
 import pytest
 from googleapiclient.errors import HttpError
 
-from connectors.common import AuthError, ConnectorError, RunStats, Secret
+from connectors.common import (
+    AuthError,
+    ConnectorError,
+    PermanentError,
+    RunStats,
+    Secret,
+    TransientError,
+)
 from connectors.gmail import STREAMS, GmailConfig
 from connectors.gmail.cursor import FullSync, MailboxCursor
 from connectors.gmail.messages import changes
@@ -49,6 +56,9 @@ def test_decode_words_b_and_q_and_plain() -> None:
     assert decode_words("Plain: subject") == "Plain: subject"
     assert decode_words("=?x-unknown?q?abc?=") == "=?x-unknown?q?abc?="  # kept as sent
     assert decode_words(None) is None
+    # Raw 8-bit text mixed with encoded words (the stdlib's make_header fails on it).
+    assert decode_words("Réunion =?utf-8?q?caf=C3=A9?=") == "Réunion café"
+    assert decode_words("=?utf-8?b?4oA=?= =?utf-8?b?kw==?=") == "–"  # one character, two words
 
 
 def test_addresses_quoted_and_encoded_commas() -> None:
@@ -426,9 +436,9 @@ def test_refresh_google_token_env_url_and_invalid_grant(
 
 def test_refresh_google_token_other_failures(token_server: _TokenServer) -> None:
     token_server.status_override = 400
-    with pytest.raises(ConnectorError) as raised:
+    with pytest.raises(PermanentError) as raised:
         refresh_google_token("cid", Secret("s"), Secret("1//good"), token_server.url)
-    assert not isinstance(raised.value, AuthError)
-    with pytest.raises(ConnectorError) as raised:
+    assert not isinstance(raised.value, AuthError) and raised.value.code == "invalid_client"
+    with pytest.raises(TransientError) as unreachable:
         refresh_google_token("cid", Secret("s"), Secret("1//good"), "http://127.0.0.1:9/token")
-    assert not isinstance(raised.value, AuthError)
+    assert isinstance(unreachable.value, ConnectorError)
