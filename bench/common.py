@@ -66,18 +66,13 @@ def bench_engine() -> sa.Engine:
 
 
 def bench_table(name: str, metadata: sa.MetaData) -> sa.Table:
-    """A provider-style table (tenant columns, PK integration_id + natural key, FK)."""
+    """A provider-style table (tenant columns, PK agency + integration + natural key, FK)."""
     return sa.Table(
         name,
         metadata,
-        sa.Column(
-            "integration_id",
-            sa.BigInteger,
-            sa.ForeignKey(schema.integration.c.id, ondelete="CASCADE"),
-            primary_key=True,
-        ),  # fmt: skip
-        sa.Column("channel_id", sa.Text, primary_key=True),
-        sa.Column("ts", sa.Text, primary_key=True),
+        sa.Column("integration_id", sa.BigInteger, nullable=False),
+        sa.Column("channel_id", sa.Text, nullable=False),
+        sa.Column("ts", sa.Text, nullable=False),
         sa.Column("agency_id", sa.BigInteger, nullable=False),
         sa.Column("client_id", sa.BigInteger),
         sa.Column("posted_at", sa.DateTime(timezone=True), nullable=False),
@@ -98,6 +93,12 @@ def bench_table(name: str, metadata: sa.MetaData) -> sa.Table:
             "synced_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
         ),  # fmt: skip
         sa.Column("deleted_at", sa.DateTime(timezone=True)),
+        sa.PrimaryKeyConstraint("agency_id", "integration_id", "channel_id", "ts"),
+        sa.ForeignKeyConstraint(
+            ["agency_id", "integration_id"],
+            [schema.integration.c.agency_id, schema.integration.c.id],
+            ondelete="CASCADE",
+        ),
     )
 
 

@@ -278,6 +278,29 @@ run_grant_use = sa.Table(
 )
 
 
+sync_reject = sa.Table(
+    "sync_reject",
+    metadata,
+    sa.Column("agency_id", sa.BigInteger, nullable=False),
+    sa.Column("integration_id", sa.BigInteger, nullable=False),
+    sa.Column("table_name", sa.Text, nullable=False),
+    sa.Column("record_key", JSONB, nullable=False),
+    sa.Column("stream", sa.Text, nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("record", JSONB),
+    sa.Column("record_bytes", sa.Integer, nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="1"),
+    sa.Column(
+        "first_seen", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
+    ),
+    sa.Column(
+        "last_seen", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
+    ),
+    sa.PrimaryKeyConstraint("agency_id", "integration_id", "table_name", "record_key"),
+    _of_integration("sync_reject"),
+)
+
+
 def provider_table(
     name: str, natural_key: list[sa.Column[object]], *columns: sa.Column[object] | sa.Index
 ) -> sa.Table:

@@ -89,10 +89,24 @@ class Cluster:
         return self.url(name)
 
     def drop(self, name: str) -> None:
+        """Drop the database and the analyst logins bound in it (roles are cluster-wide and
+        would otherwise pile up in the reused test cluster)."""
+        roles: list[str] = []
+        try:
+            url = self._base.set(database=name, drivername="postgresql")
+            with psycopg.connect(url.render_as_string(hide_password=False)) as conn:
+                roles = [r for (r,) in conn.execute("SELECT role_name FROM analyst_binding")]
+        except psycopg.Error:
+            pass  # gone already, or never migrated
         with self.admin() as conn:
             conn.execute(
                 sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
             )
+            for role in roles:
+                try:
+                    conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))
+                except psycopg.Error:
+                    pass  # still used elsewhere: leave it, it is bound to nothing
 
     def close(self) -> None:
         """Stop the embedded server if this session started it and no other session uses it;

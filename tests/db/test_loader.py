@@ -16,8 +16,9 @@ import sqlalchemy as sa
 
 import db.loader
 from connectors.common import Page, Reconcile
+from db.load_checks import decode_record
 from db.loader import LoadError, TableLoader, Tenant, soft_delete
-from db.schema import agency, integration, slack_messages, slack_users
+from db.schema import agency, integration, slack_messages, slack_users, sync_reject
 from db.state import clear_state, load_state, save_state
 
 T0 = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
@@ -224,55 +225,138 @@ def test_reconcile_soft_deletes_missing_rows_in_slice(engine: sa.Engine, tenant:
 
 
 # -- failures -----------------------------------------------------------------------------------
-@pytest.mark.parametrize(
-    ("change", "message"),
-    [
-        (
-            {"posted_at": "2024-01-01"},
-            "slack_messages: column 'posted_at' expects timestamptz, got str '2024-01-01' "
-            "(key channel_id='C1', ts='1704067201.000100')",
-        ),
-        (
-            {"posted_at": dt.datetime(2024, 1, 1)},  # noqa: DTZ001 - the point of the test
-            "column 'posted_at' expects timestamptz, got naive datetime",
-        ),
-        ({"is_reply": "yes"}, "column 'is_reply' expects boolean, got str 'yes'"),
-        ({"reply_count": 2**40}, "column 'reply_count' expects integer, got int 1099511627776"),
-        ({"text": 5}, "column 'text' expects text, got int 5"),
-        ({"reactions": {"n": float("nan")}}, "column 'reactions' expects jsonb, got dict"),
-        ({"is_reply": None}, "column 'is_reply' is NOT NULL, got None"),
-        ({"ts": None}, "column 'ts' is NOT NULL, got None (key channel_id='C1', ts=None)"),
-        ({"ts": ...}, "record has no 'ts' (key column is required; key channel_id='C1', ts=None)"),
-        ({"posted_at": ...}, "record has no 'posted_at' (column is required"),
-        ({"colour": "red"}, "record field 'colour' is not a column"),
-    ],
-)
-def test_bad_record_is_named(
-    engine: sa.Engine, tenant: Tenant, change: dict[str, Any], message: str
-) -> None:
-    bad = msg(1)
+def rejects(engine: sa.Engine, tenant: Tenant) -> list[Any]:
+    with engine.connect() as conn:
+        return list(
+            conn.execute(
+                sa.select(sync_reject).where(sync_reject.c.integration_id == tenant.integration_id)
+            )
+        )
+
+
+def spoil(change: dict[str, Any], i: int = 1) -> dict[str, Any]:
+    bad = msg(i)
     for k, v in change.items():
         if v is ...:
             del bad[k]
         else:
             bad[k] = v
+    return bad
+
+
+POISON = [
+    (
+        {"posted_at": "2024-01-01"},
+        "slack_messages: column 'posted_at' expects timestamptz, got str '2024-01-01' "
+        "(key channel_id='C1', ts='1704067201.000100')",
+    ),
+    (
+        {"posted_at": dt.datetime(2024, 1, 1)},  # noqa: DTZ001 - the point of the test
+        "column 'posted_at' expects timestamptz, got naive datetime",
+    ),
+    ({"is_reply": "yes"}, "column 'is_reply' expects boolean, got str 'yes'"),
+    ({"reply_count": 2**40}, "column 'reply_count' expects integer, got int 1099511627776"),
+    ({"text": 5}, "column 'text' expects text, got int 5"),
+    ({"text": "nul \x00 byte"}, "column 'text' expects text, got str"),
+    ({"text": "lone \ud800 surrogate"}, "column 'text' expects text, got str"),
+    ({"reactions": {"n": float("nan")}}, "column 'reactions' expects jsonb, got dict"),
+    ({"reactions": {"t": "\x00"}}, "column 'reactions' expects jsonb, got dict"),
+    ({"is_reply": None}, "column 'is_reply' is NOT NULL, got None"),
+    ({"ts": None}, "column 'ts' is NOT NULL, got None (key channel_id='C1', ts=None)"),
+]
+
+
+@pytest.mark.parametrize(("change", "message"), POISON)
+def test_poison_record_is_set_aside_and_the_rest_commits(
+    engine: sa.Engine, tenant: Tenant, change: dict[str, Any], message: str
+) -> None:
+    bad = spoil(change)
+    counts = loader(engine, tenant).load(
+        [Page("messages", [msg(0), bad, msg(2)], partition="C1", state={"ts": "x"})]
+    )
+    assert (counts.inserted, counts.rejected) == (2, 1)
+    assert [ts for (ts,) in rows(engine, tenant, "ts")] == [msg(0)["ts"], msg(2)["ts"]]
+    assert state(engine, tenant) == {"C1": {"ts": "x"}}
+    (reject,) = rejects(engine, tenant)
+    assert message in reject.reason
+    assert (reject.table_name, reject.stream, reject.attempts) == ("slack_messages", "messages", 1)
+    assert reject.record_key == [bad["channel_id"], bad["ts"]]
+    stored = decode_record(reject.record)  # with its Python types, for a retry
+    assert repr(sorted(stored.items())) == repr(sorted(bad.items()))
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"ts": ...}, "record has no 'ts' (key column is required; key channel_id='C1', ts=None)"),
+        ({"posted_at": ...}, "record has no 'posted_at' (column is required"),
+        ({"colour": "red"}, "record field 'colour' is not a column"),
+    ],
+)
+def test_a_record_that_does_not_fit_the_table_fails_the_batch(
+    engine: sa.Engine, tenant: Tenant, change: dict[str, Any], message: str
+) -> None:
+    """A missing or unknown field is a connector/schema mismatch, not poison: loud, not hidden."""
     with pytest.raises(LoadError) as err:
-        loader(engine, tenant).load([Page("m", [msg(0), bad], state={"ts": "x"})])
+        loader(engine, tenant).load([Page("m", [msg(0), spoil(change)], state={"ts": "x"})])
     assert message in str(err.value)
     assert rows(engine, tenant, "ts") == [] and state(engine, tenant) == {}
+    assert rejects(engine, tenant) == []
 
 
-def test_failed_batch_keeps_neither_rows_nor_cursor(engine: sa.Engine, tenant: Tenant) -> None:
+def test_a_batch_of_nothing_but_poison_is_a_mismatch(engine: sa.Engine, tenant: Tenant) -> None:
+    bad = [spoil({"posted_at": "yesterday"}, i) for i in range(3)]
+    with pytest.raises(LoadError, match="every record of a batch of 3 was refused"):
+        loader(engine, tenant).load([Page("m", bad, state={"ts": "x"})])
+    assert rows(engine, tenant, "ts") == [] and state(engine, tenant) == {}
+    assert rejects(engine, tenant) == []
+
+
+def test_poison_does_not_hold_back_the_cursor_of_later_batches(
+    engine: sa.Engine, tenant: Tenant
+) -> None:
     bad = msg(5, posted_at="yesterday")
     pages = [
         Page("messages", [msg(0), msg(1)], partition="C1", state={"n": 1}),
         Page("messages", [msg(2), msg(3)], partition="C1", state={"n": 2}),
         Page("messages", [msg(4), bad], partition="C1", state={"n": 3}),
+        Page("messages", [msg(6)], partition="C1", state={"n": 4}),
     ]
-    with pytest.raises(LoadError, match="posted_at"):
-        loader(engine, tenant, max_rows=4).load(pages)
-    assert [int(ts[8:10]) for (ts,) in rows(engine, tenant, "ts")] == [0, 1, 2, 3]
-    assert state(engine, tenant) == {"C1": {"n": 2}}
+    counts = loader(engine, tenant, max_rows=4).load(pages)
+    assert (counts.inserted, counts.rejected) == (6, 1)
+    assert [int(ts[8:10]) for (ts,) in rows(engine, tenant, "ts")] == [0, 1, 2, 3, 4, 6]
+    assert state(engine, tenant) == {"C1": {"n": 4}}
+
+
+def test_quarantined_records_are_retried_and_leave_when_they_load(fresh_engine: sa.Engine) -> None:
+    tenant = make_tenant(fresh_engine)
+    big = msg(1, reply_count=2**40)
+    counts = loader(fresh_engine, tenant).load([Page("messages", [msg(0), big])])
+    assert counts.rejected == 1
+
+    # Next run, same data upstream: the stored record is tried again first, and fails again.
+    counts = loader(fresh_engine, tenant).load([Page("messages", [msg(2)])])
+    assert (counts.inserted, counts.rejected) == (1, 1)
+    (again,) = rejects(fresh_engine, tenant)
+    assert again.attempts == 2 and again.last_seen > again.first_seen
+
+    # The schema learns to hold it (a migration widening the column): the retry loads it.
+    with fresh_engine.begin() as conn:
+        conn.execute(sa.text("ALTER TABLE slack_messages ALTER COLUMN reply_count TYPE bigint"))
+    counts = loader(fresh_engine, tenant).load([])
+    assert (counts.inserted, counts.rejected) == (1, 0)
+    assert rejects(fresh_engine, tenant) == []
+    assert (big["ts"], 2**40) in rows(fresh_engine, tenant, "ts", "reply_count")
+
+
+def test_a_newer_good_version_resolves_the_quarantined_one(
+    engine: sa.Engine, tenant: Tenant
+) -> None:
+    loader(engine, tenant).load([Page("messages", [msg(0), spoil({"text": "a\x00b"})])])
+    assert len(rejects(engine, tenant)) == 1
+    loader(engine, tenant).load([Page("messages", [msg(1, text="a\ufffdb")])])
+    assert rejects(engine, tenant) == []
+    assert ("a\ufffdb",) in rows(engine, tenant, "text")
 
 
 def test_crash_after_copy_before_commit_loses_rows_and_cursor_together(
@@ -301,19 +385,19 @@ def test_batches_are_bounded_and_big_pages_split(
     assert (counts.inserted, counts.batches) == (35, 4)
 
     # A 25-row page with max_rows=10 is three batches; its cursor goes with the last one only.
-    saved: list[tuple[int, dict[str, Any]]] = []
-    original = db.loader.TableLoader._copy
+    seen: list[tuple[int, dict[str, Any]]] = []
+    original = db.loader.TableLoader._transaction
 
-    def spy(self: TableLoader, cur: Any, batch: Any) -> int:
-        staged = original(self, cur, batch)
-        saved.append((staged, state(engine, tenant)))
-        return staged
+    def spy(self: TableLoader, conn: Any, batch: Any, aside: Any) -> Any:
+        outcome = original(self, conn, batch, aside)
+        seen.append((outcome.inserted, state(engine, tenant)))  # committed before this batch
+        return outcome
 
-    monkeypatch.setattr(db.loader.TableLoader, "_copy", spy)
+    monkeypatch.setattr(db.loader.TableLoader, "_transaction", spy)
     big = Page("messages", [msg(i, "C9") for i in range(25)], partition="C9", state={"n": 25})
     counts = loader(engine, tenant, max_rows=10).load([big])
-    assert counts.batches == 3 and [n for n, _ in saved] == [10, 10, 5]
-    assert all("C9" not in s for _, s in saved)  # not saved by the first two parts
+    assert counts.batches == 3 and [n for n, _ in seen] == [10, 10, 5]
+    assert all("C9" not in s for _, s in seen)  # not saved by the first two parts
     assert state(engine, tenant)["C9"] == {"n": 25}
 
 

@@ -136,11 +136,15 @@ OLD_FUNCTIONS = (
 
 
 def _add_agency_column(table: str, parent: str, child_key: str) -> str:
-    return f"""
-ALTER TABLE {table} ADD COLUMN agency_id bigint;
-UPDATE {table} AS t SET agency_id = p.agency_id FROM {parent} AS p WHERE p.id = t.{child_key};
-ALTER TABLE {table} ALTER COLUMN agency_id SET NOT NULL;
-"""
+    """SQL that gives ``table`` the agency of its parent row (names from this file only)."""
+    return "\n".join(
+        [
+            f"ALTER TABLE {table} ADD COLUMN agency_id bigint;",
+            f"UPDATE {table} AS t SET agency_id = p.agency_id FROM {parent} AS p"  # noqa: S608
+            f" WHERE p.id = t.{child_key};",
+            f"ALTER TABLE {table} ALTER COLUMN agency_id SET NOT NULL;",
+        ]
+    )
 
 
 def upgrade() -> None:
