@@ -4,10 +4,11 @@ Row-level security (``db/rls.py``) reads the binding for ``session_user``, so wh
 sees follows the user's role and client grants in the app, live.
 
 A binding is forever: a role bound to one user is never re-bound to another user or agency.
-Role names are unique per user *and* per database (roles are cluster-wide, databases are not):
-``analyst_<email slug>_<8 hex of sha256(database, user id)>``. Two emails that slug alike
-(``owner@northwind.test`` and ``owner@northwind-test``) get different names, and a role that
-already exists but is not this user's analyst login is refused, never taken over.
+Role names are unique per user *and* per database (roles are cluster-wide, databases are not)
+and say nothing about the user: ``analyst_<16 hex of sha256(database, user id)>``. Every login
+can list every role (``pg_roles`` is readable by all), so a name built from the email would
+tell one agency's analysts who the other agencies' users are. A role that already exists but is
+not this user's analyst login is refused, never taken over.
 """
 
 from __future__ import annotations
@@ -53,11 +54,9 @@ class AnalystRole:
         )
 
 
-def role_name_for(email: str, user_id: int, database: str) -> str:
-    """``analyst_<slug>_<tag>``: readable, and unique per (database, user)."""
-    slug = re.sub(r"[^a-z0-9]+", "_", email.lower()).strip("_")[:40]
-    tag = hashlib.sha256(f"{database}\0{user_id}".encode()).hexdigest()[:8]
-    return f"analyst_{slug}_{tag}"
+def role_name_for(user_id: int, database: str) -> str:
+    """``analyst_<tag>``: unique per (database, user), and naming nobody."""
+    return "analyst_" + hashlib.sha256(f"{database}\0{user_id}".encode()).hexdigest()[:16]
 
 
 def _raw(conn: sa.Connection) -> Any:
@@ -93,7 +92,7 @@ def create_analyst(
         .where(analyst_binding.c.user_id == user.id)
         .with_for_update()
     ).scalar()
-    name = role_name or existing or role_name_for(email, user.id, dbname)
+    name = role_name or existing or role_name_for(user.id, dbname)
     if not _ROLE_NAME.fullmatch(name):
         raise AnalystRoleConflict(
             f"role name {name!r} is not a plain lower-case identifier of at most 63 characters"

@@ -526,3 +526,11 @@ def test_look_alike_emails_get_their_own_logins_and_nothing_is_rebound(world: Wo
     # Asking again for the same user resets the password of the same login, nothing else.
     again = cli_analyst(world.engine, "owner@northwind.test")
     assert again["role"] == first["role"] and again["password"] != first["password"]
+
+
+def test_role_names_do_not_tell_who_the_other_agencies_users_are(world: World) -> None:
+    """Every login can list every role; an analyst login's name must not carry its user."""
+    names = [r for (r,) in world.connect("owner").execute("SELECT rolname FROM pg_roles")]
+    assert world.logins["b_manager"]["role"] in names  # the victim's login is listed ...
+    slug = world.b.users["manager"].split("@")[1].split(".")[0]
+    assert not [n for n in names if slug in n or "manager" in n]  # ... but says nothing
