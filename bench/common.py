@@ -26,6 +26,7 @@ from db.migrate import upgrade
 
 __all__ = [
     "BENCH_DB",
+    "checkpoint",
     "BenchPage",
     "ChildSandbox",
     "bench_engine",
@@ -63,6 +64,22 @@ def bench_engine() -> sa.Engine:
     engine = make_engine(url)
     upgrade(engine)
     return engine
+
+
+def checkpoint(engine: sa.Engine) -> None:
+    """``CHECKPOINT`` (no dirty buffers left for the next timing to flush). It needs the
+    superuser, which the application role is not: the embedded cluster's is used, and on a
+    configured server without that right the checkpoint is left to the server."""
+    url = None if os.environ.get("AOS_DATABASE_URL") else embedded().superuser_url(BENCH_DB)
+    admin = make_engine(url) if url else engine
+    try:
+        with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.execute(sa.text("CHECKPOINT"))
+    except sa.exc.ProgrammingError:
+        pass  # no pg_checkpoint right on a configured server
+    finally:
+        if admin is not engine:
+            admin.dispose()
 
 
 def bench_table(name: str, metadata: sa.MetaData) -> sa.Table:

@@ -72,6 +72,8 @@ __all__ = [
 
 MiB = 1024 * 1024
 _SMALL_INTS = ("smallint", "integer")
+#: What psycopg's dumpers raise for a value they cannot encode.
+_DUMP_ERRORS = (TypeError, ValueError, OverflowError, IndexError, struct.error)
 
 
 class LoadError(Exception):
@@ -394,15 +396,25 @@ class TableLoader:
         """COPY straight into the target; False (and nothing written) on a key conflict."""
         for dumper in (_StrictInt4Dumper, _StrictInt2Dumper):
             cur.adapters.register_dumper(None, dumper)  # by oid only: this COPY's columns
+        agency, tid = self.tenant.agency_id, self.tenant.integration_id
         cur.execute("SAVEPOINT aos_direct")
         try:
             with cur.copy(self._sql.copy_direct()) as copy:
                 copy.set_types(self._direct_oids)
-                agency = self.tenant.agency_id
-                rows = self._rows(
-                    batch, aside, lambda row, client, tid, _: (*row, client, tid, agency)
-                )
-                written = _write_rows(copy.write_row, rows)
+                write, written = copy.write_row, 0
+                try:
+                    if self.tenant.per_record_client:
+                        client_of = self.tenant.client_of
+                        for record, values in self._rows(batch, aside):
+                            write(values + (client_of(record), tid, agency))
+                            written += 1
+                    else:
+                        tail = (self.tenant.client_id, tid, agency)
+                        for _, values in self._rows(batch, aside):
+                            write(values + tail)
+                            written += 1
+                except _DUMP_ERRORS as exc:
+                    raise _DumpError from exc
         except psycopg.errors.UniqueViolation:
             cur.execute("ROLLBACK TO SAVEPOINT aos_direct")
             self._direct = False
@@ -417,36 +429,30 @@ class TableLoader:
         batch: _Batch,
         aside: Mapping[tuple[int, int], rejects.Reject],
     ) -> tuple[int, bool]:
-        """Stream the batch into the staging table: (rows staged, whether a key came twice)."""
+        """Stream the batch into the staging table: (rows staged, whether a key came twice).
+        The ordinal column lets a de-duplication keep the last version of a key."""
         seen: set[Any] = set()
-        add, keyget = seen.add, self._keyget
-
-        def row(values: tuple[Any, ...], client: Any, tid: int, ordinal: int) -> tuple[Any, ...]:
-            return (*values, client, tid, ordinal)
-
-        def rows() -> Iterator[tuple[Any, ...]]:
-            for values, record in self._rows(batch, aside, row, with_record=True):
-                add(keyget(record))
-                yield values
-
+        add, keyget, tid = seen.add, self._keyget, self.tenant.integration_id
+        client = self.tenant.client_id
+        client_of = self.tenant.client_of if self.tenant.per_record_client else None
         with cur.copy(self._sql.copy_stage()) as copy:
             copy.set_types(self._stage_oids)
-            staged = _write_rows(copy.write_row, rows())
+            write, staged = copy.write_row, 0
+            try:
+                for record, values in self._rows(batch, aside):
+                    add(keyget(record))
+                    write(values + (client_of(record) if client_of else client, tid, staged))
+                    staged += 1
+            except _DUMP_ERRORS as exc:
+                raise _DumpError from exc
         return staged, len(seen) != staged
 
     def _rows(
-        self,
-        batch: _Batch,
-        aside: Mapping[tuple[int, int], rejects.Reject],
-        shape: Callable[[tuple[Any, ...], Any, int, int], tuple[Any, ...]],
-        *,
-        with_record: bool = False,
-    ) -> Iterator[Any]:
-        """The hot loop: one itemgetter call per record, nothing per value."""
+        self, batch: _Batch, aside: Mapping[tuple[int, int], rejects.Reject]
+    ) -> Iterator[tuple[Mapping[str, Any], tuple[Any, ...]]]:
+        """The hot loop: (record, its column values), one itemgetter call per record and
+        nothing per value; records set aside are left out."""
         getter, width, known = self._getter, len(self.columns), self._known
-        per_record, client_of = self.tenant.per_record_client, self.tenant.client_of
-        client, tid = self.tenant.client_id, self.tenant.integration_id
-        ordinal = 0
         for p, part in enumerate(batch.parts):
             records = part.page.records
             for i in range(part.start, part.stop):
@@ -459,11 +465,7 @@ class TableLoader:
                     values = self._row_with_gaps(record)
                 if len(record) != width:
                     self._check_extra_fields(record, known)
-                if per_record:
-                    client = client_of(record)
-                shaped = shape(values, client, tid, ordinal)
-                yield (shaped, record) if with_record else shaped
-                ordinal += 1
+                yield record, values
 
     def _upsert(
         self, cur: psycopg.Cursor[Any], staged: int, duplicates: bool, outcome: _Outcome
@@ -602,17 +604,6 @@ def _getter(columns: Sequence[str]) -> Callable[[Mapping[str, Any]], tuple[Any, 
         return operator.itemgetter(*columns)
     name = columns[0]
     return lambda r: (r[name],)
-
-
-def _write_rows(write: Callable[[Sequence[Any]], None], rows: Iterable[Sequence[Any]]) -> int:
-    n = 0
-    try:
-        for row in rows:
-            write(row)
-            n += 1
-    except (TypeError, ValueError, OverflowError, IndexError, struct.error) as exc:
-        raise _DumpError from exc  # from psycopg's dumpers
-    return n
 
 
 def soft_delete(
