@@ -14,8 +14,19 @@ __all__ = ["aos_home", "database_url", "default_vault", "embedded", "get_engine"
 
 
 def aos_home() -> Path:
-    """The project's local state folder (embedded cluster, demo keys): ``AOS_HOME`` or ./.aos."""
-    return Path(os.environ.get("AOS_HOME") or Path.cwd() / ".aos")
+    """The project's local state folder (embedded cluster, development key).
+
+    ``AOS_HOME`` when set; else ``.aos`` in the checkout the code runs from, whatever the
+    current directory (a command run from another folder must find the same database, not
+    quietly start an empty one); for an installed (non-checkout) package,
+    ``$XDG_DATA_HOME/aos-sync`` (``~/.local/share/aos-sync``)."""
+    if env := os.environ.get("AOS_HOME"):
+        return Path(env)
+    checkout = Path(__file__).resolve().parent.parent
+    if (checkout / "pyproject.toml").is_file():
+        return checkout / ".aos"
+    data = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(data) / "aos-sync"
 
 
 def embedded() -> EmbeddedPostgres:

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -13,6 +16,8 @@ from cli import context
 from cli.main import main
 from db import engine as db_engine
 from db.engine import default_vault
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture
@@ -218,3 +223,20 @@ def test_reconnect_stores_new_credentials_and_reconnects(aos, fresh_engine: sa.E
         stdin=json.dumps({"access_token": "x"}),
     )
     assert code == 1 and "999" in err
+
+
+def test_local_state_does_not_depend_on_the_current_folder(tmp_path: Path) -> None:
+    """Run from another folder, a command finds the checkout's embedded database, not a new
+    empty one beside the caller."""
+    env = {k: v for k, v in os.environ.items() if k not in ("AOS_HOME", "AOS_DATABASE_URL")}
+    done = subprocess.run(
+        [str(Path(sys.executable).parent / "aos-sync"), "--json", "db", "status"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["home"] == str(ROOT / ".aos")
+    assert not (tmp_path / ".aos").exists()
