@@ -5,13 +5,22 @@ users in every role, Slack workspaces per client and agency-wide), runs ``sync_a
 Prefect, then prints a per-agency summary, an analyst query and where to look next. Seeding is
 idempotent and the sandbox is deterministic (same seed, same day), so a second run is an
 incremental sync of unchanged data.
+
+The demo may share a database with real accounts (the same embedded ``./.aos`` cluster), and it
+points every ``AOS_*_API_URL`` of this process at the emulators. So it touches only the
+integrations it created, which it marks ``config["sandbox"] = true``: ``sync_all`` gets their
+ids, nothing else is synced (a real token would otherwise be sent to the emulator, refused, and
+the real integration marked ``needs_reauth``), and a same-named integration without the mark is
+refused rather than having its credentials overwritten.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -19,6 +28,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from cli.context import engine as project_engine
+from cli.output import CliError
 from db import tenancy
 from db.analyst import create_analyst
 from db.engine import default_vault
@@ -34,6 +44,8 @@ SIZES = {
     "default": dict(users=12, channels=5, messages_per_channel=300),
 }
 ROLES = ("owner", "admin", "manager", "member")
+#: The key in ``integration.config`` that says "created by the demo, credentials are fake".
+SANDBOX_MARK = "sandbox"
 
 
 @dataclass
@@ -42,6 +54,7 @@ class DemoAgency:
     name: str
     slug: str
     member_email: str
+    integration_ids: list[int]
 
 
 def _find_or(create: Any, find: Any) -> Any:
@@ -87,11 +100,21 @@ def seed(conn: sa.Connection, sandbox: Any, size: str) -> list[DemoAgency]:
         first_client = tenancy.find_client(conn, agency_id, client_names[0])
         tenancy.grant_access(conn, member.id, first_client, "write")
         existing = {i.name: i for i in tenancy.list_integrations(conn, agency_id=agency_id)}
+        ids = []
         for integ_name, client_id, ws in integrations:
-            config = {"auto_join": True, "rate_scale": sandbox.time_scale}
+            config = {"auto_join": True, "rate_scale": sandbox.time_scale, SANDBOX_MARK: True}
             if integ_name in existing:
-                iid = existing[integ_name].id
-                tenancy.set_integration_status(conn, iid, "connected")
+                found = existing[integ_name]
+                if found.config.get(SANDBOX_MARK) is not True:
+                    raise CliError(
+                        f"agency {name!r} already has an integration {integ_name!r} "
+                        f"(id {found.id}) that the demo did not create; the demo will not "
+                        "overwrite its credentials. Rename it, or run the demo against a "
+                        "database of its own (AOS_HOME or AOS_DATABASE_URL)"
+                    )
+                iid = found.id
+                if found.status != "connected":
+                    tenancy.set_integration_status(conn, iid, "connected", actor="demo")
             else:
                 iid = tenancy.add_integration(
                     conn,
@@ -103,7 +126,8 @@ def seed(conn: sa.Connection, sandbox: Any, size: str) -> list[DemoAgency]:
                     config=config,
                 )
             vault.put(conn, iid, dict(ws.credentials))
-        agencies.append(DemoAgency(agency_id, name, slug, member.email))
+            ids.append(iid)
+        agencies.append(DemoAgency(agency_id, name, slug, member.email, ids))
     return agencies
 
 
@@ -169,20 +193,19 @@ def run_demo(size: str = "default", seed_value: int = 2026) -> dict[str, Any]:
     began = time.monotonic()
     eng = project_engine()
     print(f"==> PostgreSQL: {eng.url.render_as_string(hide_password=True)} (migrated)")
-    with Sandbox(providers=("slack",), seed=seed_value, time_scale=60) as sb:
-        os.environ.update(sb.env)
+    with Sandbox(providers=("slack",), seed=seed_value, time_scale=60) as sb, _pointed_at(sb.env):
         with eng.begin() as conn:
             agencies = seed(conn, sb, size)
-        with eng.connect() as conn:
-            n = len(tenancy.list_integrations(conn, status="connected"))
+        ids = [i for agency in agencies for i in agency.integration_ids]
         print(
             f"==> Sandbox up ({', '.join(sb.env.values())}); {len(agencies)} agencies, "
-            f"{n} Slack integrations"
+            f"{len(ids)} Slack integrations"
         )
         print("==> Running sync_all under Prefect (progress below)", flush=True)
         from flows import sync_all
 
-        outcomes = sync_all()
+        # Only the demo's own integrations: every provider URL now leads to the sandbox.
+        outcomes = sync_all(integration_ids=ids)
     failed = [o for o in outcomes if o["outcome"] == "failed"]
     print(
         f"\n==> Synced {len(outcomes)} integrations, {len(failed)} failed, in "
@@ -207,6 +230,22 @@ def run_demo(size: str = "default", seed_value: int = 2026) -> dict[str, Any]:
     )
     print("    run it again: the second run is incremental.")
     return {"integrations": len(outcomes), "failed": len(failed), "outcomes": outcomes}
+
+
+@contextlib.contextmanager
+def _pointed_at(env: dict[str, str]) -> Iterator[None]:
+    """``env`` (the sandbox's ``AOS_*_API_URL``) for the demo's duration, then what was there:
+    nothing run later in this process should still be talking to a stopped emulator."""
+    before = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        yield
+    finally:
+        for k, v in before.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]

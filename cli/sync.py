@@ -1,13 +1,62 @@
-"""``aos-sync sync <provider>``: run one integration's flow now, in this process."""
+"""``aos-sync sync <provider>``: run one integration's flow now, in this process.
+
+A refusal (``db.rbac.PermissionDenied``, a bad run grant included) is printed as one
+``error: permission denied: ...`` line, exit status 1, like any other error of the CLI.
+"""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import logging
 import os
+import sys
+from collections.abc import Iterator
 from datetime import date
 from typing import Any
 
+from cli.output import CliError
+
 __all__ = ["register"]
+
+
+_RUN_LOGGERS = ("prefect.task_runs", "prefect.flow_runs")
+
+
+class _NoRefusalTraceback(logging.Filter):
+    """Prefect logs a failed task or flow with its traceback. For a refusal that is two screens
+    of engine frames around one sentence; keep the sentence (the run's log still says what was
+    refused), drop the frames."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        from db.rbac import PermissionDenied
+
+        # The record may already carry its traceback as text only (connectors.logsafe renders
+        # and redacts it when the record is made); the exception being handled is still here.
+        exc = record.exc_info[1] if record.exc_info else sys.exc_info()[1]
+        if isinstance(exc, PermissionDenied):
+            record.exc_info = None
+            record.exc_text = None
+        return True
+
+
+@contextlib.contextmanager
+def _refusals_as_errors() -> Iterator[None]:
+    """The flow raises the refusal itself (a typed exception a program can catch); at the CLI
+    it is a message for the person, without the exception's class name in front."""
+    from db.rbac import PermissionDenied
+
+    quiet = _NoRefusalTraceback()
+    loggers = [logging.getLogger(name) for name in _RUN_LOGGERS]
+    for logger in loggers:
+        logger.addFilter(quiet)
+    try:
+        yield
+    except PermissionDenied as exc:
+        raise CliError(str(exc)) from None
+    finally:
+        for logger in loggers:
+            logger.removeFilter(quiet)
 
 
 def _prefect_env() -> None:
@@ -20,14 +69,15 @@ def cmd_sync(a: argparse.Namespace) -> Any:
     from flows import FLOWS
 
     flow = FLOWS[a.provider]
-    result = flow(
-        integration_id=a.integration,
-        requested_by=a.as_,
-        full_refresh=a.full_refresh,
-        since=a.since,
-        run_grant=os.environ.get("AOS_RUN_GRANT"),
-        trigger="cli",
-    )
+    with _refusals_as_errors():
+        result = flow(
+            integration_id=a.integration,
+            requested_by=a.as_,
+            full_refresh=a.full_refresh,
+            since=a.since,
+            run_grant=os.environ.get("AOS_RUN_GRANT"),
+            trigger="cli",
+        )
     if result.get("status") == "skipped":
         return {"status": "skipped", "reason": result["reason"]}
     return [
@@ -47,14 +97,15 @@ def cmd_backfill(a: argparse.Namespace) -> Any:
     _prefect_env()
     from flows import backfill
 
-    result = backfill(
-        integration_id=a.integration,
-        start=a.start,
-        end=a.end,
-        requested_by=a.as_,
-        chunk_days=a.chunk_days,
-        run_grant=os.environ.get("AOS_RUN_GRANT"),
-    )
+    with _refusals_as_errors():
+        result = backfill(
+            integration_id=a.integration,
+            start=a.start,
+            end=a.end,
+            requested_by=a.as_,
+            chunk_days=a.chunk_days,
+            run_grant=os.environ.get("AOS_RUN_GRANT"),
+        )
     if result.get("status") == "skipped":
         return {"status": "skipped", "reason": result["reason"]}
     return [
@@ -88,7 +139,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
             dest="as_",
             metavar="EMAIL",
             help="acting user (with AOS_RUN_GRANT_KEY set, AOS_RUN_GRANT must hold a "
-            "run grant minted for this user)",
+            "run grant minted for this user; a grant is good for one run)",
         )
         p.add_argument(
             "--full-refresh",

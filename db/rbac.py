@@ -8,6 +8,13 @@ Every denial is audited, and that audit row must outlive the caller's failure. S
 :class:`~sqlalchemy.Engine`, :func:`authorize` writes it in a transaction of its own that commits
 before :class:`PermissionDenied` is raised. Given a ``Connection``, it writes on that connection
 and the caller's commit or rollback decides; pass the Engine unless you commit either way.
+Refusals that happen before the matrix can be consulted (a bad run grant, a malformed principal)
+are audited the same way by :func:`record_refusal`.
+
+A denial says nothing about an integration (or agency) the principal cannot reach: a missing
+integration, another agency's integration and an unknown user all read the same, naming only
+what the caller supplied. Otherwise the message would be an oracle for which ids exist, what
+they are called and which provider they belong to. The audit row keeps the precise reason.
 """
 
 from __future__ import annotations
@@ -22,7 +29,16 @@ import sqlalchemy as sa
 from db.schema import agency, app_user, client, integration, member_client_access, role, user_role
 from db.tenancy import record_audit
 
-__all__ = ["SENSITIVE", "Action", "Decision", "PermissionDenied", "Principal", "authorize"]
+__all__ = [
+    "OUTSIDER_MISSING",
+    "SENSITIVE",
+    "Action",
+    "Decision",
+    "PermissionDenied",
+    "Principal",
+    "authorize",
+    "record_refusal",
+]
 
 
 class Action(StrEnum):
@@ -58,6 +74,17 @@ _VERB = {
 }
 _EMAIL = re.compile(r"[^@\s:]+@[^@\s]+")
 _SCHEDULER = re.compile(r"scheduler:(\d+)")
+_BIGINT_MAX = 2**63 - 1
+#: What an outsider is told it lacks, whatever the real reason (no such integration, another
+#: agency's, unknown user): one text, so the answer is no oracle for what exists.
+OUTSIDER_MISSING = (
+    "an integration of the principal's own agency "
+    "(there is none with that id, or the principal has no agency)"
+)
+#: How much of a principal "as given" an audit row keeps: enough to recognise it, bounded so a
+#: caller cannot write arbitrary amounts into the audit log.
+AUDIT_PRINCIPAL_CHARS = 200
+AUDIT_REASON_CHARS = 500  # a reason may quote the caller's input
 
 
 @dataclass(frozen=True)
@@ -93,13 +120,17 @@ class Principal:
 
 
 class PermissionDenied(Exception):
-    """Raised by :func:`authorize`; the message names the principal, the action and what was
-    missing, so the person reading a failed flow run knows which grant to ask for."""
+    """Raised by :func:`authorize` (and, as :class:`db.grants.InvalidRunGrant`, when the
+    principal itself cannot be accepted); the message names the principal, the action and what
+    was missing, so the person reading a failed flow run knows which grant to ask for.
+
+    ``principal`` and ``action`` are ``None`` when the refusal came before they were known
+    (an unparseable principal, a forged grant)."""
 
     def __init__(
         self,
-        principal: Principal,
-        action: Action,
+        principal: Principal | None,
+        action: Action | None,
         integration_id: int | None,
         missing: str,
         message: str,
@@ -109,6 +140,20 @@ class PermissionDenied(Exception):
         self.action = action
         self.integration_id = integration_id
         self.missing = missing
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Prefect may pickle a failed task's exception; the default reduce would call
+        # ``cls(message)`` and fail on the keyword-rich constructors of this family.
+        return (_restore_exception, (type(self), self.args, dict(self.__dict__)))
+
+
+def _restore_exception(
+    cls: type[PermissionDenied], args: tuple[Any, ...], state: dict[str, Any]
+) -> PermissionDenied:
+    exc = Exception.__new__(cls)
+    exc.args = args
+    exc.__dict__.update(state)
+    return exc
 
 
 @dataclass(frozen=True)
@@ -128,6 +173,7 @@ class _Target:
     agency_id: int | None
     label: str
     integration: Any = None  # the integration row with the client's name, when there is one
+    opaque: str = ""  # how an outsider sees it: only the id it supplied
 
 
 @dataclass
@@ -136,10 +182,14 @@ class _Verdict:
     missing: str | None  # None = allowed
     reason: str = ""
     who: str = ""  # how the denial message names the principal, e.g. "member bob@acme.test"
+    outsider: bool = False  # the principal is not of the target's agency (or either is unknown)
 
 
 def _load_target(conn: sa.Connection, integration_id: int | None, agency_id: int | None) -> _Target:
     if integration_id is not None:
+        opaque = f"integration {integration_id}"
+        if not 0 < integration_id <= _BIGINT_MAX:  # no such row; the query would not even run
+            return _Target(None, opaque, opaque=opaque)
         row = conn.execute(
             sa.select(
                 integration.c.id,
@@ -154,18 +204,22 @@ def _load_target(conn: sa.Connection, integration_id: int | None, agency_id: int
             .where(integration.c.id == integration_id)
         ).first()
         if row is None:
-            return _Target(None, f"integration {integration_id}")
+            return _Target(None, opaque, opaque=opaque)
         if agency_id is not None and agency_id != row.agency_id:
             raise ValueError(
                 f"integration {integration_id} belongs to agency {row.agency_id}, not {agency_id}"
             )
-        return _Target(row.agency_id, f"integration {row.id} ({row.provider} {row.name!r})", row)
+        label = f"integration {row.id} ({row.provider} {row.name!r})"
+        return _Target(row.agency_id, label, row, opaque=opaque)
     if agency_id is None:
         raise ValueError("authorize needs an integration_id or an agency_id")
-    name = conn.execute(sa.select(agency.c.name).where(agency.c.id == agency_id)).scalar()
+    opaque = f"agency {agency_id}"
+    name = None
+    if 0 < agency_id <= _BIGINT_MAX:
+        name = conn.execute(sa.select(agency.c.name).where(agency.c.id == agency_id)).scalar()
     if name is None:
-        return _Target(None, f"agency {agency_id}")
-    return _Target(agency_id, f"agency {agency_id} ({name!r})")
+        return _Target(None, opaque, opaque=opaque)
+    return _Target(agency_id, f"agency {agency_id} ({name!r})", opaque=opaque)
 
 
 def _client_permission(conn: sa.Connection, user_id: int, client_id: int) -> str | None:
@@ -205,11 +259,13 @@ def _decide_user(
     ).first()
     if user is None:
         return _Verdict(
-            None, f"a user account (no user {principal.email!r})", who=f"unknown user {principal}"
+            None, f"a user account (no user {principal.email!r})", who=str(principal), outsider=True
         )
     who = f"{user.name} {principal}" if user.name else str(principal)
     if user.agency_id != target.agency_id:
-        return _Verdict(user.name, f"membership in agency {target.agency_id}", who=who)
+        return _Verdict(
+            user.name, f"membership in agency {target.agency_id}", who=who, outsider=True
+        )
     if user.name is None:
         return _Verdict(None, f"a role in agency {target.agency_id}", who=who)
     levels = {name: level for name, level in conn.execute(sa.select(role.c.name, role.c.level))}
@@ -250,7 +306,9 @@ def _decide_scheduler(principal: Principal, action: Action, target: _Target) -> 
     agency's connected integrations. Anything else needs a person."""
     who = str(principal)
     if principal.agency_id != target.agency_id:
-        return _Verdict("scheduler", f"membership in agency {target.agency_id}", who=who)
+        return _Verdict(
+            "scheduler", f"membership in agency {target.agency_id}", who=who, outsider=True
+        )
     if action != Action.SYNC or target.integration is None:
         return _Verdict(
             "scheduler",
@@ -278,7 +336,10 @@ def _decide(
     target = _load_target(conn, integration_id, agency_id)
     if target.agency_id is None:
         return target, _Verdict(
-            None, f"an existing target ({target.label} does not exist)", who=str(principal)
+            None,
+            f"an existing target ({target.label} does not exist)",
+            who=str(principal),
+            outsider=True,
         )
     if principal.kind == "scheduler":
         return target, _decide_scheduler(principal, action, target)
@@ -297,11 +358,20 @@ def authorize(
     integration / managing access, to an agency), or raise :class:`PermissionDenied`.
 
     Denials and allowed :data:`SENSITIVE` actions are audited; see the module docstring for
-    why an Engine is the better ``bind``.
+    why an Engine is the better ``bind``. A principal given as text that does not parse is a
+    denial too (audited as ``authorize.refused``), not a ``ValueError``: it is the caller's
+    input, and every refusal of a caller is on record.
     """
-    if isinstance(principal, str):
-        principal = Principal.parse(principal)
     action = Action(action)
+    if isinstance(principal, str):
+        given = principal
+        try:
+            principal = Principal.parse(given)
+        except ValueError as exc:
+            record_refusal(bind, given, action, integration_id, str(exc), agency_id=agency_id)
+            raise PermissionDenied(
+                None, action, integration_id, str(exc), f"permission denied: {exc}"
+            ) from None
     if isinstance(bind, sa.Engine):
         with bind.connect() as conn:
             target, verdict = _decide(conn, principal, action, integration_id, agency_id)
@@ -315,11 +385,15 @@ def authorize(
         else:
             _audit(bind, principal, action, target, audit_id, verdict)
     if verdict.missing is not None:
-        message = (
-            f"permission denied: {verdict.who} may not {_VERB[action]} {target.label}: "
-            f"needs {verdict.missing}"
-        )
-        raise PermissionDenied(principal, action, audit_id, verdict.missing, message)
+        missing, label, who = verdict.missing, target.label, verdict.who
+        if verdict.outsider:
+            # Only what the caller supplied: the principal's text and the target's id.
+            label, who = target.opaque, str(principal)
+            missing = (
+                OUTSIDER_MISSING if integration_id is not None else f"membership in {target.opaque}"
+            )
+        message = f"permission denied: {who} may not {_VERB[action]} {label}: needs {missing}"
+        raise PermissionDenied(principal, action, audit_id, missing, message)
     return Decision(
         allowed=True,
         role=verdict.role,
@@ -338,6 +412,7 @@ def _audit(
     integration_id: int | None,
     verdict: _Verdict,
 ) -> None:
+    """The precise reason goes here even when the caller was told less: operators need it."""
     outcome = "allowed" if verdict.missing is None else "denied"
     detail: dict[str, Any] = {
         "action": str(action),
@@ -348,10 +423,78 @@ def _audit(
         detail["missing"] = verdict.missing
     record_audit(
         conn,
-        principal=str(principal),
+        principal=_as_given(str(principal)),
         action=f"authorize.{outcome}",
         outcome=outcome,
         agency_id=target.agency_id,
-        integration_id=integration_id,
+        integration_id=_bigint_or_none(integration_id),
         detail=detail,
     )
+
+
+def _bigint_or_none(value: int | None) -> int | None:
+    return value if value is not None and -_BIGINT_MAX <= value <= _BIGINT_MAX else None
+
+
+def _bounded(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _as_given(text: str | None) -> str:
+    """A principal exactly as the caller sent it, bounded (it may be anything at all)."""
+    return "(none)" if text is None else _bounded(text, AUDIT_PRINCIPAL_CHARS)
+
+
+def record_refusal(
+    bind: sa.Engine | sa.Connection,
+    principal: str | None,
+    action: Action | str,
+    integration_id: int | None,
+    reason: str,
+    *,
+    agency_id: int | None = None,
+    detail: dict[str, Any] | None = None,
+) -> None:
+    """Audit a refusal that came before :func:`authorize` could decide: an invalid, expired,
+    replayed or forged run grant, a principal that does not parse, a scheduler asking for more
+    than a sync. One ``audit_event`` row: action ``authorize.refused``, outcome ``denied``, the
+    principal as given (truncated), the integration id and the reason.
+
+    The row carries the integration's agency when the integration exists, so the agency whose
+    integration was asked for sees the attempt; the caller is told nothing of it. Given an
+    Engine the row commits at once (the caller is about to fail); given a Connection it is the
+    caller's transaction, as with :func:`authorize`.
+    """
+    target_id = _bigint_or_none(integration_id)
+
+    def write(conn: sa.Connection) -> None:
+        owner = agency_id
+        if target_id is not None and target_id > 0:
+            owner = conn.execute(
+                sa.select(integration.c.agency_id).where(integration.c.id == target_id)
+            ).scalar()
+        if owner is not None and not (
+            0 < owner <= _BIGINT_MAX
+            and conn.execute(sa.select(agency.c.id).where(agency.c.id == owner)).first()
+        ):
+            owner = None  # an agency id the caller made up: no row to hang the event on
+        record_audit(
+            conn,
+            principal=_as_given(principal),
+            action="authorize.refused",
+            outcome="denied",
+            agency_id=owner,
+            integration_id=target_id,
+            detail={
+                "action": str(action),
+                "reason": _bounded(reason, AUDIT_REASON_CHARS),
+                "verified": False,
+                **(detail or {}),
+            },
+        )
+
+    if isinstance(bind, sa.Engine):
+        with bind.begin() as conn:
+            write(conn)
+    else:
+        write(bind)

@@ -66,12 +66,11 @@ def backfill(
     logger = get_run_logger()
     all_chunks = chunks(start, end, chunk_days)
     window = _window_key(start, end)
-    with get_engine().connect() as conn:
-        provider_name = tenancy.get_integration(conn, integration_id).provider
-    provider = get_provider(provider_name)
 
     def work(streams: dict[str, Any], errors: list[str]) -> None:
+        # Runs after authorize: only now may the integration (and its provider) be looked up.
         with get_engine().connect() as conn:
+            provider = get_provider(tenancy.get_integration(conn, integration_id).provider)
             saved = state.load_state(conn, integration_id, PROGRESS_STREAM).get(window, {})
         done = set(saved.get("done", []))
         todo = [c for c in all_chunks if _window_key(*c) not in done]
@@ -98,7 +97,7 @@ def backfill(
             record_chunk(integration_id, window, key)
 
     return guarded_run(
-        provider_name,
+        None,  # any provider with a connector; authorize runs before the integration is read
         integration_id,
         action=Action.BACKFILL,
         requested_by=requested_by,

@@ -143,20 +143,35 @@ def _via_deployments(targets: list[Any], poll_seconds: float = 2.0) -> list[dict
 
 @flow(name="sync_all", task_runner=ThreadPoolTaskRunner(max_workers=DEFAULT_CONCURRENCY))  # type: ignore[arg-type]
 def sync_all(
-    provider: str | None = None, agency_id: int | None = None, via_deployments: bool | None = None
+    provider: str | None = None,
+    agency_id: int | None = None,
+    via_deployments: bool | None = None,
+    integration_ids: list[int] | None = None,
 ) -> list[dict[str, Any]]:
-    """Sync every connected integration (optionally of one provider / one agency)."""
+    """Sync every connected integration (optionally of one provider / one agency).
+
+    ``integration_ids`` narrows it to those integrations (still only the connected ones, of
+    ``provider`` / ``agency_id`` when given); ``None`` means all. The demo passes the ids of the
+    integrations it created, so a real account connected to the same database is never sent to
+    the sandbox it points the project at. An empty list syncs nothing."""
     from flows import FLOWS
 
     logger = get_run_logger()
+    wanted = None if integration_ids is None else {int(i) for i in integration_ids}
     with get_engine().connect() as conn:
         targets = [
             i
             for i in tenancy.list_integrations(
                 conn, agency_id=agency_id, provider=provider, status="connected"
             )
-            if i.provider in FLOWS
+            if i.provider in FLOWS and (wanted is None or i.id in wanted)
         ]
+    if wanted is not None and len(targets) < len(wanted):
+        logger.warning(
+            "not syncing integration(s) %s: no such connected %s integration",
+            sorted(wanted - {i.id for i in targets}),
+            provider or "syncable",
+        )
     if via_deployments is None:
         via_deployments = os.environ.get("AOS_DISPATCH_VIA_DEPLOYMENTS", "") in {"1", "true"}
     logger.info(

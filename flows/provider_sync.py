@@ -48,7 +48,7 @@ def provider_slot(provider: str) -> Iterator[None]:
 
 
 def guarded_run(
-    provider: str,
+    provider: str | None,
     integration_id: int,
     *,
     action: Action,
@@ -59,16 +59,22 @@ def guarded_run(
     work: Work,
 ) -> dict[str, Any]:
     """Everything around the work of a run. Returns a summary (counts, no secrets); raises
-    ``PermissionDenied`` before touching anything, or a clear error when the work failed."""
+    ``PermissionDenied`` before touching anything, or a clear error when the work failed.
+
+    Authorization comes first, before the integration is even looked up: whatever the flow
+    says about an integration (its provider, its status, that it exists) is said only to a
+    principal allowed to act on it. ``provider`` is the flow's provider, checked against the
+    integration's after that; ``None`` (a backfill) takes the integration's own."""
     logger = get_run_logger()
     eng = get_engine()
+    who = authorize_run(integration_id, requested_by, action.value, run_grant)
     with eng.connect() as conn:
         integ = tenancy.get_integration(conn, integration_id)
-    if integ.provider != provider:
+    if provider is not None and integ.provider != provider:
         raise ValueError(
             f"integration {integration_id} is a {integ.provider} integration, not {provider}"
         )
-    who = authorize_run(integration_id, requested_by, action.value, run_grant)
+    provider = integ.provider
     if integ.status != "connected":
         raise RuntimeError(
             f"integration {integration_id} is {integ.status}"

@@ -20,9 +20,9 @@ from prefect.exceptions import MissingContextError
 from connectors.common import AuthError, Page, Secret
 from db import runs, schema, state, tenancy
 from db.engine import default_vault, get_engine
-from db.grants import resolve_principal, signing_key_from_env
+from db.grants import InvalidRunGrant, consume_run_grant, resolve_run, signing_key_from_env
 from db.loader import TableLoader, Tenant
-from db.rbac import Action, authorize
+from db.rbac import Action, authorize, record_refusal
 from tasks.providers import get_provider
 
 __all__ = [
@@ -65,16 +65,39 @@ def _not_auth_error(task: Any, task_run: Any, state: Any) -> bool:
 def authorize_run(
     integration_id: int, requested_by: str | None, action: str, run_grant: str | None = None
 ) -> dict[str, Any]:
-    """Prove who is asking, then check the RBAC matrix. Denials raise and are audited."""
+    """Prove who is asking, spend their run grant, then check the RBAC matrix.
+
+    Every refusal raises :class:`~db.rbac.PermissionDenied` (a bad, expired, replayed or
+    misdirected grant as its subclass ``InvalidRunGrant``) and leaves an ``audit_event`` row
+    committed before the raise. The grant is consumed (``run_grant_use``, its own transaction)
+    before the matrix is asked, so two runs presenting one grant cannot both get this far, and
+    a grant read back from this flow run's stored parameters is already spent. A grant is spent
+    even if the matrix then says no: it was used, and a retry needs a new one anyway.
+    """
     act = Action(action)
-    principal = resolve_principal(
-        requested_by,
-        run_grant,
-        integration_id=integration_id,
-        action=act,
-        key=signing_key_from_env(),
-    )
-    decision = authorize(get_engine(), principal, act, integration_id)
+    eng = get_engine()
+    try:
+        resolved = resolve_run(
+            requested_by,
+            run_grant,
+            integration_id=integration_id,
+            action=act,
+            key=signing_key_from_env(),
+        )
+        if resolved.grant is not None:
+            consume_run_grant(eng, resolved.grant)
+    except InvalidRunGrant as exc:
+        signed = exc.principal if exc.principal and exc.principal.verified else None
+        given = requested_by or (str(signed) if signed else None)
+        if given is None and run_grant:
+            given = "(unverified run grant)"
+        detail: dict[str, Any] = {"run_grant": bool(run_grant)}
+        if signed is not None:  # the signature held: this subject really was granted something
+            detail["grant_subject"] = str(signed)
+        record_refusal(eng, given, act, integration_id, exc.reason, detail=detail)
+        raise
+    decision = authorize(eng, resolved.principal, act, integration_id)
+    principal = resolved.principal
     return {"principal": str(principal), "verified": principal.verified, "role": decision.role}
 
 

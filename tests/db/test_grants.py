@@ -1,4 +1,5 @@
-"""Run grants: signed, short-lived proof of who asked for a manual run (no database needed)."""
+"""Run grants: signed, short-lived proof of who asked for a manual run (no database needed;
+single use against PostgreSQL is tests/security/test_run_grants.py)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import base64
 import hashlib
 import hmac
 import json
+import pickle
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -14,11 +16,13 @@ from db.grants import (
     ENV_KEY,
     InvalidRunGrant,
     mint_run_grant,
+    read_run_grant,
     resolve_principal,
+    resolve_run,
     signing_key_from_env,
     verify_run_grant,
 )
-from db.rbac import Principal
+from db.rbac import Action, PermissionDenied, Principal
 
 KEY = b"k" * 32
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
@@ -48,6 +52,72 @@ def test_payload_is_readable_and_bounded() -> None:
     body = json.loads(base64.urlsafe_b64decode(token.split(".")[0] + "=="))
     assert body["sub"] == "bob@acme.test" and body["int"] == 12 and body["act"] == "sync"
     assert body["exp"] - body["iat"] == 300
+    assert body["v"] == 2 and len(body["n"]) >= 22  # 128 random bits, URL-safe base64
+
+
+def test_every_grant_has_its_own_nonce() -> None:
+    """Single use is per grant: two grants with the same claims in the same second differ."""
+    one, two = (mint_run_grant(KEY, "bob@acme.test", 12, "sync", now=T0) for _ in range(2))
+    assert one != two
+    read = [read_run_grant(KEY, t, integration_id=12, action="sync", now=T0) for t in (one, two)]
+    assert read[0].nonce != read[1].nonce
+    assert (read[0].version, read[0].action, read[0].integration_id) == (2, Action.SYNC, 12)
+    assert read[0].expires_at == T0 + timedelta(minutes=15)
+
+
+def test_version_1_grants_verify_with_a_nonce_derived_from_the_payload() -> None:
+    """Grants minted before nonces keep working through a rollout, and are single use too:
+    the same token always yields the same nonce, a different token a different one."""
+    claims = {"v": 1, "sub": "bob@acme.test", "int": 12, "act": "sync", "iat": 0}
+    old = _forge(KEY, {**claims, "exp": int((T0 + timedelta(minutes=5)).timestamp())})
+    other = _forge(KEY, {**claims, "exp": int((T0 + timedelta(minutes=6)).timestamp())})
+    first, again, different = (
+        read_run_grant(KEY, t, integration_id=12, action="sync", now=T0) for t in (old, old, other)
+    )
+    assert first.version == 1 and first.nonce.startswith("v1-")
+    assert first.nonce == again.nonce != different.nonce
+    assert first.principal == Principal("user", "bob@acme.test", None, verified=True)
+
+
+@pytest.mark.parametrize(
+    ("version", "nonce", "match"),
+    [
+        (2, None, "no usable nonce"),
+        (2, "short", "no usable nonce"),
+        (2, "not/url+safe" * 3, "no usable nonce"),
+        (3, "n" * 22, "unsupported version 3"),
+        (True, "n" * 22, "unsupported version True"),
+        ("2", "n" * 22, "unsupported version '2'"),
+    ],
+)
+def test_version_and_nonce_are_checked(version: object, nonce: str | None, match: str) -> None:
+    payload = {"v": version, "sub": "bob@acme.test", "int": 12, "act": "sync", "exp": 2**33}
+    if nonce is not None:
+        payload["n"] = nonce
+    with pytest.raises(InvalidRunGrant, match=match):
+        verify_run_grant(KEY, _forge(KEY, payload), integration_id=12, action="sync", now=T0)
+
+
+def test_refusals_are_permission_denied_and_survive_pickling() -> None:
+    """Flows' callers catch one type for every refusal; Prefect may pickle a failed task's
+    exception, which must come back with its fields (a plain Exception reduce would not)."""
+    token = mint_run_grant(KEY, "bob@acme.test", 12, "sync", now=T0)
+    with pytest.raises(PermissionDenied) as caught:
+        verify_run_grant(KEY, token, integration_id=13, action="sync", now=T0)
+    refusal = caught.value
+    assert isinstance(refusal, InvalidRunGrant)
+    assert str(refusal).startswith("permission denied: invalid run grant: wrong integration")
+    assert refusal.principal == Principal("user", "bob@acme.test", None, verified=True)
+    copy = pickle.loads(pickle.dumps(refusal))
+    assert type(copy) is InvalidRunGrant and str(copy) == str(refusal)
+    assert (copy.reason, copy.principal, copy.action, copy.integration_id) == (
+        refusal.reason,
+        refusal.principal,
+        Action.SYNC,
+        13,
+    )
+    denied = PermissionDenied(Principal.user("a@b.test"), Action.SYNC, 1, "x", "permission denied")
+    assert pickle.loads(pickle.dumps(denied)).missing == "x"
 
 
 @pytest.mark.parametrize("tamper", ["payload", "signature", "key"])
@@ -144,6 +214,9 @@ def test_with_a_key_a_valid_grant_is_accepted() -> None:
     grant = mint_run_grant(KEY, "bob@acme.test", 12, "backfill")
     expected = Principal("user", "bob@acme.test", None, verified=True)
     assert _resolve(None, grant, KEY, "backfill") == expected
+    resolved = resolve_run(None, grant, integration_id=12, action="backfill", key=KEY)
+    assert resolved.principal == expected and resolved.grant is not None  # to be consumed
+    assert resolve_run("scheduler:7", None, integration_id=12, action="sync", key=KEY).grant is None
     assert _resolve("BOB@acme.test", grant, KEY, "backfill") == expected
     with pytest.raises(InvalidRunGrant, match="does not match the grant's principal"):
         _resolve("eve@acme.test", grant, KEY, "backfill")

@@ -13,7 +13,15 @@ import pytest
 import sqlalchemy as sa
 
 from db import tenancy
-from db.rbac import SENSITIVE, Action, Decision, PermissionDenied, Principal, authorize
+from db.rbac import (
+    OUTSIDER_MISSING,
+    SENSITIVE,
+    Action,
+    Decision,
+    PermissionDenied,
+    Principal,
+    authorize,
+)
 from db.schema import audit_event
 
 SITUATIONS = ("write", "read", "none", "agency", "other")
@@ -154,21 +162,7 @@ def test_matrix_cell(
         authorize(engine, principal, action, integ.id)
     denied = caught.value
     message = str(denied)
-    named = str(principal) if who == "scheduler" else f"{who} {principal}"
-    assert message.startswith(
-        f"permission denied: {named} may not {VERBS[action]} "
-        f"integration {integ.id} ({integ.provider} '{integ.name}'): needs "
-    )
-    assert message.endswith(denied.missing)
     assert (denied.principal, denied.action, denied.integration_id) == (principal, action, integ.id)
-    if code in "WGA":
-        assert denied.missing == _expected_missing(world, code, situation)
-    elif code == "S":
-        assert denied.missing.startswith("a user principal")
-    else:
-        assert denied.missing.startswith("role ")
-        assert ("not reachable through a client grant" in denied.missing) == (code == "X")
-
     [row] = _audit_since(engine, before)
     assert (row.action, row.outcome, row.principal, row.integration_id, row.agency_id) == (
         "authorize.denied",
@@ -177,6 +171,29 @@ def test_matrix_cell(
         integ.id,
         integ.agency_id,
     )
+    if code == "A":
+        # Another agency's integration: nothing about it (provider, name, agency) reaches the
+        # caller, who may have no role to tell either; the audit row keeps the real reason.
+        assert message == (
+            f"permission denied: {principal} may not {VERBS[action]} integration {integ.id}: "
+            f"needs {OUTSIDER_MISSING}"
+        )
+        assert denied.missing == OUTSIDER_MISSING
+        assert row.detail["missing"] == _expected_missing(world, code, situation)
+        return
+    named = str(principal) if who == "scheduler" else f"{who} {principal}"
+    assert message.startswith(
+        f"permission denied: {named} may not {VERBS[action]} "
+        f"integration {integ.id} ({integ.provider} '{integ.name}'): needs "
+    )
+    assert message.endswith(denied.missing)
+    if code in "WG":
+        assert denied.missing == _expected_missing(world, code, situation)
+    elif code == "S":
+        assert denied.missing.startswith("a user principal")
+    else:
+        assert denied.missing.startswith("role ")
+        assert ("not reachable through a client grant" in denied.missing) == (code == "X")
     assert row.detail["action"] == str(action) and row.detail["missing"] == denied.missing
 
 
@@ -205,10 +222,16 @@ def test_scheduler_may_not_sync_an_integration_that_needs_reauth(
 
 
 def test_scheduler_of_another_agency_is_denied(engine: sa.Engine, world: World) -> None:
-    with pytest.raises(PermissionDenied, match=f"membership in agency {world.acme}"):
-        authorize(
-            engine, Principal.scheduler(world.other), Action.SYNC, world.integrations["write"].id
-        )
+    before = _last_audit_id(engine)
+    integ = world.integrations["write"]
+    with pytest.raises(PermissionDenied) as caught:
+        authorize(engine, Principal.scheduler(world.other), Action.SYNC, integ.id)
+    assert str(caught.value) == (
+        f"permission denied: scheduler:{world.other} may not sync integration {integ.id}: "
+        f"needs {OUTSIDER_MISSING}"
+    )
+    [row] = _audit_since(engine, before)
+    assert row.detail["missing"] == f"membership in agency {world.acme}"
 
 
 def test_unknown_user_is_denied_and_audited(engine: sa.Engine, world: World) -> None:
@@ -216,18 +239,77 @@ def test_unknown_user_is_denied_and_audited(engine: sa.Engine, world: World) -> 
     before = _last_audit_id(engine)
     with pytest.raises(PermissionDenied) as caught:
         authorize(engine, "nobody@acme.test", Action.READ, integ.id)
-    assert str(caught.value).startswith("permission denied: unknown user nobody@acme.test may not")
-    assert caught.value.missing == "a user account (no user 'nobody@acme.test')"
+    assert str(caught.value) == (
+        f"permission denied: nobody@acme.test may not read data of integration {integ.id}: "
+        f"needs {OUTSIDER_MISSING}"
+    )
     [row] = _audit_since(engine, before)
     assert (row.principal, row.agency_id, row.outcome) == ("nobody@acme.test", world.acme, "denied")
+    assert row.detail["missing"] == "a user account (no user 'nobody@acme.test')"
 
 
 def test_missing_integration_is_denied_and_audited(engine: sa.Engine, world: World) -> None:
     before = _last_audit_id(engine)
-    with pytest.raises(PermissionDenied, match="integration 999999 does not exist"):
+    with pytest.raises(PermissionDenied) as caught:
         authorize(engine, world.principals["owner"], Action.SYNC, 999999)
+    assert str(caught.value) == (
+        f"permission denied: owner@acme.test may not sync integration 999999: "
+        f"needs {OUTSIDER_MISSING}"
+    )
     [row] = _audit_since(engine, before)
     assert (row.integration_id, row.agency_id) == (999999, None)
+    assert row.detail["missing"] == "an existing target (integration 999999 does not exist)"
+
+
+def test_outsiders_read_the_same_whatever_the_reason(engine: sa.Engine, world: World) -> None:
+    """A missing integration, another agency's, and an unknown user: one message, modulo the
+    principal and the id the caller supplied, so the answer reveals nothing that exists."""
+    cases = [
+        ("owner@acme.test", 999999),  # no such integration
+        ("owner@acme.test", world.integrations["other"].id),  # another agency's
+        ("owner@other.test", world.integrations["write"].id),  # likewise, seen from there
+        ("nobody@acme.test", world.integrations["write"].id),  # no such user
+        ("nobody@acme.test", 999999),
+    ]
+    messages = set()
+    for who, iid in cases:
+        with pytest.raises(PermissionDenied) as caught:
+            authorize(engine, who, Action.BACKFILL, iid)
+        assert type(caught.value) is PermissionDenied
+        messages.add(str(caught.value).replace(who, "<who>").replace(str(iid), "<id>"))
+    [message] = messages
+    assert message == (
+        f"permission denied: <who> may not backfill integration <id>: needs {OUTSIDER_MISSING}"
+    )
+    for revealing in ("Hooli", "Globex", "slack", "Acme", "Other Co"):
+        assert revealing not in message
+    # Agency-level: a nonexistent agency and another agency read the same too.
+    texts = set()
+    for agency_id in (world.other, 987654):
+        with pytest.raises(PermissionDenied) as caught:
+            authorize(engine, "owner@acme.test", Action.CONNECT, agency_id=agency_id)
+        texts.add(str(caught.value).replace(str(agency_id), "<id>"))
+    assert texts == {
+        "permission denied: owner@acme.test may not connect agency <id>: "
+        "needs membership in agency <id>"
+    }
+
+
+def test_malformed_principal_is_a_denial_and_audited(engine: sa.Engine, world: World) -> None:
+    integ = world.integrations["write"]
+    before = _last_audit_id(engine)
+    garbage = "not a principal " + "x" * 500
+    with pytest.raises(PermissionDenied, match="not a principal") as caught:
+        authorize(engine, garbage, Action.SYNC, integ.id)
+    assert caught.value.principal is None
+    [row] = _audit_since(engine, before)
+    assert (row.action, row.outcome, row.integration_id, row.agency_id) == (
+        "authorize.refused",
+        "denied",
+        integ.id,
+        world.acme,
+    )
+    assert row.principal.startswith("not a principal x") and len(row.principal) == 200
 
 
 @pytest.mark.parametrize(

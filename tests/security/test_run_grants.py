@@ -1,0 +1,229 @@
+"""Run grants are single use, so one read back from Prefect is worthless.
+
+The finding: a valid grant could be presented again and again until it expired, and anyone
+with Prefect API access can read it from the flow run's stored parameters. The attack here is
+the real one: an owner's grant runs a sync (``sync_slack`` under the session's Prefect server,
+the Slack emulator over real sockets, real PostgreSQL); the attacker replays the same token,
+then reads it back from the first flow run's parameters through the Prefect client and
+presents that copy, with and without naming the owner. Both replays must be refused, audited,
+and reach nothing: no request to the provider, no ledger row, no rows loaded.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from db.grants import (
+    ENV_KEY,
+    PRUNE_GRACE,
+    InvalidRunGrant,
+    RunGrant,
+    consume_run_grant,
+    mint_run_grant,
+    read_run_grant,
+)
+from db.rbac import Action, PermissionDenied, Principal
+from db.schema import audit_event, run_grant_use
+from flows import sync_slack
+from tests.flows.conftest import World, seeded_world
+
+START = datetime(2026, 10, 1, tzinfo=UTC)
+KEY = bytes(range(100, 132))
+
+
+@pytest.fixture
+def world(
+    fresh_engine: sa.Engine, monkeypatch: pytest.MonkeyPatch, prefect_harness: None
+) -> Iterator[World]:
+    with seeded_world(
+        World, fresh_engine, monkeypatch, providers=("slack",), time_scale=60, seed=31
+    ) as w:
+        monkeypatch.setenv(ENV_KEY, base64.b64encode(KEY).decode())
+        yield w
+
+
+def _scalar(engine: sa.Engine, query: str, **params: Any) -> Any:
+    with engine.connect() as conn:
+        return conn.execute(sa.text(query), params).scalar()
+
+
+def _refusals(engine: sa.Engine) -> list[Any]:
+    with engine.connect() as conn:
+        return list(
+            conn.execute(
+                sa.select(audit_event)
+                .where(audit_event.c.action == "authorize.refused")
+                .order_by(audit_event.c.id)
+            )
+        )
+
+
+def test_a_grant_runs_once_and_its_stored_copy_is_worthless(world: World) -> None:
+    iid = world.add_slack(
+        "replay",
+        client="globex",
+        users=3,
+        channels=2,
+        messages_per_channel=20,
+        start=START,
+        span_days=5,
+        config={"auto_join": True},
+    )
+    owner = world.users["owner"]
+    grant = mint_run_grant(KEY, owner, iid, "sync")
+
+    first = sync_slack(integration_id=iid, run_grant=grant)
+    assert first["status"] == "succeeded"
+    loaded = _scalar(world.engine, "SELECT count(*) FROM slack_messages")
+    assert loaded > 0
+    with world.engine.connect() as conn:
+        run = conn.execute(
+            sa.text("SELECT principal, principal_verified, flow_run_id FROM sync_run")
+        ).one()
+        [use] = conn.execute(sa.select(run_grant_use)).all()
+    assert (run.principal, run.principal_verified) == (owner, True)
+    assert (use.principal, use.integration_id, use.action) == (owner, iid, "sync")
+
+    # The attacker reads the grant back from the first run's stored parameters.
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as client:
+        stored = client.read_flow_run(run.flow_run_id).parameters
+    assert stored["run_grant"] == grant  # Prefect does keep it: the exposure is real
+
+    world.sandbox.log.clear()
+    replays = [
+        {"run_grant": grant},  # the same token again
+        {"run_grant": stored["run_grant"]},  # the copy read from the API
+        {"run_grant": stored["run_grant"], "requested_by": owner},
+    ]
+    for params in replays:
+        with pytest.raises(InvalidRunGrant, match="already used") as caught:
+            sync_slack(integration_id=iid, **params)
+        assert isinstance(caught.value, PermissionDenied)
+        assert caught.value.principal == Principal.user(owner, verified=True)
+
+    assert len(world.sandbox.log) == 0, "a replay reached the provider"
+    assert _scalar(world.engine, "SELECT count(*) FROM sync_run") == 1
+    assert _scalar(world.engine, "SELECT count(*) FROM slack_messages") == loaded
+    rows = _refusals(world.engine)
+    assert [(r.outcome, r.principal, r.integration_id, r.agency_id) for r in rows] == [
+        ("denied", owner, iid, world.agency_id)
+    ] * len(replays)
+    assert all("already used" in r.detail["reason"] for r in rows)
+    assert all(r.detail["grant_subject"] == owner for r in rows)
+
+
+def test_a_fresh_grant_still_works_after_a_replay_was_refused(world: World) -> None:
+    """Single use is per grant, not per person: minting again is the way to run again."""
+    iid = world.add_slack(
+        "again",
+        client="globex",
+        users=3,
+        channels=2,
+        messages_per_channel=10,
+        start=START,
+        span_days=5,
+        config={"auto_join": True},
+    )
+    admin = world.users["admin"]
+    first = mint_run_grant(KEY, admin, iid, "sync")
+    second = mint_run_grant(KEY, admin, iid, "sync")
+    assert first != second  # same second, same claims: the nonce tells them apart
+    assert sync_slack(integration_id=iid, run_grant=first)["status"] == "succeeded"
+    with pytest.raises(InvalidRunGrant, match="already used"):
+        sync_slack(integration_id=iid, run_grant=first)
+    assert sync_slack(integration_id=iid, run_grant=second)["status"] == "succeeded"
+    assert _scalar(world.engine, "SELECT count(*) FROM sync_run") == 2
+
+
+def test_a_version_1_grant_verifies_once(world: World) -> None:
+    """Tokens minted before nonces (v1) are accepted during a rollout, and are single use
+    too: the nonce is derived from their signed payload."""
+    iid = world.add_slack(
+        "v1",
+        client="globex",
+        users=3,
+        channels=2,
+        messages_per_channel=10,
+        start=START,
+        span_days=5,
+        config={"auto_join": True},
+    )
+    now = int(datetime.now(UTC).timestamp())
+    payload = {"v": 1, "sub": world.users["owner"], "int": iid, "act": "sync"}
+    body = base64.urlsafe_b64encode(
+        json.dumps({**payload, "iat": now, "exp": now + 600}).encode()
+    ).rstrip(b"=")
+    sig = base64.urlsafe_b64encode(hmac.new(KEY, body, hashlib.sha256).digest()).rstrip(b"=")
+    token = f"{body.decode()}.{sig.decode()}"
+    assert sync_slack(integration_id=iid, run_grant=token)["status"] == "succeeded"
+    with pytest.raises(InvalidRunGrant, match="already used"):
+        sync_slack(integration_id=iid, run_grant=token)
+    assert _scalar(world.engine, "SELECT count(*) FROM sync_run") == 1
+
+
+# -- consume_run_grant against PostgreSQL ------------------------------------------------------
+
+
+def _grant(nonce: str, expires: datetime) -> RunGrant:
+    return RunGrant(
+        principal=Principal.user("bob@acme.test", verified=True),
+        integration_id=1,
+        action=Action.SYNC,
+        nonce=nonce,
+        issued_at=expires - timedelta(minutes=15),
+        expires_at=expires,
+        version=2,
+    )
+
+
+def test_racing_runs_with_one_grant_have_one_winner(fresh_engine: sa.Engine) -> None:
+    """Eight threads present one grant at the same moment: exactly one gets through."""
+    token = mint_run_grant(KEY, "bob@acme.test", 1, "sync")
+    grant = read_run_grant(KEY, token, integration_id=1, action="sync")
+    barrier = threading.Barrier(8)
+    outcomes: list[str] = []
+    lock = threading.Lock()
+
+    def use() -> None:
+        barrier.wait()
+        try:
+            consume_run_grant(fresh_engine, grant)
+            result = "used"
+        except InvalidRunGrant as exc:
+            result = exc.reason
+        with lock:
+            outcomes.append(result)
+
+    threads = [threading.Thread(target=use) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert len(outcomes) == 8 and outcomes.count("used") == 1, outcomes
+    assert all(o.startswith("already used") for o in outcomes if o != "used")
+
+
+def test_expired_uses_are_pruned_on_the_way(fresh_engine: sa.Engine) -> None:
+    now = datetime.now(UTC)
+    long_gone = now - PRUNE_GRACE - timedelta(minutes=5)
+    just_expired = now - timedelta(minutes=5)  # within the grace: kept, a replay is refused
+    for nonce, expires in (("a" * 22, long_gone), ("b" * 22, just_expired)):
+        consume_run_grant(fresh_engine, _grant(nonce, expires))
+    consume_run_grant(fresh_engine, _grant("c" * 22, now + timedelta(minutes=10)))
+    with fresh_engine.connect() as conn:
+        left = set(conn.execute(sa.select(run_grant_use.c.nonce)).scalars())
+    assert left == {"b" * 22, "c" * 22}
+    with pytest.raises(InvalidRunGrant, match="already used"):
+        consume_run_grant(fresh_engine, _grant("b" * 22, just_expired))
