@@ -165,6 +165,22 @@ def cmd_runs_list(a: argparse.Namespace) -> Any:
     ]
 
 
+def cmd_grant_mint(a: argparse.Namespace) -> Any:
+    """Mint a single-use run grant. Whoever holds AOS_RUN_GRANT_KEY vouches for the person: run
+    this only after authenticating them (authorize still decides what they may do)."""
+    from datetime import timedelta
+
+    from db.grants import ENV_KEY, mint_run_grant, signing_key_from_env
+
+    key = signing_key_from_env()
+    if key is None:
+        raise CliError(f"{ENV_KEY} is not set: without it manual runs need no grant")
+    if a.minutes < 1 or a.minutes > 60:
+        raise CliError("--minutes must be between 1 and 60")
+    token = mint_run_grant(key, a.as_, a.integration, a.action, ttl=timedelta(minutes=a.minutes))
+    return {"grant": token, "use": "export AOS_RUN_GRANT=<grant>; valid once, for this run"}
+
+
 def cmd_analyst_drop(a: argparse.Namespace) -> Any:
     with engine().begin() as conn:
         drop_analyst(conn, a.role)
@@ -296,6 +312,16 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = analyst.add_parser("drop", help="drop an analyst login of this database")
     p.add_argument("--role", required=True, help="the login's role name")
     p.set_defaults(func=cmd_analyst_drop)
+
+    grant = sub.add_parser("grant", help="run grants for manual runs").add_subparsers(
+        dest="sub", required=True
+    )
+    p = grant.add_parser("mint", help="a single-use run grant (needs AOS_RUN_GRANT_KEY)")
+    p.add_argument("--integration", type=int, required=True)
+    p.add_argument("--action", choices=["sync", "backfill"], default="sync")
+    p.add_argument("--as", dest="as_", required=True, metavar="EMAIL", help="the acting user")
+    p.add_argument("--minutes", type=int, default=15, help="lifetime (1-60, default 15)")
+    p.set_defaults(func=cmd_grant_mint)
 
     keys = sub.add_parser("keys", help="credential encryption keys").add_subparsers(
         dest="sub", required=True

@@ -240,3 +240,29 @@ def test_local_state_does_not_depend_on_the_current_folder(tmp_path: Path) -> No
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["home"] == str(ROOT / ".aos")
     assert not (tmp_path / ".aos").exists()
+
+
+def test_grant_mint_signs_a_grant_the_flows_accept(aos, monkeypatch: pytest.MonkeyPatch) -> None:
+    import base64
+
+    from db.grants import verify_run_grant
+
+    code, _, err = aos("grant", "mint", "--integration", "5", "--as", "ann@acme.test")
+    assert code == 1 and err.startswith("error: AOS_RUN_GRANT_KEY is not set")
+    key = b"k" * 32
+    monkeypatch.setenv("AOS_RUN_GRANT_KEY", base64.b64encode(key).decode())
+    code, out, _ = aos(
+        "--json",
+        "grant",
+        "mint",
+        "--integration",
+        "5",
+        "--action",
+        "backfill",
+        "--as",
+        "ann@acme.test",
+    )
+    assert code == 0
+    token = json.loads(out)["grant"]
+    principal = verify_run_grant(key, token, integration_id=5, action="backfill")
+    assert (str(principal), principal.verified) == ("ann@acme.test", True)

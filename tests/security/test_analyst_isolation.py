@@ -313,6 +313,7 @@ def test_analysts_reach_no_server_side_power(world: World) -> None:
         "SELECT * FROM sync_state",
         "SELECT * FROM member_client_access",
         "SELECT * FROM run_grant_use",
+        "SELECT * FROM sync_reject",
     ):
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
             conn.execute(stmt)
