@@ -131,8 +131,8 @@ def _encode(value: Any) -> Any:
         return {"$seconds": value.total_seconds()}
     if isinstance(value, bytes | bytearray | memoryview):
         return {"$base64": base64.b64encode(bytes(value)).decode("ascii")}
-    if isinstance(value, float) and value != value:  # NaN is not JSON
-        return {"$float": "nan"}
+    if isinstance(value, float) and (value != value or value in (float("inf"), float("-inf"))):
+        return {"$float": repr(value)}  # NaN and the infinities are not JSON
     if isinstance(value, str):
         # Keep what PostgreSQL cannot store readable and reversible: NUL and lone surrogates.
         if "\x00" in value or not _text_ok(value):

@@ -201,6 +201,15 @@ class _Batch:
     bytes: int = 0
     opened: float = 0.0
 
+    def fresh_positions(self) -> set[tuple[int, int]]:
+        """Positions of the records read from the provider in this load (not retries)."""
+        return {
+            (p, i)
+            for p, part in enumerate(self.parts)
+            if not isinstance(part.page, _RetryPage)
+            for i in range(part.start, part.stop)
+        }
+
     def records(self) -> Iterator[tuple[tuple[int, int], PageLike, Mapping[str, Any]]]:
         for p, part in enumerate(self.parts):
             for i in range(part.start, part.stop):
@@ -336,12 +345,13 @@ class TableLoader:
                 aside = self._poison(batch)
                 if not aside:
                     raise LoadError(f"{self.table.name}: {cause}") from cause
-                if len(aside) == batch.rows and batch.rows > 1:
-                    first = next(iter(aside.values()))
+                fresh = batch.fresh_positions()  # records retried from quarantine aside
+                if len(fresh) > 1 and fresh <= aside.keys():
+                    first = aside[min(fresh)]
                     raise LoadError(
-                        f"{self.table.name}: every record of a batch of {batch.rows} was refused, "
-                        f"so this is a mismatch between connector and table, not a poison "
-                        f"record: {first.reason}"
+                        f"{self.table.name}: every record of a batch of {len(fresh)} was "
+                        f"refused, so this is a mismatch between connector and table, not a "
+                        f"poison record: {first.reason}"
                     ) from cause
         counts.inserted += outcome.inserted
         counts.updated += outcome.updated
