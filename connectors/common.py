@@ -11,17 +11,17 @@ Streams are declared with :class:`StreamSpec`; code exists only for the exceptio
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar, cast
 
 from connectors.logsafe import register_secret
 
 __all__ = [
     "AuthError",
+    "ClientHint",
     "ConnectorError",
     "Page",
-    "PartitionFailures",
     "PermanentError",
     "Reconcile",
     "RunStats",
@@ -129,21 +129,55 @@ class Secret:
 
 
 @dataclass(frozen=True)
+class ClientHint:
+    """How a stream's rows are attributed to a client: the record ``field`` holding the hint
+    (a channel id, a list of email domains, an ad account id) and the ``client`` column it is
+    matched against (``slack_channel_ids`` | ``email_domains`` | ``ad_account_ids``). Record
+    fields whose names start with "_" are hints only and never become columns."""
+
+    field: str
+    match: str
+
+
+@dataclass(frozen=True)
 class StreamSpec:
-    """Declaration of a stream: where its rows go and how it is keyed and resumed."""
+    """Declaration of a stream: where its rows go, what they look like, how they are keyed.
+
+    Every field is acted on; nothing here is documentation only:
+
+    * ``name`` -- the stream the task layer asks for; the read loop
+      (``connectors.kit.reader``) dispatches on it and checks every page carries it;
+    * ``table`` and ``record`` -- the table the rows go to and the ``TypedDict`` of one row
+      (declared next to the record functions in ``connectors/<provider>/records.py``). The
+      loader writes ``table``; the read loop checks every record has exactly ``record``'s
+      keys, and ``tests/connectors/test_record_types.py`` checks ``record`` against the
+      table's columns. Every provider under ``connectors/`` declares it (the read loop and
+      that test refuse a stream without one); only a reader outside the kit (a test's toy
+      provider) may leave it out;
+    * ``primary_key`` -- the natural key: the read loop checks deleted and alive keys have
+      its arity and that a reconcile claim names record fields;
+    * ``partition_by`` -- the record field whose value names a page's partition (its own
+      saved cursor). ``None``: one cursor for the stream (partition ``""``). The read loop
+      hands a partitioned stream's reader every saved cursor, an unpartitioned one its single
+      cursor, and checks each page's records belong to the page's partition;
+    * ``client`` -- client attribution (:class:`ClientHint`), read by the task layer as
+      ``client_field`` / ``client_match``; the read loop checks its field is a record field.
+    """
 
     name: str
     table: str
     primary_key: tuple[str, ...]
-    cursor_field: str | None = None
+    record: type[Mapping[str, Any]] | None = None
     partition_by: str | None = None
-    lookback_days: int = 0
-    # Client attribution: the record field holding the hint (a channel id, a list of email
-    # domains, an ad account id) and the `client` column it is matched against
-    # (`slack_channel_ids` | `email_domains` | `ad_account_ids`). Record fields whose names start
-    # with "_" are hints only and never become columns.
-    client_field: str | None = None
-    client_match: str | None = None
+    client: ClientHint | None = None
+
+    @property
+    def client_field(self) -> str | None:
+        return self.client.field if self.client is not None else None
+
+    @property
+    def client_match(self) -> str | None:
+        return self.client.match if self.client is not None else None
 
 
 @dataclass(frozen=True)
@@ -167,18 +201,19 @@ class Reconcile:
 class Page:
     """One page of one stream, ready to load.
 
-    ``records`` hold typed Python values (tz-aware ``datetime``, ``Decimal``, ``int``, ``str``,
-    ``list`` for arrays, ``dict``/``list`` for jsonb). Tenant columns (``agency_id``,
+    ``records`` are rows of the stream's declared record type (``StreamSpec.record``, a
+    ``TypedDict``) holding typed Python values (tz-aware ``datetime``, ``Decimal``, ``int``,
+    ``str``, ``list`` for arrays, ``dict``/``list`` for jsonb). Tenant columns (``agency_id``,
     ``integration_id``, ``client_id``, ``synced_at``) are never set here; the loader sets them.
-    A record may carry ``client_key`` hints (e.g. a channel id or an email domain) that the task
-    layer maps to a client.
+    A record may carry ``_``-prefixed hints (e.g. email domains) that the task layer maps to a
+    client.
 
     ``state`` is the cursor for ``partition`` after this page; ``None`` means "no change".
     ``deleted_keys`` are natural keys (tuples in ``primary_key`` order) to soft-delete.
     """
 
     stream: str
-    records: list[dict[str, Any]] = field(default_factory=list)
+    records: Sequence[Mapping[str, Any]] = field(default_factory=list)
     partition: str = ""
     state: Mapping[str, Any] | None = None
     deleted_keys: list[tuple[Any, ...]] = field(default_factory=list)
@@ -209,75 +244,10 @@ class RunStats:
         }
 
 
-class PartitionFailures:
-    """How a stream made of partitions (Slack channels, Gmail labels) treats one that fails.
-
-    One partition failing -- a channel the token lacks a scope for, a label Gmail keeps
-    erroring on -- must not cost the others their run: :meth:`failed` records it in
-    ``stats.skipped`` and ``stats.warnings`` and the stream goes on. A stream in which nothing
-    worked is no success though: :meth:`finish` raises when partitions failed and none
-    succeeded (a :class:`PermanentError` when every failure was permanent, so the task layer
-    does not retry it, else a :class:`TransientError`). Transient failures in a row are an
-    outage, not a partition problem, so the ``max_consecutive_transient``-th one raises at once
-    rather than spending every remaining partition's retries. :class:`AuthError` concerns the
-    whole integration and is re-raised as is.
-    """
-
-    def __init__(self, what: str, stats: RunStats, *, max_consecutive_transient: int = 3) -> None:
-        self.what = what
-        self.stats = stats
-        self.max_consecutive_transient = max_consecutive_transient
-        self.succeeded_count = 0
-        self.failures: list[tuple[str, ConnectorError]] = []
-        self._transient_in_a_row = 0
-
-    def succeeded(self) -> None:
-        self.succeeded_count += 1
-        self._transient_in_a_row = 0
-
-    def failed(self, partition: str, error: ConnectorError) -> None:
-        """Record ``partition`` as skipped because of ``error``; raise when the stream is done."""
-        if isinstance(error, AuthError):
-            raise error
-        self.failures.append((partition, error))
-        self.stats.skipped.append(f"{partition}: {error}")
-        self.stats.warnings.append(f"{self.what}: {partition} skipped: {error}")
-        if isinstance(error, PermanentError):
-            self._transient_in_a_row = 0
-            return
-        self._transient_in_a_row += 1
-        if self._transient_in_a_row >= self.max_consecutive_transient:
-            raise TransientError(
-                f"{self.what}: {self._transient_in_a_row} partitions in a row failed "
-                f"(last: {partition}: {error}); giving up on the stream for this attempt",
-                provider=getattr(error, "provider", ""),
-                method=getattr(error, "method", ""),
-            ) from error
-
-    def finish(self) -> None:
-        """Raise when partitions failed and none succeeded (the stream did nothing useful)."""
-        if not self.failures or self.succeeded_count:
-            return
-        listed = "; ".join(f"{p}: {e}" for p, e in self.failures[:5])
-        more = f" (and {len(self.failures) - 5} more)" if len(self.failures) > 5 else ""
-        message = f"{self.what}: every partition failed: {listed}{more}"
-        errors = [e for _, e in self.failures]
-        if all(isinstance(e, PermanentError) for e in errors):
-            first = errors[0]
-            assert isinstance(first, PermanentError)
-            raise PermanentError(
-                message,
-                provider=first.provider,
-                method=first.method,
-                code=first.code,
-                detail={"failures": [{"partition": p, "error": str(e)} for p, e in self.failures]},
-            )
-        raise TransientError(message, provider=getattr(errors[-1], "provider", ""))
-
-
 # NUL (PostgreSQL text and jsonb cannot hold it) and UTF-16 surrogates (not encodable as UTF-8;
 # a lone one cannot be stored, a pair held as two code points must be joined first).
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+T = TypeVar("T")
 
 
 def sanitize_text(value: str) -> str:
@@ -293,17 +263,22 @@ def sanitize_text(value: str) -> str:
     return joined.replace("\x00", "\ufffd")
 
 
-def sanitize(value: Any) -> Any:
+def sanitize(value: T) -> T:
     """:func:`sanitize_text` applied to every string in ``value``: dict keys and values and
-    list items included (records and their jsonb values); other types are returned as is."""
+    list items included (records and their jsonb values); other types are returned as is.
+    The result has the shape of ``value``, so a typed record stays typed."""
+    return cast(T, _sanitized(value))
+
+
+def _sanitized(value: Any) -> Any:
     if isinstance(value, str):
         return sanitize_text(value)
     if isinstance(value, dict):
-        return {sanitize(k): sanitize(v) for k, v in value.items()}
+        return {_sanitized(k): _sanitized(v) for k, v in value.items()}
     if isinstance(value, list):
-        return [sanitize(v) for v in value]
+        return [_sanitized(v) for v in value]
     if isinstance(value, tuple):
-        return tuple(sanitize(v) for v in value)
+        return tuple(_sanitized(v) for v in value)
     return value
 
 

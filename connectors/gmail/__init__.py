@@ -1,10 +1,13 @@
 """Gmail connector: labels and messages via google-api-python-client.
 
-Layers, each in its own module: ``transport`` (discovery-built service on our base URL,
-explicit batch URI, quota pacing, retries, request budget) -> ``messages``/``cursor`` (full
-sync, History API increments, resumable state) -> ``records`` (typed rows, RFC 2047 headers).
-``connector`` wires them into the ``StreamReader`` contract of ``connectors.common``; token
-refresh is shared with Google Ads in ``connectors.google_auth``.
+What is Gmail's own, each in its own module: ``transport`` (the discovery-built service on our
+base URL on the kit's ``Transport``: quota costs, batches retried part by part), ``batch``
+(reading multipart answers without guessing), ``errors`` (the classification of Google's
+failures, usable answers), ``messages``/``cursor`` (full sync, History API increments,
+resumable state), ``records`` (one ``TypedDict`` per table, RFC 2047 headers), ``streams``.
+Retries, pacing, paging and the read loop are the kit's (``connectors.kit``); ``connector``
+wires it all into the ``StreamReader`` contract. Token refresh is shared with Google Ads in
+``connectors.google_auth``.
 """
 
 from __future__ import annotations

@@ -2,8 +2,11 @@
 
 ``labels`` is the full list every run (``labels.list``, then batched ``labels.get`` for the
 counts, which the list omits) ending with a :class:`Reconcile`, so deleted labels are
-soft-deleted; each label is a partition a failure skips (see ``_labels``). ``messages`` is one partition per mailbox (``""``): see ``messages.py`` and
-``cursor.py``.
+soft-deleted; a label whose ``labels.get`` fails is skipped (see ``_labels``). ``messages``
+has one cursor per mailbox: see ``messages.py`` and ``cursor.py``.
+
+``read`` is the kit's read loop (``connectors.kit.reader``): it dispatches to the reader
+functions below, checks and counts their pages and stops cleanly at ``max_requests``.
 """
 
 from __future__ import annotations
@@ -13,14 +16,15 @@ from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 
-from connectors.common import Page, PartitionFailures, Reconcile, RunStats, Secret, StreamSpec
+from connectors.common import Page, Reconcile, RunStats, Secret, StreamSpec
+from connectors.kit import PartitionFailures, ReadLoop
 
 from . import settings
 from .config import GmailConfig
 from .messages import MailboxReader
-from .records import label_record
+from .records import GmailLabel, label_record
 from .streams import STREAMS
-from .transport import BudgetExhausted, GmailTransport
+from .transport import GmailTransport
 
 
 def _utc_now() -> datetime:
@@ -51,34 +55,18 @@ class GmailConnector:
         kwargs: dict[str, Any] = {"sleep": sleep} if sleep is not None else {}
         self._transport = GmailTransport(token, config, self.stats, base_url=base_url, **kwargs)
         self._messages = MailboxReader(self._transport, config, self.stats)
-        self._stopped = False
+        self._loop = ReadLoop(
+            "Gmail",
+            self.streams,
+            self.stats,
+            {"labels": self._labels, "messages": self._messages.read},
+        )
 
     def read(self, stream: str, state: Mapping[str, Mapping[str, Any]]) -> Iterator[Page]:
-        """Yield pages of ``stream``. Once ``max_requests`` is reached the run stops cleanly:
-        this and later ``read`` calls end without error and the saved cursor resumes."""
-        if stream not in self.streams:
-            raise ValueError(
-                f"unknown Gmail stream {stream!r}; expected one of {list(self.streams)}"
-            )
-        if self._stopped:
-            return
-        readers = {"labels": self._labels, "messages": self._message_pages}
-        try:
-            for page in readers[stream](state or {}):
-                self.stats.pages += 1
-                self.stats.records += len(page.records)
-                yield page
-        except BudgetExhausted:
-            self._stopped = True
-            self.stats.warnings.append(
-                f"Gmail run stopped after max_requests={self.config.max_requests} requests "
-                f"while reading {stream}; the next run resumes from the saved cursor"
-            )
+        """Pages of ``stream`` through the kit's read loop (see the module docstring)."""
+        return self._loop.read(stream, state)
 
-    def _message_pages(self, state: Mapping[str, Mapping[str, Any]]) -> Iterator[Page]:
-        return self._messages.read(state.get(""))
-
-    def _labels(self, _state: Mapping[str, Any]) -> Iterator[Page]:
+    def _labels(self, _cursor: Mapping[str, Any] | None) -> Iterator[Page]:
         """Each label is a partition: one whose ``labels.get`` fails is skipped with a warning
         (its row keeps its last counts and, being listed, is never soft-deleted); the stream
         fails when no label could be read. The reconcile rides on the last page only, so it
@@ -103,7 +91,7 @@ class GmailConnector:
                     for label_id in chunk
                 },
             )
-            records = []
+            records: list[GmailLabel] = []
             for label_id in chunk:
                 if label_id in result.answers:
                     records.append(label_record(result.answers[label_id]))

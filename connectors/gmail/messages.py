@@ -25,11 +25,12 @@ from functools import partial
 from typing import Any
 
 from connectors.common import ConnectorError, Page, Reconcile, RunStats
+from connectors.kit import TokenPaginator
 
 from . import settings
 from .config import GmailConfig
 from .cursor import FullSync, MailboxCursor
-from .records import message_record
+from .records import GmailMessage, message_record
 from .transport import GmailNotFound, GmailTransport
 
 STREAM = "messages"
@@ -40,19 +41,8 @@ class HistoryExpired(Exception):
     """``history.list`` no longer knows the saved historyId."""
 
 
-class _PageTokens:
-    """Loop detection for list pagination: a token that comes back twice fails loudly."""
-
-    def __init__(self, what: str) -> None:
-        self._what = what
-        self._seen: set[str] = set()
-
-    def check(self, token: str | None) -> str | None:
-        if token is not None:
-            if token in self._seen:
-                raise ConnectorError(f"Loop detected in Gmail {self._what} pagination")
-            self._seen.add(token)
-        return token
+def _next_page_token(response: Mapping[str, Any]) -> str | None:
+    return response.get("nextPageToken") or None
 
 
 class MailboxReader:
@@ -103,7 +93,7 @@ class MailboxReader:
             return False
         return self._start_at is None or record["internal_date"] >= self._start_at
 
-    def _fetch(self, ids: Iterable[str]) -> tuple[list[dict[str, Any]], list[tuple[str]]]:
+    def _fetch(self, ids: Iterable[str]) -> tuple[list[GmailMessage], list[tuple[str]]]:
         """Batched ``messages.get``: (selected records, keys of messages gone or filtered)."""
         get = self._users.messages().get
         result = self._transport.batch(
@@ -122,7 +112,7 @@ class MailboxReader:
         # A message we could not read is neither stored nor gone: the stream fails and the
         # cursor stays where it is, so the next attempt reads it again.
         result.raise_failures("users.messages.get")
-        records: list[dict[str, Any]] = []
+        records: list[GmailMessage] = []
         gone = [(message_id,) for message_id in result.gone]
         for message_id, message in result.answers.items():
             record = message_record(message)
@@ -132,7 +122,7 @@ class MailboxReader:
                 gone.append((message_id,))
         return records, gone
 
-    def _list_page(self, page_token: str | None) -> tuple[list[str], str | None]:
+    def _list_page(self, page_token: str | None) -> dict[str, Any]:
         params: dict[str, Any] = {
             "userId": settings.USER_ID,
             "maxResults": self._config.page_size,
@@ -149,24 +139,25 @@ class MailboxReader:
             terms.append(f"before:{int(self._end_at.timestamp())}")
         if terms:
             params["q"] = " ".join(terms)
-        response = self._transport.call(
+        return self._transport.call(
             "users.messages.list", lambda: self._users.messages().list(**params)
         )
+
+    @staticmethod
+    def _ids(response: Mapping[str, Any]) -> list[str]:
         # The transport only returns complete answers (``resultSizeEstimate`` is always sent;
         # ``messages`` is omitted when the page is empty), so an empty list here is true.
-        ids = [str(m["id"]) for m in response.get("messages") or ()]
-        return ids, response.get("nextPageToken") or None
+        return [str(m["id"]) for m in response.get("messages") or ()]
 
     def _all_ids(self) -> list[str]:
         """Every id the listing holds now (ids only; used to reconcile a resumed resync)."""
         ids: list[str] = []
-        tokens = _PageTokens("messages.list")
-        token: str | None = None
-        while True:
-            page, token = self._list_page(token)
-            ids.extend(page)
-            if tokens.check(token) is None:
-                return ids
+        pages = TokenPaginator("Gmail messages.list", _next_page_token)
+        while pages.has_next:
+            response = self._list_page(pages.next_token)
+            pages.update(response)
+            ids.extend(self._ids(response))
+        return ids
 
     # -- full sync ---------------------------------------------------------------------------
 
@@ -175,12 +166,14 @@ class MailboxReader:
         assert full is not None
         listed_here = not full.started  # this run lists from the first page
         alive: list[str] = []
-        tokens = _PageTokens("messages.list")
+        pages = TokenPaginator("Gmail messages.list", _next_page_token, full.next_page_token)
         while True:
             if not full.pending and not full.listing_done:
-                ids, token = self._list_page(full.next_page_token)
-                full.pending, full.next_page_token = ids, tokens.check(token)
-                full.listing_done = token is None
+                response = self._list_page(pages.next_token)
+                pages.update(response)
+                ids = self._ids(response)
+                full.pending, full.next_page_token = ids, pages.next_token
+                full.listing_done = not pages.has_next
                 if full.reconcile and listed_here:
                     alive.extend(ids)
                 if not full.finished and not ids:
@@ -220,14 +213,13 @@ class MailboxReader:
     def _incremental(self, cursor: MailboxCursor) -> Iterator[Page]:
         assert cursor.history_id is not None
         start = cursor.history_id
-        tokens = _PageTokens("history.list")
-        token: str | None = None
-        while True:
-            response = self._history_page(start, token)
-            token = tokens.check(response.get("nextPageToken") or None)
+        pages = TokenPaginator("Gmail history.list", _next_page_token)
+        while pages.has_next:
+            response = self._history_page(start, pages.next_token)
+            pages.update(response)
             history = response.get("history") or []
             changed, deleted = changes(history)
-            if token is None:
+            if not pages.has_next:
                 position = str(response.get("historyId") or cursor.history_id)
             else:
                 position = str(history[-1]["id"]) if history else cursor.history_id
@@ -242,8 +234,6 @@ class MailboxReader:
                     cursor.history_id = position
                     page.state = cursor.to_state()
                 yield page
-            if token is None:
-                return
 
 
 def changes(history: Iterable[Mapping[str, Any]]) -> tuple[set[str], set[str]]:

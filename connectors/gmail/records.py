@@ -6,6 +6,10 @@ split *before* decoding: a display name like ``=?utf-8?q?Doe=2C_John?=`` decodes
 and decoding first would make ``getaddresses`` cut one recipient in two. Every record goes
 through :func:`connectors.common.sanitize` (an encoded word may decode to a NUL, which
 PostgreSQL cannot store).
+
+Each table's row is declared once, as a ``TypedDict`` (:class:`GmailLabel`,
+:class:`GmailMessage`): the record functions return it, the stream declarations name it, and
+``tests/connectors/test_record_types.py`` holds it against the table's columns.
 """
 
 from __future__ import annotations
@@ -16,31 +20,62 @@ import re
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from email.utils import getaddresses
-from typing import Any
+from typing import Any, TypedDict
 
 from connectors.common import sanitize
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
-def label_record(label: Mapping[str, Any]) -> dict[str, Any]:
+class GmailLabel(TypedDict):
+    """A ``gmail_labels`` row (``users.labels.get``; the counts are NULL when Gmail omits them)."""
+
+    label_id: str
+    name: str
+    type: str
+    messages_total: int | None
+    messages_unread: int | None
+    threads_total: int | None
+    threads_unread: int | None
+
+
+class GmailMessage(TypedDict):
+    """A ``gmail_messages`` row (``users.messages.get``, headers and part tree, no bodies).
+    ``_domains`` is the client hint (every address's domain), never a column."""
+
+    message_id: str
+    thread_id: str
+    history_id: int
+    internal_date: datetime
+    from_address: str | None
+    from_name: str | None
+    to_addresses: list[str]
+    cc_addresses: list[str]
+    subject: str | None
+    snippet: str | None
+    label_ids: list[str]
+    size_estimate: int
+    has_attachments: bool
+    _domains: list[str]
+
+
+def label_record(label: Mapping[str, Any]) -> GmailLabel:
     """A ``gmail_labels`` row. Counts come from ``labels.get`` (``labels.list`` omits them)."""
 
     def count(name: str) -> int | None:
         value = label.get(name)
         return int(value) if value is not None else None
 
-    return sanitize(
-        {
-            "label_id": label["id"],
-            "name": label.get("name") or label["id"],
-            "type": str(label.get("type") or "user").lower(),
-            "messages_total": count("messagesTotal"),
-            "messages_unread": count("messagesUnread"),
-            "threads_total": count("threadsTotal"),
-            "threads_unread": count("threadsUnread"),
-        }
-    )
+    row: GmailLabel = {
+        "label_id": label["id"],
+        "name": label.get("name") or label["id"],
+        "type": str(label.get("type") or "user").lower(),
+        "messages_total": count("messagesTotal"),
+        "messages_unread": count("messagesUnread"),
+        "threads_total": count("threadsTotal"),
+        "threads_unread": count("threadsUnread"),
+    }
+    return sanitize(row)
 
 
 # One RFC 2047 encoded word: =?charset[*language]?Q|B?text?=
@@ -158,7 +193,7 @@ def domains(addresses: Iterable[str]) -> list[str]:
     return sorted({a.rsplit("@", 1)[1] for a in addresses if "@" in a})
 
 
-def message_record(message: Mapping[str, Any]) -> dict[str, Any]:
+def message_record(message: Mapping[str, Any]) -> GmailMessage:
     """A ``gmail_messages`` row plus the ``_domains`` client hint."""
     payload = message.get("payload") or {}
     headers = headers_by_name(payload)
@@ -167,21 +202,20 @@ def message_record(message: Mapping[str, Any]) -> dict[str, Any]:
     cc = [address for _, address in parse_addresses(headers.get("cc", ()))]
     from_name, from_address = sender[0] if sender else (None, None)
     subjects = headers.get("subject")
-    return sanitize(
-        {
-            "message_id": message["id"],
-            "thread_id": message.get("threadId") or message["id"],
-            "history_id": int(message["historyId"]),
-            "internal_date": internal_date(message["internalDate"]),
-            "from_address": from_address,
-            "from_name": from_name,
-            "to_addresses": to,
-            "cc_addresses": cc,
-            "subject": decode_words(subjects[0]) if subjects else None,
-            "snippet": message.get("snippet") or None,
-            "label_ids": list(message.get("labelIds") or ()),
-            "size_estimate": int(message.get("sizeEstimate") or 0),
-            "has_attachments": has_attachments(payload),
-            "_domains": domains([*([from_address] if from_address else []), *to, *cc]),
-        }
-    )
+    row: GmailMessage = {
+        "message_id": message["id"],
+        "thread_id": message.get("threadId") or message["id"],
+        "history_id": int(message["historyId"]),
+        "internal_date": internal_date(message["internalDate"]),
+        "from_address": from_address,
+        "from_name": from_name,
+        "to_addresses": to,
+        "cc_addresses": cc,
+        "subject": decode_words(subjects[0]) if subjects else None,
+        "snippet": message.get("snippet") or None,
+        "label_ids": list(message.get("labelIds") or ()),
+        "size_estimate": int(message.get("sizeEstimate") or 0),
+        "has_attachments": has_attachments(payload),
+        "_domains": domains([*([from_address] if from_address else []), *to, *cc]),
+    }
+    return sanitize(row)

@@ -1,23 +1,21 @@
-"""Stream declarations: where each stream's rows go and how they are keyed and resumed."""
+"""Gmail's streams: the table and row type of each, its key and client hint.
+
+``labels`` is the full list every run, ending with a Reconcile so deleted labels are
+soft-deleted. ``messages`` has one cursor per mailbox (partition ``""``): the mailbox
+historyId and any full sync in progress (``cursor.py``).
+"""
 
 from __future__ import annotations
 
-from types import MappingProxyType
+from connectors.common import ClientHint, StreamSpec
+from connectors.kit import declare_streams
 
-from connectors.common import StreamSpec
+from .records import GmailLabel, GmailMessage
 
-STREAMS = MappingProxyType(
-    {
-        # Full list every run, ending with a Reconcile so deleted labels are soft-deleted.
-        "labels": StreamSpec(name="labels", table="gmail_labels", primary_key=("label_id",)),
-        # One partition per mailbox (""); the cursor is the mailbox historyId (see cursor.py).
-        "messages": StreamSpec(
-            name="messages",
-            table="gmail_messages",
-            primary_key=("message_id",),
-            cursor_field="history_id",
-            client_field="_domains",
-            client_match="email_domains",
-        ),
-    }
+# A message belongs to the client whose ``email_domains`` hold one of its addresses' domains.
+BY_DOMAINS = ClientHint("_domains", "email_domains")
+
+STREAMS = declare_streams(
+    StreamSpec("labels", "gmail_labels", ("label_id",), GmailLabel),
+    StreamSpec("messages", "gmail_messages", ("message_id",), GmailMessage, client=BY_DOMAINS),
 )

@@ -6,17 +6,17 @@ Slack rotates both tokens on every refresh, so the caller must store the returne
 
 from __future__ import annotations
 
-import http.client
-import json
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Final
 
-from slack_sdk.errors import SlackApiError
-
-from connectors.common import AuthError, PermanentError, RunStats, Secret, TransientError
+from connectors.common import AuthError, RunStats, Secret, TransientError
 
 from . import settings
-from .transport import build_web_client, resolve_base_url
+from .config import SlackConfig
+from .errors import SlackCallError
+from .transport import SlackTransport
+
+_METHOD: Final = "oauth.v2.access"
 
 
 def refresh_slack_token(
@@ -30,54 +30,34 @@ def refresh_slack_token(
     Returns ``{"access_token", "refresh_token", "expires_at" (ISO 8601, UTC), "token_type",
     "scope", "team_id", "bot_user_id"}``. A refused refresh token raises :class:`AuthError`
     (the integration needs re-authorisation); Slack having a bad moment or a lost connection
-    raises :class:`TransientError`, any other refusal :class:`PermanentError`. Connection
-    errors are not retried here: the request may have spent the rotating token.
+    raises :class:`TransientError`, any other refusal
+    :class:`~connectors.slack.errors.SlackCallError` (a ``PermanentError``). 429s and 5xx are
+    retried; a lost connection or an unreadable answer is not: the request may have spent the
+    rotating token.
     """
-    client = build_web_client(
-        None, resolve_base_url(base_url), RunStats(), retry_connection_errors=False
-    )
+    transport = SlackTransport(None, SlackConfig(), RunStats(), base_url=base_url)
     requested_at = datetime.now(UTC)
     try:
-        response = client.oauth_v2_access(
+        data = transport.call(
+            _METHOD,
+            idempotent=False,
             client_id=client_id,
             client_secret=client_secret.reveal(),
             grant_type="refresh_token",
             refresh_token=refresh_token.reveal(),
         )
-    except SlackApiError as exc:
-        data = exc.response.data if isinstance(exc.response.data, dict) else {}
-        error = str(data.get("error") or f"HTTP {exc.response.status_code}")
-        if error.startswith("Received a response in a non-JSON format"):
-            # The SDK quotes the body, which may hold the new tokens: never repeat it.
-            data, error = {}, "response body does not parse (truncated?)"
-        if error in settings.REFRESH_AUTH_ERRORS or error in settings.AUTH_ERRORS:
+    except (AuthError, SlackCallError) as exc:
+        if isinstance(exc, AuthError) or exc.code in settings.REFRESH_AUTH_ERRORS:
             raise AuthError(
-                f"Slack refused the refresh token ({error}); the workspace must be reconnected"
+                f"Slack refused the refresh token ({exc.code}); the workspace must be reconnected",
+                provider="slack",
+                method=_METHOD,
+                code=exc.code,
             ) from None
-        status = int(getattr(exc.response, "status_code", 0) or 0)
-        if status == 429 or status >= 500 or error in settings.TRANSIENT_ERRORS or not data:
-            raise TransientError(
-                f"Slack token refresh failed: {error}", provider="slack", method="oauth.v2.access"
-            ) from None
-        raise PermanentError(
-            f"Slack token refresh failed: {error}",
-            provider="slack",
-            method="oauth.v2.access",
-            code=error,
-        ) from None
-    except (json.JSONDecodeError, http.client.HTTPException, OSError) as exc:
-        raise TransientError(
-            f"Slack token refresh failed: {type(exc).__name__}",
-            provider="slack",
-            method="oauth.v2.access",
-        ) from None
-
-    data = dict(response.data) if isinstance(response.data, dict) else {}
+        raise
     if not data.get("access_token"):
         raise TransientError(
-            "Slack token refresh answered without an access token",
-            provider="slack",
-            method="oauth.v2.access",
+            "Slack token refresh answered without an access token", provider="slack", method=_METHOD
         )
     expires_in = data.get("expires_in")
     expires_at = (

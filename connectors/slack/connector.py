@@ -7,32 +7,28 @@ a channel that fails is skipped with a warning while the others are read (``_mes
 
 Channel filters apply to ``messages`` only: the channel list stays complete because it is
 cheap and client attribution needs it, while filters exist to save message-history quota.
+
+``read`` is the kit's read loop (``connectors.kit.reader``): it dispatches to the reader
+functions below, checks and counts their pages and stops cleanly at ``max_requests``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from connectors.common import (
-    ConnectorError,
-    Page,
-    PartitionFailures,
-    Reconcile,
-    RunStats,
-    Secret,
-    StreamSpec,
-)
+from connectors.common import ConnectorError, Page, Reconcile, RunStats, Secret, StreamSpec
+from connectors.kit import PartitionFailures, ReadLoop, TokenPaginator
 
 from . import settings
 from .config import SlackConfig
+from .errors import SlackCallError
 from .messages import ChannelMessagesReader
-from .pagination import CursorPaginator
 from .records import channel_record, user_record
 from .streams import STREAMS
-from .transport import BudgetExhausted, SlackCallError, SlackTransport
+from .transport import SlackTransport, next_cursor
 
 
 def _utc_now() -> datetime:
@@ -64,59 +60,43 @@ class SlackConnector:
     ) -> None:
         self.config = config
         self.stats = RunStats()
-        lookback = max(config.edit_lookback_days, config.thread_lookback_days)
-        self.streams: Mapping[str, StreamSpec] = {
-            **STREAMS,
-            "messages": replace(STREAMS["messages"], lookback_days=lookback),
-        }
+        self.streams: Mapping[str, StreamSpec] = STREAMS
         self._transport = SlackTransport(
             token, config, self.stats, base_url=base_url, retry_backoff=retry_backoff
         )
         self._messages = ChannelMessagesReader(self._transport, config, now)
         self._channels: list[_Channel] | None = None
-        self._stopped = False
+        self._loop = ReadLoop(
+            "Slack",
+            self.streams,
+            self.stats,
+            {
+                "users": self._users,
+                "channels": self._channel_pages,
+                "messages": self._messages_pages,
+            },
+        )
 
     def read(self, stream: str, state: Mapping[str, Mapping[str, Any]]) -> Iterator[Page]:
-        """Yield pages of ``stream``. Once ``max_requests`` is reached the run stops cleanly:
-        this and later ``read`` calls end without error and the saved cursors resume."""
-        if stream not in self.streams:
-            raise ValueError(
-                f"unknown Slack stream {stream!r}; expected one of {list(self.streams)}"
-            )
-        if self._stopped:
-            return
-        readers = {
-            "users": self._users,
-            "channels": self._channel_pages,
-            "messages": self._messages_pages,
-        }
-        try:
-            for page in readers[stream](state or {}):
-                self.stats.pages += 1
-                self.stats.records += len(page.records)
-                yield page
-        except BudgetExhausted:
-            self._stopped = True
-            self.stats.warnings.append(
-                f"Slack run stopped after max_requests={self.config.max_requests} requests "
-                f"while reading {stream}; the next run resumes from the saved cursors"
-            )
+        """Pages of ``stream`` through the kit's read loop (see the module docstring)."""
+        return self._loop.read(stream, state)
 
     # -- users -------------------------------------------------------------------------------
 
-    def _users(self, _state: Mapping[str, Any]) -> Iterator[Page]:
+    def _users(self, _cursor: Mapping[str, Any] | None) -> Iterator[Page]:
         for response in self._list("users.list", "members"):
             yield Page(stream="users", records=[user_record(u) for u in response])
 
     # -- channels ----------------------------------------------------------------------------
 
     def _list(self, method: str, key: str, **params: Any) -> Iterator[list[dict[str, Any]]]:
-        paginator = CursorPaginator()
-        while paginator.has_next_page:
-            response = self._transport.call(
-                method, limit=self.config.page_limit, **params, **paginator.request_params()
-            )
-            paginator.update_state(response)
+        pages = TokenPaginator(f"Slack {method}", next_cursor)
+        while pages.has_next:
+            query: dict[str, Any] = {"limit": self.config.page_limit, **params}
+            if pages.next_token:
+                query["cursor"] = pages.next_token
+            response = self._transport.call(method, **query)
+            pages.update(response)
             yield response.get(key) or []
 
     def _list_channels(self) -> Iterator[list[dict[str, Any]]]:
@@ -140,7 +120,7 @@ class SlackConnector:
             yield batch
         self._channels = seen
 
-    def _channel_pages(self, _state: Mapping[str, Any]) -> Iterator[Page]:
+    def _channel_pages(self, _cursor: Mapping[str, Any] | None) -> Iterator[Page]:
         alive: list[tuple[Any, ...]] = []
         held: Page | None = None
         for batch in self._list_channels():

@@ -26,9 +26,11 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from connectors.common import ConnectorError, Page, Reconcile
+from connectors.kit import PaginationLoop, TokenPaginator
 
 from .config import SlackConfig
 from .cursor import ChannelCursor, PendingRead
+from .errors import SlackCallError
 from .records import (
     TS_MAX,
     TS_MIN,
@@ -39,7 +41,7 @@ from .records import (
     ts_add_micros,
     ts_key,
 )
-from .transport import SlackCallError, SlackTransport
+from .transport import SlackTransport, next_cursor
 
 STREAM = "messages"
 # Extra room above "now" for the explicit `latest` bound (clock skew between us and Slack).
@@ -94,8 +96,7 @@ class ChannelMessagesReader:
         pending = cursor.pending
         assert pending is not None
         query_latest = upper = pending.latest
-        page_cursor: str | None = None
-        seen_cursors: set[str] = set()
+        pages = TokenPaginator(f"Slack history of {channel_id}", next_cursor)
         while True:
             params: dict[str, Any] = {
                 "channel": channel_id,
@@ -104,18 +105,21 @@ class ChannelMessagesReader:
             }
             if pending.oldest is not None:
                 params["oldest"] = pending.oldest
-            if page_cursor:
-                params["cursor"] = page_cursor
+            if pages.next_token:
+                params["cursor"] = pages.next_token
             response = self._transport.call("conversations.history", **params)
             messages: list[dict[str, Any]] = response.get("messages") or []
             has_more = bool(response.get("has_more"))
-            next_cursor = (response.get("response_metadata") or {}).get("next_cursor") or None
+            try:
+                pages.update(response)
+            except PaginationLoop:
+                if has_more and not messages:
+                    raise
+                # A page with messages can still be paged past by ts (below), cursor or not.
             if has_more and not messages:
                 # Nothing to anchor a position on: follow the cursor or give up loudly.
-                if not next_cursor or next_cursor in seen_cursors:
+                if not pages.has_next:
                     raise ConnectorError(f"Slack history of {channel_id} paged without progress")
-                seen_cursors.add(next_cursor)
-                page_cursor = next_cursor
                 continue
 
             stamps = [m["ts"] for m in messages]
@@ -168,12 +172,8 @@ class ChannelMessagesReader:
             if not has_more:
                 return
             upper = page_min or upper
-            if next_cursor and next_cursor not in seen_cursors:
-                seen_cursors.add(next_cursor)
-                page_cursor = next_cursor
-            else:
+            if not pages.has_next:
                 # No usable cursor: Slack's older "has_more + latest" paging is equivalent.
-                page_cursor = None
                 query_latest = upper
 
     @staticmethod
@@ -197,8 +197,7 @@ class ChannelMessagesReader:
         thread_ts = parent["ts"]
         where = {"channel_id": channel_id, "thread_ts": thread_ts, "is_reply": True}
         lo = TS_MIN
-        page_cursor: str | None = None
-        seen: set[str] = set()
+        pages = TokenPaginator(f"Slack replies of {channel_id}/{thread_ts}", next_cursor)
         held: Page | None = None
         while True:
             params: dict[str, Any] = {
@@ -206,8 +205,8 @@ class ChannelMessagesReader:
                 "ts": thread_ts,
                 "limit": self._config.limit_for("conversations.replies"),
             }
-            if page_cursor:
-                params["cursor"] = page_cursor
+            if pages.next_token:
+                params["cursor"] = pages.next_token
             try:
                 response = self._transport.call("conversations.replies", **params)
             except SlackCallError as exc:
@@ -218,12 +217,9 @@ class ChannelMessagesReader:
                 return held or Page(stream=STREAM, partition=channel_id)
             messages = response.get("messages") or []
             replies = [m for m in messages if m["ts"] != thread_ts]
-            next_cursor = (response.get("response_metadata") or {}).get("next_cursor") or None
-            more = bool(response.get("has_more")) and next_cursor is not None
-            if more and next_cursor in seen:
-                raise ConnectorError(f"Loop detected in Slack replies of {channel_id}/{thread_ts}")
+            pages.update(response)
             page_max = _max_ts(*(m["ts"] for m in messages)) or lo
-            hi = page_max if more else TS_MAX
+            hi = page_max if pages.has_next else TS_MAX
             page = Page(
                 stream=STREAM,
                 records=[message_record(channel_id, m) for m in replies],
@@ -239,9 +235,6 @@ class ChannelMessagesReader:
             if held is not None:
                 yield held
             held = page
-            if not more:
+            if not pages.has_next:
                 return held
-            assert next_cursor is not None
-            seen.add(next_cursor)
-            page_cursor = next_cursor
             lo = ts_add_micros(page_max, 1)

@@ -64,11 +64,15 @@ REQUIRED_FIELDS: Final[dict[str, tuple[str, ...]]] = {
     "conversations.replies": ("messages",),
 }
 
-# Request-level retries (slack_sdk handlers, then our own wrapper for undecodable bodies).
-SDK_RATE_LIMIT_RETRIES: Final = 6
-SDK_SERVER_ERROR_RETRIES: Final = 3
-SDK_CONNECTION_RETRIES: Final = 3
+# Request-level retries, all in the kit's retry loop (slack_sdk's own handlers are off):
+# attempts a call may spend on failures (a damaged or lost answer always spends one), after
+# extra ones for 429s (Slack asks to wait often and briefly; the wait is its Retry-After, or
+# RATE_LIMIT_DEFAULT_WAIT seconds without one) and for 5xx / Slack's transient error codes.
 CALL_ATTEMPTS: Final = 4
+RATE_LIMIT_RETRIES: Final = 6
+SERVER_ERROR_RETRIES: Final = 3
+RATE_LIMIT_DEFAULT_WAIT: Final = 1.0
+MAX_BACKOFF_SECONDS: Final = 30.0
 REQUEST_TIMEOUT_SECONDS: Final = 30
 
 # Lookbacks (days): edits/deletions are found by re-reading this window of each channel;

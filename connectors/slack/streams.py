@@ -1,33 +1,28 @@
-"""Stream declarations: where each stream's rows go and how they are keyed and resumed."""
+"""Slack's streams: the table and row type of each, its key, partitioning and client hint.
+
+``messages`` holds thread replies too (``is_reply = true``, ``thread_ts`` = the parent's ts)
+and is partitioned by channel: each channel has its own saved cursor (``cursor.py``).
+"""
 
 from __future__ import annotations
 
-from types import MappingProxyType
+from connectors.common import ClientHint, StreamSpec
+from connectors.kit import declare_streams
 
-from connectors.common import StreamSpec
+from .records import SlackChannel, SlackMessage, SlackUser
 
-from . import settings
+# Channels and messages belong to the client whose ``slack_channel_ids`` hold the channel.
+BY_CHANNEL = ClientHint("channel_id", "slack_channel_ids")
 
-STREAMS = MappingProxyType(
-    {
-        "users": StreamSpec(name="users", table="slack_users", primary_key=("user_id",)),
-        "channels": StreamSpec(
-            name="channels",
-            table="slack_channels",
-            primary_key=("channel_id",),
-            client_field="channel_id",
-            client_match="slack_channel_ids",
-        ),
-        # Thread replies share the table (is_reply = true, thread_ts = parent ts).
-        "messages": StreamSpec(
-            name="messages",
-            table="slack_messages",
-            primary_key=("channel_id", "ts"),
-            cursor_field="ts",
-            partition_by="channel_id",
-            lookback_days=max(settings.EDIT_LOOKBACK_DAYS, settings.THREAD_LOOKBACK_DAYS),
-            client_field="channel_id",
-            client_match="slack_channel_ids",
-        ),
-    }
+STREAMS = declare_streams(
+    StreamSpec("users", "slack_users", ("user_id",), SlackUser),
+    StreamSpec("channels", "slack_channels", ("channel_id",), SlackChannel, client=BY_CHANNEL),
+    StreamSpec(
+        "messages",
+        "slack_messages",
+        ("channel_id", "ts"),
+        SlackMessage,
+        partition_by="channel_id",
+        client=BY_CHANNEL,
+    ),
 )

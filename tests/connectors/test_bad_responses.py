@@ -20,7 +20,6 @@ from slack_fake import FakeSlack, MemoryTable, running_fake, sync
 
 from connectors.common import (
     AuthError,
-    PartitionFailures,
     PermanentError,
     RunStats,
     Secret,
@@ -29,11 +28,14 @@ from connectors.common import (
     sanitize_text,
 )
 from connectors.gmail import GmailConfig, GmailConnector
+from connectors.gmail.batch import TolerantBatch
+from connectors.gmail.errors import unusable
 from connectors.gmail.records import message_record as gmail_record
-from connectors.gmail.transport import GmailTransport, _Batch, _unusable
+from connectors.gmail.transport import GmailTransport
+from connectors.kit import PartitionFailures
 from connectors.slack import SlackConfig, SlackConnector
+from connectors.slack.errors import SlackCallError
 from connectors.slack.records import message_record as slack_record
-from connectors.slack.transport import SlackCallError
 from sandbox import Sandbox
 
 HIDDEN = {"SPAM", "TRASH"}
@@ -415,7 +417,7 @@ def test_batch_answer_is_matched_by_content_id_or_by_order() -> None:
     transport = GmailTransport(
         Secret("ya29.x"), GmailConfig(), RunStats(), base_url="http://127.0.0.1:9"
     )
-    batch = _Batch(batch_uri="http://127.0.0.1:9/batch/gmail/v1")
+    batch = TolerantBatch(batch_uri="http://127.0.0.1:9/batch/gmail/v1")
     ids = ["a", "b", "c"]
     for i in ids:
         batch.add(transport.service.users().messages().get(userId="me", id=i), request_id=i)
@@ -446,11 +448,11 @@ def test_batch_answer_is_matched_by_content_id_or_by_order() -> None:
 
 
 def test_damaged_gmail_answers_are_not_answers() -> None:
-    assert _unusable("users.messages.list", '{"messages": [{"id": "a"') is not None
-    assert _unusable("users.messages.list", {}) is not None
-    assert _unusable("users.messages.list", {"resultSizeEstimate": 0}) is None
-    assert _unusable("users.labels.list", {"labels": []}) is None
-    assert "historyId" in str(_unusable("users.messages.get", {"id": "a", "internalDate": "1"}))
+    assert unusable("users.messages.list", '{"messages": [{"id": "a"') is not None
+    assert unusable("users.messages.list", {}) is not None
+    assert unusable("users.messages.list", {"resultSizeEstimate": 0}) is None
+    assert unusable("users.labels.list", {"labels": []}) is None
+    assert "historyId" in str(unusable("users.messages.get", {"id": "a", "internalDate": "1"}))
 
 
 def test_permanent_errors_carry_the_providers_words_and_survive_pickling() -> None:
@@ -462,7 +464,7 @@ def test_permanent_errors_carry_the_providers_words_and_survive_pickling() -> No
     }
     refused = HttpError(httplib2.Response({"status": "400"}), json.dumps(body).encode())
     with pytest.raises(PermanentError) as google:
-        transport._classify("users.messages.list", refused)
+        transport.failure("users.messages.list", refused)
     assert "Invalid label: Label_9" in str(google.value)
     assert google.value.detail["message"] == "Invalid label: Label_9"
     scope = SlackCallError(

@@ -26,6 +26,7 @@ from connectors.common import (
 )
 from connectors.gmail import STREAMS, GmailConfig
 from connectors.gmail.cursor import FullSync, MailboxCursor
+from connectors.gmail.errors import GmailCallError, GmailNotFound
 from connectors.gmail.messages import changes
 from connectors.gmail.records import (
     decode_words,
@@ -35,15 +36,9 @@ from connectors.gmail.records import (
     message_record,
     parse_addresses,
 )
-from connectors.gmail.transport import (
-    GmailCallError,
-    GmailNotFound,
-    GmailTransport,
-    QuotaPacer,
-    _Transient,
-    resolve_base_url,
-)
+from connectors.gmail.transport import GmailTransport
 from connectors.google_auth import refresh_google_token, resolve_token_url
+from connectors.kit import Failure, SlidingWindowLimiter
 
 # -- records ---------------------------------------------------------------------------------
 
@@ -288,19 +283,19 @@ def transport() -> GmailTransport:
 
 
 def test_classify_transient_errors(transport: GmailTransport) -> None:
-    transient = transport._classify(
+    transient = transport.failure(
         "m", _http_error(429, _google_error(429, "rateLimitExceeded"), {"retry-after": "2"})
     )
-    assert isinstance(transient, _Transient) and transient.retry_after == 2.0
-    assert transport._stats.rate_limited == 1
+    assert isinstance(transient, Failure) and transient.retry_after == 2.0
+    assert transport.stats.rate_limited == 1
     for reason in ("rateLimitExceeded", "userRateLimitExceeded"):
         assert isinstance(
-            transport._classify("m", _http_error(403, _google_error(403, reason))), _Transient
+            transport.failure("m", _http_error(403, _google_error(403, reason))), Failure
         )
-    assert transport._stats.rate_limited == 3  # 429 and 403 *RateLimitExceeded
+    assert transport.stats.rate_limited == 3  # 429 and 403 *RateLimitExceeded
     for status in (500, 502, 503, 504):
-        assert isinstance(transport._classify("m", _http_error(status, "oops")), _Transient)
-    assert transport._stats.rate_limited == 3
+        assert isinstance(transport.failure("m", _http_error(status, "oops")), Failure)
+    assert transport.stats.rate_limited == 3
 
 
 def test_classify_permanent_errors(transport: GmailTransport) -> None:
@@ -310,23 +305,23 @@ def test_classify_permanent_errors(transport: GmailTransport) -> None:
         _http_error(403, _google_error(403, "insufficientPermissions")),
     ):
         with pytest.raises(AuthError) as raised:
-            transport._classify("users.messages.get", error)
+            transport.failure("users.messages.get", error)
         assert "ya29" not in str(raised.value)
     with pytest.raises(GmailNotFound):
-        transport._classify("users.history.list", _http_error(404, _google_error(404, "notFound")))
+        transport.failure("users.history.list", _http_error(404, _google_error(404, "notFound")))
     with pytest.raises(GmailCallError) as call_error:
-        transport._classify("m", _http_error(400, _google_error(400, "invalidArgument")))
+        transport.failure("m", _http_error(400, _google_error(400, "invalidArgument")))
     assert not isinstance(call_error.value, AuthError)
     with pytest.raises(GmailCallError):
-        transport._classify("m", _http_error(403, _google_error(403, "forbidden")))
+        transport.failure("m", _http_error(403, _google_error(403, "forbidden")))
 
 
 def test_base_url_and_batch_uri(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AOS_GMAIL_API_URL", "http://127.0.0.1:5555")
-    assert resolve_base_url() == "http://127.0.0.1:5555/"
-    assert resolve_base_url("http://h:1/") == "http://h:1/"
+    assert GmailTransport.endpoint() == "http://127.0.0.1:5555/"
+    assert GmailTransport.endpoint("http://h:1/") == "http://h:1/"
     monkeypatch.delenv("AOS_GMAIL_API_URL")
-    assert resolve_base_url() == "https://gmail.googleapis.com/"
+    assert GmailTransport.endpoint() == "https://gmail.googleapis.com/"
     t = GmailTransport(Secret("t"), GmailConfig(), RunStats(), base_url="http://h:1")
     assert t._batch_uri == "http://h:1/batch/gmail/v1"
     uri = t.service.users().messages().get(userId="me", id="abc").uri
@@ -341,7 +336,7 @@ def test_quota_pacer_sliding_window() -> None:
         slept.append(seconds)
         now[0] += seconds
 
-    pacer = QuotaPacer(250.0, clock=lambda: now[0], sleep=sleep)
+    pacer = SlidingWindowLimiter(250.0, 1.0, clock=lambda: now[0], sleep=sleep)
     assert pacer.acquire(200) == 0.0
     now[0] = 0.5
     assert pacer.acquire(50) == 0.0  # 250 units in the window: full, not over
@@ -352,7 +347,7 @@ def test_quota_pacer_sliding_window() -> None:
     now[0] = 2.5
     pacer.settle()  # the answer came at 2.5: those units count from then
     assert pacer.acquire(1) == pytest.approx(1.05, abs=0.01) and now[0] >= 3.55 - 1e-9
-    assert QuotaPacer(None).acquire(10_000) == 0.0
+    assert SlidingWindowLimiter(None, 1.0).acquire(10_000) == 0.0
 
 
 # -- google token refresh --------------------------------------------------------------------

@@ -10,16 +10,16 @@ import pytest
 from slack_fake import TOKEN, FakeSlack, MemoryTable, running_fake, sync
 
 from connectors.common import AuthError, ConnectorError, Secret
+from connectors.kit import SlidingWindowLimiter, TokenPaginator
 from connectors.slack import STREAMS, SlackConfig, SlackConnector, refresh_slack_token
 from connectors.slack.cursor import ChannelCursor
-from connectors.slack.pagination import CursorPaginator
-from connectors.slack.ratelimit import SlidingWindowLimiter
 from connectors.slack.records import (
     datetime_to_ts,
     message_record,
     ts_add_micros,
     ts_to_datetime,
 )
+from connectors.slack.transport import next_cursor
 
 
 @pytest.fixture
@@ -117,11 +117,11 @@ def test_limiter_sleeps_only_when_the_window_is_full() -> None:
 
 
 def test_paginator_detects_loops() -> None:
-    paginator = CursorPaginator()
-    paginator.update_state({"response_metadata": {"next_cursor": "a"}})
-    assert paginator.request_params() == {"cursor": "a"}
+    paginator = TokenPaginator("Slack users.list", next_cursor)
+    paginator.update({"response_metadata": {"next_cursor": "a"}})
+    assert paginator.next_token == "a"  # the next request carries cursor=a
     with pytest.raises(ConnectorError, match="Loop"):
-        paginator.update_state({"response_metadata": {"next_cursor": "a"}})
+        paginator.update({"response_metadata": {"next_cursor": "a"}})
 
 
 def test_cursor_state_round_trip_prunes_old_threads() -> None:
