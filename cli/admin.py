@@ -10,6 +10,7 @@ from typing import Any
 
 from cli.context import engine, vault
 from cli.output import CliError
+from connectors import registry
 from db import tenancy
 from db.analyst import create_analyst, drop_analyst
 from db.runs import list_runs
@@ -262,9 +263,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     )
     p = integ.add_parser("add", help="add an integration; credentials from a file or stdin")
     p.add_argument("--agency", required=True)
-    p.add_argument(
-        "--provider", required=True, choices=["gmail", "slack", "google_ads", "meta_ads"]
-    )
+    p.add_argument("--provider", required=True, choices=registry.names())
     p.add_argument("--name", required=True)
     p.add_argument("--client", help="client name or id (omit for agency-wide)")
     p.add_argument("--external-id")

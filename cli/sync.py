@@ -16,6 +16,7 @@ from datetime import date
 from typing import Any
 
 from cli.output import CliError
+from connectors import registry
 
 __all__ = ["register"]
 
@@ -23,18 +24,33 @@ __all__ = ["register"]
 _RUN_LOGGERS = ("prefect.task_runs", "prefect.flow_runs")
 
 
+def _expected() -> tuple[type[BaseException], ...]:
+    """The typed outcomes of a run a person is told about in one sentence (see tasks/run.py)."""
+    from db.rbac import PermissionDenied
+    from db.runs import SyncLocked
+    from tasks.run import DispatchFailed, IntegrationUnavailable, SyncFailed
+    from tasks.sync import ReauthRequired
+
+    return (
+        PermissionDenied,
+        SyncLocked,
+        IntegrationUnavailable,
+        SyncFailed,
+        ReauthRequired,
+        DispatchFailed,
+    )
+
+
 class _NoRefusalTraceback(logging.Filter):
-    """Prefect logs a failed task or flow with its traceback. For a refusal that is two screens
-    of engine frames around one sentence; keep the sentence (the run's log still says what was
-    refused), drop the frames."""
+    """Prefect logs a failed task or flow with its traceback. For a refusal or a known failure
+    that is two screens of engine frames around one sentence; keep the sentence (the run's log
+    still says what happened), drop the frames."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        from db.rbac import PermissionDenied
-
         # The record may already carry its traceback as text only (connectors.logsafe renders
         # and redacts it when the record is made); the exception being handled is still here.
         exc = record.exc_info[1] if record.exc_info else sys.exc_info()[1]
-        if isinstance(exc, PermissionDenied):
+        if isinstance(exc, _expected()):
             record.exc_info = None
             record.exc_text = None
         return True
@@ -42,17 +58,15 @@ class _NoRefusalTraceback(logging.Filter):
 
 @contextlib.contextmanager
 def _refusals_as_errors() -> Iterator[None]:
-    """The flow raises the refusal itself (a typed exception a program can catch); at the CLI
-    it is a message for the person, without the exception's class name in front."""
-    from db.rbac import PermissionDenied
-
+    """The flow raises the refusal or failure itself (a typed exception a program can catch);
+    at the CLI it is a message for the person, without the exception's class name in front."""
     quiet = _NoRefusalTraceback()
     loggers = [logging.getLogger(name) for name in _RUN_LOGGERS]
     for logger in loggers:
         logger.addFilter(quiet)
     try:
         yield
-    except PermissionDenied as exc:
+    except _expected() as exc:
         raise CliError(str(exc)) from None
     finally:
         for logger in loggers:
@@ -66,9 +80,9 @@ def _prefect_env() -> None:
 
 def cmd_sync(a: argparse.Namespace) -> Any:
     _prefect_env()
-    from flows import FLOWS
+    from flows import flow_for
 
-    flow = FLOWS[a.provider]
+    flow = flow_for(a.provider)
     with _refusals_as_errors():
         result = flow(
             integration_id=a.integration,
@@ -78,8 +92,6 @@ def cmd_sync(a: argparse.Namespace) -> Any:
             run_grant=os.environ.get("AOS_RUN_GRANT"),
             trigger="cli",
         )
-    if result.get("status") == "skipped":
-        return {"status": "skipped", "reason": result["reason"]}
     return [
         {"stream": name, **{k: v for k, v in s.items() if k in _COLUMNS}}
         for name, s in result["streams"].items()
@@ -88,9 +100,16 @@ def cmd_sync(a: argparse.Namespace) -> Any:
 
 def cmd_sync_all(a: argparse.Namespace) -> Any:
     _prefect_env()
+    from cli.output import emit
     from flows import sync_all
+    from tasks.run import DispatchFailed
 
-    return sync_all(provider=a.only, agency_id=a.agency)
+    with _refusals_as_errors():
+        try:
+            return sync_all(provider=a.only, agency_id=a.agency)
+        except DispatchFailed as exc:
+            emit(exc.outcomes, as_json=a.json)  # every integration's outcome, then the error
+            raise
 
 
 def cmd_backfill(a: argparse.Namespace) -> Any:
@@ -106,8 +125,6 @@ def cmd_backfill(a: argparse.Namespace) -> Any:
             chunk_days=a.chunk_days,
             run_grant=os.environ.get("AOS_RUN_GRANT"),
         )
-    if result.get("status") == "skipped":
-        return {"status": "skipped", "reason": result["reason"]}
     return [
         {"chunk": name, **{k: v for k, v in s.items() if k in _COLUMNS}}
         for name, s in result["streams"].items()
@@ -120,6 +137,7 @@ _COLUMNS = (
     "updated",
     "unchanged",
     "deleted",
+    "rejected",
     "requests",
     "rate_limited",
     "skipped",
@@ -131,7 +149,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     sync = sub.add_parser("sync", help="run a provider sync now").add_subparsers(
         dest="provider", required=True
     )
-    for provider in ("slack", "gmail"):
+    for provider in registry.names():
         p = sync.add_parser(provider, help=f"sync one {provider} integration")
         p.add_argument("--integration", type=int, required=True)
         p.add_argument(
@@ -155,7 +173,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         p.set_defaults(func=cmd_sync)
 
     p = sync.add_parser("all", help="every connected integration, as each agency's scheduler")
-    p.add_argument("--only", choices=["slack", "gmail"], help="one provider")
+    p.add_argument("--only", choices=registry.names(), help="one provider")
     p.add_argument("--agency", type=int, help="one agency id")
     p.set_defaults(func=cmd_sync_all)
 

@@ -17,7 +17,6 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import ARRAY, BYTEA, JSONB, UUID
 
 __all__ = [
-    "PROVIDERS",
     "ROLE_LEVELS",
     "TENANT_COLUMNS",
     "metadata",
@@ -34,7 +33,6 @@ metadata = sa.MetaData(
     }
 )
 
-PROVIDERS = ("gmail", "slack", "google_ads", "meta_ads")
 ROLE_LEVELS = {"owner": 40, "admin": 30, "manager": 20, "member": 10}
 INTEGRATION_STATUSES = ("connected", "needs_reauth", "error", "disabled")
 TENANT_COLUMNS = ("agency_id", "integration_id", "client_id", "synced_at", "deleted_at")
@@ -155,7 +153,7 @@ integration = sa.Table(
     sa.Column(
         "updated_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
     ),
-    sa.CheckConstraint(_in("provider", PROVIDERS), name="provider"),
+    sa.CheckConstraint("provider ~ '^[a-z][a-z0-9_]*$'", name="provider_name"),
     sa.CheckConstraint(_in("status", INTEGRATION_STATUSES), name="status"),
     sa.PrimaryKeyConstraint("agency_id", "id"),
     sa.UniqueConstraint("agency_id", "name", name="uq_integration_agency_name"),

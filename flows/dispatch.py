@@ -19,17 +19,20 @@ Two ways to fan out:
 from __future__ import annotations
 
 import os
-import time
 from typing import Any
 
 from prefect import flow, get_run_logger, task
-from prefect.artifacts import create_table_artifact
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from db import tenancy
-from db.engine import get_engine
+from db.runs import SyncLocked
+from tasks.run import (
+    DispatchFailed,
+    publish_dispatch,
+    syncable_integrations,
+    wait_for_flow_runs,
+)
 
-__all__ = ["sync_all"]
+__all__ = ["DispatchFailed", "sync_all"]
 
 DEFAULT_CONCURRENCY = int(os.environ.get("AOS_DISPATCH_CONCURRENCY", "4"))
 
@@ -63,9 +66,9 @@ def sync_integration(integration_id: int, provider: str, agency_id: int) -> dict
     ledger row and artifact are the same, and the run costs no subflow. Creating a subflow
     from a pool thread waited ~1 s per integration on Prefect's event loop
     (``bench/dispatch.py``). Manual and deployment runs still run the provider flow itself."""
-    from flows import FLOWS
+    from flows.providers import flow_for
 
-    return FLOWS[provider].fn(
+    return flow_for(provider).fn(
         integration_id=integration_id, requested_by=f"scheduler:{agency_id}", trigger="schedule"
     )
 
@@ -85,6 +88,8 @@ def _in_process(targets: list[Any]) -> list[dict[str, Any]]:
     for n, (integ, future) in enumerate(futures, 1):
         try:
             row = _outcome(integ, future.result(), None)
+        except SyncLocked as exc:  # another run has it: nothing was touched
+            row = {**_outcome(integ, None, exc), "outcome": "skipped"}
         except Exception as exc:  # one failure must not stop the others
             row = _outcome(integ, None, exc)
         logger.info(
@@ -102,7 +107,6 @@ def _in_process(targets: list[Any]) -> list[dict[str, Any]]:
 
 def _via_deployments(targets: list[Any], poll_seconds: float = 2.0) -> list[dict[str, Any]]:
     """Start one deployment run per integration, then wait for all of them."""
-    from prefect.client.orchestration import get_client
     from prefect.deployments import run_deployment
 
     logger = get_run_logger()
@@ -120,20 +124,10 @@ def _via_deployments(targets: list[Any], poll_seconds: float = 2.0) -> list[dict
         )
         runs.append((integ, run.id))  # type: ignore[union-attr]  # sync context: a FlowRun
     logger.info("started %d deployment runs; waiting for the work pool", len(runs))
-    pending = dict(runs)
-    states: dict[Any, Any] = {}
-    with get_client(sync_client=True) as client:
-        while pending:
-            for integ, run_id in list(pending.items()):
-                state = client.read_flow_run(run_id).state
-                if state is not None and state.is_final():
-                    states[integ.id] = state
-                    del pending[integ]
-            if pending:
-                time.sleep(poll_seconds)
+    states = wait_for_flow_runs([str(run_id) for _, run_id in runs], poll_seconds)
     outcomes = []
-    for integ, _ in runs:
-        state = states[integ.id]
+    for integ, run_id in runs:
+        state = states[str(run_id)]
         if state.is_completed():
             outcomes.append(_outcome(integ, state.result(raise_on_failure=False) or {}, None))
         else:
@@ -141,7 +135,22 @@ def _via_deployments(targets: list[Any], poll_seconds: float = 2.0) -> list[dict
     return outcomes
 
 
-@flow(name="sync_all", task_runner=ThreadPoolTaskRunner(max_workers=DEFAULT_CONCURRENCY))  # type: ignore[arg-type]
+def _dispatch_run_name() -> str:
+    from prefect.runtime import flow_run
+
+    params = flow_run.parameters
+    return "sync-all" + "".join(
+        f"-{label}{params[key]}"
+        for key, label in (("provider", ""), ("agency_id", "agency-"))
+        if params.get(key) is not None
+    )
+
+
+@flow(
+    name="sync_all",
+    task_runner=ThreadPoolTaskRunner(max_workers=DEFAULT_CONCURRENCY),  # type: ignore[arg-type]
+    flow_run_name=_dispatch_run_name,
+)
 def sync_all(
     provider: str | None = None,
     agency_id: int | None = None,
@@ -150,39 +159,36 @@ def sync_all(
 ) -> list[dict[str, Any]]:
     """Sync every connected integration (optionally of one provider / one agency).
 
-    ``integration_ids`` narrows it to those integrations (still only the connected ones, of
-    ``provider`` / ``agency_id`` when given); ``None`` means all. The demo passes the ids of the
-    integrations it created, so a real account connected to the same database is never sent to
-    the sandbox it points the project at. An empty list syncs nothing."""
-    from flows import FLOWS
+    ``integration_ids`` narrows it to those integrations (of ``provider`` / ``agency_id`` when
+    given); ``None`` means all. The demo passes the ids of the integrations it created, so a
+    real account connected to the same database is never sent to the sandbox it points the
+    project at. An empty list syncs nothing.
 
+    The artifact lists every integration in scope, with its outcome: ``succeeded``,
+    ``failed``, or ``skipped`` with the reason (another run holds it, or it needs re-auth, has
+    failed or is disabled and waits for a person). When any integration failed, the run ends
+    Failed (:class:`DispatchFailed`, carrying every outcome)."""
     logger = get_run_logger()
-    wanted = None if integration_ids is None else {int(i) for i in integration_ids}
-    with get_engine().connect() as conn:
-        targets = [
-            i
-            for i in tenancy.list_integrations(
-                conn, agency_id=agency_id, provider=provider, status="connected"
-            )
-            if i.provider in FLOWS and (wanted is None or i.id in wanted)
-        ]
-    if wanted is not None and len(targets) < len(wanted):
-        logger.warning(
-            "not syncing integration(s) %s: no such connected %s integration",
-            sorted(wanted - {i.id for i in targets}),
-            provider or "syncable",
-        )
+    targets, waiting = syncable_integrations(provider, agency_id, integration_ids)
     if via_deployments is None:
         via_deployments = os.environ.get("AOS_DISPATCH_VIA_DEPLOYMENTS", "") in {"1", "true"}
     logger.info(
-        "syncing %d integration(s) %s",
+        "syncing %d integration(s) %s; %d waiting for a person",
         len(targets),
         "through the work pool" if via_deployments else "in-process",
+        len(waiting),
     )
     outcomes = _via_deployments(targets) if via_deployments else _in_process(targets)
-    create_table_artifact(
-        key="sync-all",
-        table=outcomes or [{"outcome": "nothing to sync"}],
-        description="sync_all: one row per integration",
-    )
+    outcomes += [
+        {
+            **_outcome(i, None, None),
+            "outcome": "skipped",
+            "error": f"{i.status}" + (f": {i.status_reason}" if i.status_reason else ""),
+        }
+        for i in waiting
+    ]
+    publish_dispatch(outcomes)
+    failed = [o for o in outcomes if o["outcome"] == "failed"]
+    if failed:
+        raise DispatchFailed(outcomes)
     return outcomes

@@ -12,13 +12,12 @@ Never imported by production code paths.
 
 from __future__ import annotations
 
-from sandbox.core import PROVIDERS, Sandbox, register_provider
+from sandbox.core import Sandbox, known_providers
 from sandbox.faults import FAULT_KINDS, PROVIDER_FAULT_KINDS, Fault, FaultInjector
 from sandbox.requestlog import REDACTED, LogEntry, RequestLog
 
 __all__ = [
     "FAULT_KINDS",
-    "PROVIDERS",
     "PROVIDER_FAULT_KINDS",
     "REDACTED",
     "Fault",
@@ -26,5 +25,5 @@ __all__ = [
     "LogEntry",
     "RequestLog",
     "Sandbox",
-    "register_provider",
+    "known_providers",
 ]

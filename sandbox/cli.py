@@ -13,7 +13,7 @@ import threading
 from collections.abc import Sequence
 from typing import TextIO
 
-from sandbox.core import PROVIDERS, Sandbox
+from sandbox.core import Sandbox, known_providers
 
 __all__ = ["add_serve_arguments", "main", "serve", "serve_main"]
 
@@ -30,7 +30,7 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--providers",
         default="slack",
-        help=f"comma-separated, from: {', '.join(sorted(PROVIDERS))}",
+        help=f"comma-separated, from: {', '.join(known_providers())}",
     )
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--size", default="small", help="tiny | small | demo | large | huge")

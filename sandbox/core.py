@@ -7,10 +7,11 @@ sandbox is constructed (so data can be added first); sockets open only on :meth:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from types import TracebackType
 from typing import Any
 
+from connectors import registry
 from sandbox.faults import FaultInjector
 from sandbox.gmail import GmailEmulator
 from sandbox.protocol import Provider
@@ -18,18 +19,12 @@ from sandbox.requestlog import RequestLog
 from sandbox.server import ProviderServer
 from sandbox.slack import SlackEmulator
 
-__all__ = ["PROVIDERS", "Sandbox", "register_provider"]
-
-ProviderFactory = Callable[[int, float], Provider]
-PROVIDERS: dict[str, ProviderFactory] = {
-    "slack": lambda seed, time_scale: SlackEmulator(seed=seed, time_scale=time_scale),
-    "gmail": lambda seed, time_scale: GmailEmulator(seed=seed, time_scale=time_scale),
-}
+__all__ = ["Sandbox", "known_providers"]
 
 
-def register_provider(name: str, factory: ProviderFactory) -> None:
-    """Make another emulator available to ``Sandbox(providers=(name, ...))``."""
-    PROVIDERS[name] = factory
+def known_providers() -> list[str]:
+    """Providers with an emulator: every entry of the provider registry."""
+    return registry.names()
 
 
 class Sandbox:
@@ -48,15 +43,16 @@ class Sandbox:
         time_scale: float = 1.0,
         size: str | None = None,
     ) -> None:
-        unknown = [p for p in providers if p not in PROVIDERS]
+        providers = list(providers)
+        unknown = [p for p in providers if p not in registry.REGISTRY]
         if unknown:
-            raise ValueError(f"unknown providers {unknown}; known: {sorted(PROVIDERS)}")
+            raise ValueError(f"unknown providers {unknown}; known: {known_providers()}")
         self.seed = seed
         self.time_scale = time_scale
         self.log = RequestLog()
         self.faults = FaultInjector(seed)
         self.emulators: dict[str, Provider] = {
-            name: PROVIDERS[name](seed, time_scale) for name in providers
+            name: registry.get(name).make_emulator(seed, time_scale) for name in providers
         }
         self._servers = {
             name: ProviderServer(emulator, faults=self.faults, log=self.log, time_scale=time_scale)

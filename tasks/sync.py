@@ -14,21 +14,19 @@ from datetime import date
 from typing import Any
 
 from prefect import get_run_logger, task
-from prefect.artifacts import create_table_artifact
 from prefect.exceptions import MissingContextError
 
-from connectors.common import AuthError, Page, Secret
-from db import runs, schema, state, tenancy
+from connectors import registry
+from connectors.common import AuthError, Page, PermanentError, Secret
+from db import schema, state, tenancy
 from db.engine import default_vault, get_engine
 from db.grants import InvalidRunGrant, consume_run_grant, resolve_run, signing_key_from_env
-from db.loader import TableLoader, Tenant
-from db.rbac import Action, authorize, record_refusal
-from tasks.providers import get_provider
+from db.loader import LoadError, TableLoader, Tenant
+from db.rbac import Action, PermissionDenied, authorize, record_refusal
 
 __all__ = [
     "ReauthRequired",
     "authorize_run",
-    "publish_summary",
     "refresh_credentials",
     "sync_stream",
 ]
@@ -50,15 +48,23 @@ def _mark_needs_reauth(integration_id: int, reason: str) -> ReauthRequired:
     )
 
 
-def _not_auth_error(task: Any, task_run: Any, state: Any) -> bool:
-    """Retry a failed stream unless the failure is about credentials (a retry cannot fix it)."""
+def _retryable(task: Any, task_run: Any, state: Any) -> bool:
+    """Retry a failed task unless a retry cannot fix it: credentials the provider refused, a
+    refusal it will repeat (a missing scope, say), or rows the table cannot take."""
     try:
         state.result()
-    except (ReauthRequired, AuthError, PermissionError):
+    except (ReauthRequired, PermanentError, PermissionError, PermissionDenied, LoadError):
         return False
     except Exception:
         return True
     return False
+
+
+def _mark_error(integration_id: int, exc: PermanentError) -> None:
+    """The provider refuses every partition of a stream for good: a person must act (grant a
+    scope, fix the configuration). The scheduler leaves the integration alone until then."""
+    with get_engine().begin() as conn:
+        tenancy.set_integration_status(conn, integration_id, "error", reason=str(exc)[:500])
 
 
 @task(name="authorize")
@@ -101,12 +107,10 @@ def authorize_run(
     return {"principal": str(principal), "verified": principal.verified, "role": decision.role}
 
 
-@task(
-    name="refresh-credentials", retries=2, retry_delay_seconds=2, retry_condition_fn=_not_auth_error
-)
+@task(name="refresh-credentials", retries=2, retry_delay_seconds=2, retry_condition_fn=_retryable)
 def refresh_credentials(integration_id: int, provider: str, principal: str = "system") -> str:
     """Refresh the access token when it expires within 5 minutes (row-locked, see db.vault)."""
-    spec = get_provider(provider)
+    spec = registry.get(provider)
     vault = default_vault()
     eng = get_engine()
     with eng.connect() as conn:
@@ -155,7 +159,7 @@ def _renamed(pages: Iterable[Page], stream: str) -> Iterator[Page]:
         yield dataclasses.replace(page, stream=stream)
 
 
-@task(name="sync-stream", retries=2, retry_delay_seconds=3, retry_condition_fn=_not_auth_error)
+@task(name="sync-stream", retries=2, retry_delay_seconds=3, retry_condition_fn=_retryable)
 def sync_stream(
     integration_id: int,
     stream: str,
@@ -176,7 +180,7 @@ def sync_stream(
         if full_refresh:
             state.clear_state(conn, integration_id, stream)
         saved = state.load_state(conn, integration_id, state_stream)
-    provider = get_provider(integ.provider)
+    provider = registry.get(integ.provider)
     settings = dict(integ.config)
     if since is not None:
         settings["start_date"] = since.isoformat()
@@ -204,6 +208,9 @@ def sync_stream(
         counts = loader.load(_with_progress(pages, state_stream, reader.stats))
     except AuthError as exc:
         raise _mark_needs_reauth(integration_id, str(exc)) from None
+    except PermanentError as exc:
+        _mark_error(integration_id, exc)
+        raise
     stats = reader.stats.as_dict()
     result = {
         "stream": stream,
@@ -212,6 +219,7 @@ def sync_stream(
         "updated": counts.updated,
         "unchanged": counts.unchanged,
         "deleted": counts.deleted,
+        "rejected": counts.rejected,
         "requests": stats["requests"],
         "rate_limited": stats["rate_limited"],
         "skipped": stats["skipped"],
@@ -219,43 +227,15 @@ def sync_stream(
         "seconds": round(time.monotonic() - started, 2),
     }
     _logger().info(
-        "%s: %s fetched, %s inserted, %s updated, %s deleted, %s requests (%s rate-limited)",
+        "%s: %s fetched, %s inserted, %s updated, %s deleted, %s set aside, %s requests"
+        " (%s rate-limited)",
         stream,
         result["fetched"],
         result["inserted"],
         result["updated"],
         result["deleted"],
+        result["rejected"],
         result["requests"],
         result["rate_limited"],
     )
     return result
-
-
-@task(name="record-run")
-def publish_summary(
-    run_id: int,
-    integration_id: int,
-    provider: str,
-    status: str,
-    streams: dict[str, Any],
-    error: str | None,
-) -> None:
-    """Close the ledger row and attach a table artifact summarising each stream."""
-    runs.finish_run(
-        get_engine(),
-        run_id,
-        integration_id=integration_id,
-        status=status,
-        streams=streams,
-        error=error,
-    )
-    table = [
-        {"stream": name, **{k: v for k, v in s.items() if k not in {"stream", "warnings"}}}
-        for name, s in streams.items()
-    ]
-    create_table_artifact(
-        key=f"{provider.replace('_', '-')}-sync-integration-{integration_id}",
-        table=table or [{"stream": "-", "status": status}],
-        description=f"{provider} sync of integration {integration_id}: {status}"
-        + (f" - {error}" if error else ""),
-    )

@@ -11,12 +11,12 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from sandbox.core import PROVIDERS
+from connectors import registry
 
 AOS_SYNC = Path(sys.executable).parent / "aos-sync"
 
 
-@pytest.mark.parametrize("provider", sorted(PROVIDERS))
+@pytest.mark.parametrize("provider", registry.names())
 def test_sandbox_serve_as_typed(provider: str) -> None:
     proc = subprocess.Popen(
         [str(AOS_SYNC), "sandbox", "serve", "--providers", provider, "--size", "tiny"],

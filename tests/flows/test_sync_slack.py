@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from db import schema, tenancy
 from db.engine import default_vault
 from db.rbac import PermissionDenied
-from flows.slack import sync_slack
+from flows import sync_slack
 from tests.flows.conftest import World
 
 START = datetime(2026, 10, 1, tzinfo=UTC)
@@ -387,7 +387,7 @@ def test_denied_before_any_request_and_audited(world: World, who: str) -> None:
 
 
 def test_second_concurrent_sync_exits_cleanly(world: World) -> None:
-    from db.runs import integration_lock
+    from db.runs import SyncLocked, integration_lock
 
     iid = world.add_slack(
         "lock",
@@ -398,9 +398,8 @@ def test_second_concurrent_sync_exits_cleanly(world: World) -> None:
         start=START,
         span_days=5,
     )
-    with integration_lock(world.engine, iid):
-        result = sync_slack(integration_id=iid, requested_by=world.users["owner"])
-    assert result["status"] == "skipped" and "already being synced" in result["reason"]
+    with integration_lock(world.engine, iid), pytest.raises(SyncLocked, match="already being"):
+        sync_slack(integration_id=iid, requested_by=world.users["owner"])
     assert _scalar(world.engine, "SELECT count(*) FROM slack_users") == 0
 
 
