@@ -75,7 +75,7 @@ def _register_optional(sub: argparse._SubParsersAction) -> None:  # type: ignore
     """Commands whose modules pull in Prefect or the sandbox: imported only when present."""
     import importlib
 
-    for name in ("cli.sync", "cli.sandbox", "cli.demo", "cli.serve"):
+    for name in ("cli.sync", "cli.status", "cli.sandbox", "cli.demo", "cli.serve"):
         try:
             module = importlib.import_module(name)
         except ModuleNotFoundError as exc:

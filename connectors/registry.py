@@ -18,7 +18,7 @@ import importlib
 import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from connectors.common import Secret, StreamReader
@@ -88,6 +88,20 @@ class ProviderEntry:
     @property
     def flow_name(self) -> str:
         return f"sync_{self.name}"
+
+    @property
+    def interval(self) -> timedelta:
+        """The longest gap between two runs of ``schedule`` over a day (how late data may be
+        before it is late)."""
+        from cronsim import CronSim
+
+        start = datetime(2026, 1, 5, tzinfo=UTC)  # a Monday: weekday fields behave
+        times = CronSim(self.schedule, start)
+        previous, gap = next(times), timedelta(0)
+        while previous < start + timedelta(days=1):
+            current = next(times)
+            gap, previous = max(gap, current - previous), current
+        return gap
 
     def build_reader(self, token: Secret, settings: Mapping[str, Any]) -> StreamReader:
         reader: StreamReader = _load(self.reader)(token, settings)

@@ -15,15 +15,17 @@ import contextlib
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from prefect import get_run_logger, task
-from prefect.artifacts import create_table_artifact
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.runtime import flow_run
 
 from connectors import registry
 from db import runs, state, tenancy
 from db.engine import get_engine
+from db.health import integration_health
 
 __all__ = [
     "DispatchFailed",
@@ -246,11 +248,34 @@ def syncable_integrations(
 
 @task(name="publish-dispatch")
 def publish_dispatch(outcomes: list[dict[str, Any]]) -> None:
+    """The run's outcome per integration, and the health of every integration after it (the
+    same as ``aos-sync status``), as artifacts of the dispatcher's run."""
     create_table_artifact(
         key="sync-all",
         table=outcomes or [{"outcome": "nothing to sync"}],
         description="sync_all: one row per integration",
     )
+    now = datetime.now(UTC)
+    intervals = {name: registry.get(name).interval for name in registry.names()}
+    with get_engine().connect() as conn:
+        rows = [h.as_row(now) for h in integration_health(conn, now, intervals)]
+    columns = ["integration", "provider", "name", "agency", "status", "age", "lag", "health"]
+    lines = [
+        "| " + " | ".join(columns) + " |",
+        "|" + "---|" * len(columns),
+        *("| " + " | ".join(_cell(r[c]) for c in columns) + " |" for r in rows),
+    ]
+    bad = sum(1 for r in rows if r["health"] != "ok")
+    create_markdown_artifact(
+        key="integration-health",
+        markdown=f"# Integration health\n\n{bad} of {len(rows)} need attention.\n\n"
+        + "\n".join(lines),
+        description="aos-sync status, as of the end of this sync_all run",
+    )
+
+
+def _cell(value: Any) -> str:
+    return "" if value is None else str(value).replace("|", "/").replace("\n", " ")
 
 
 @task(name="wait-for-flow-runs")

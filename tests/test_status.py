@@ -1,0 +1,77 @@
+"""``aos-sync status``: every integration's health, and a non-zero exit an alert can use."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+import sqlalchemy as sa
+
+from db import schema, tenancy
+from tests.test_cli import aos  # noqa: F401 - the in-process CLI fixture
+
+NOW = datetime.now(UTC)
+
+
+def _run(
+    conn: sa.Connection,
+    agency: int,
+    iid: int,
+    status: str,
+    ago: timedelta,
+    error: str | None = None,
+) -> None:
+    conn.execute(
+        schema.sync_run.insert().values(
+            agency_id=agency,
+            integration_id=iid,
+            provider="slack",
+            trigger="schedule",
+            principal=f"scheduler:{agency}",
+            started_at=NOW - ago,
+            finished_at=NOW - ago + timedelta(seconds=30),
+            status=status,
+            error=error,
+        )
+    )
+
+
+def test_status_names_the_failing_and_stale_and_exits_1(aos, fresh_engine: sa.Engine) -> None:  # noqa: F811
+    with fresh_engine.begin() as conn:
+        agency = tenancy.create_agency(conn, "Acme")
+        client = tenancy.add_client(conn, agency, "Globex")
+        ok, stale, reauth, failed, off = (
+            tenancy.add_integration(conn, agency, "slack", name, client_id=client)
+            for name in ("ok", "stale", "reauth", "failed", "off")
+        )
+        _run(conn, agency, ok, "succeeded", timedelta(minutes=5))
+        _run(conn, agency, stale, "succeeded", timedelta(hours=3))  # slack runs every 15 min
+        _run(conn, agency, failed, "succeeded", timedelta(minutes=20))
+        _run(conn, agency, failed, "failed", timedelta(minutes=2), "messages: boom")
+        tenancy.set_integration_status(conn, reauth, "needs_reauth", reason="invalid_auth")
+        tenancy.set_integration_status(conn, off, "disabled")
+        conn.execute(schema.integration.update().values(created_at=NOW - timedelta(days=1)))
+
+    code, out, err = aos("--json", "status")
+    rows = {r["integration"]: r for r in json.loads(out)}
+    assert {i: rows[i]["health"] for i in rows} == {
+        ok: "ok",
+        stale: "stale",
+        reauth: "failing",
+        failed: "failing",
+        off: "ok",
+    }
+    assert rows[failed]["last_error"] == "messages: boom"
+    assert rows[reauth]["status"] == "needs_reauth (invalid_auth)"
+    assert rows[stale]["lag"] == "2 h" and rows[ok]["client"] == "Globex"
+    assert code == 1 and err.splitlines() == [
+        f"error: 3 integration(s) need attention (failing: [{reauth}, {failed}]; stale: [{stale}])"
+    ]
+
+    # Fixed: the failing ones disabled, the stale one synced. Now status exits 0.
+    with fresh_engine.begin() as conn:
+        for iid in (reauth, failed):
+            tenancy.set_integration_status(conn, iid, "disabled")
+        _run(conn, agency, stale, "succeeded", timedelta(minutes=1))
+    code, out, err = aos("status")
+    assert code == 0 and err == "" and "stale" not in out
