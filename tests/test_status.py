@@ -73,5 +73,6 @@ def test_status_names_the_failing_and_stale_and_exits_1(aos, fresh_engine: sa.En
         for iid in (reauth, failed):
             tenancy.set_integration_status(conn, iid, "disabled")
         _run(conn, agency, stale, "succeeded", timedelta(minutes=1))
-    code, out, err = aos("status")
-    assert code == 0 and err == "" and "stale" not in out
+    code, out, err = aos("--json", "status")
+    assert code == 0 and err == ""
+    assert {r["health"] for r in json.loads(out)} == {"ok"}
