@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import sqlalchemy as sa
+
 from cli.context import engine, vault
 from cli.output import CliError
 from connectors import registry
@@ -182,6 +184,39 @@ def cmd_grant_mint(a: argparse.Namespace) -> Any:
     return {"grant": token, "use": "export AOS_RUN_GRANT=<grant>; valid once, for this run"}
 
 
+def cmd_analyst_reset(a: argparse.Namespace) -> Any:
+    from db.schema import analyst_binding, app_user
+
+    with engine().connect() as conn:
+        has_login = conn.execute(
+            sa.select(analyst_binding.c.role_name)
+            .join(app_user, app_user.c.id == analyst_binding.c.user_id)
+            .where(app_user.c.email == a.user.lower())
+        ).first()
+    if has_login is None:
+        raise CliError(f"{a.user} has no analyst login; create one with `aos-sync analyst create`")
+    a.role_name = None
+    return cmd_analyst_create(a)
+
+
+def cmd_analyst_list(a: argparse.Namespace) -> Any:
+    from db.schema import agency, analyst_binding, app_user
+
+    query = (
+        sa.select(
+            analyst_binding.c.role_name.label("role"),
+            app_user.c.email.label("user"),
+            agency.c.name.label("agency"),
+            analyst_binding.c.created_at.label("created"),
+        )
+        .join(app_user, app_user.c.id == analyst_binding.c.user_id)
+        .join(agency, agency.c.id == analyst_binding.c.agency_id)
+        .order_by(agency.c.name, app_user.c.email)
+    )
+    with engine().connect() as conn:
+        return [dict(r._mapping) for r in conn.execute(query)]
+
+
 def cmd_analyst_drop(a: argparse.Namespace) -> Any:
     with engine().begin() as conn:
         drop_analyst(conn, a.role)
@@ -308,6 +343,12 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         "existing login of this user keeps its name and gets a new password",
     )
     p.set_defaults(func=cmd_analyst_create)
+    p = analyst.add_parser("reset", help="a new password for the user's analyst login")
+    p.add_argument("--user", required=True, help="email of the login's user")
+    p.set_defaults(func=cmd_analyst_reset)
+    analyst.add_parser("list", help="analyst logins and their users").set_defaults(
+        func=cmd_analyst_list
+    )
     p = analyst.add_parser("drop", help="drop an analyst login of this database")
     p.add_argument("--role", required=True, help="the login's role name")
     p.set_defaults(func=cmd_analyst_drop)

@@ -266,3 +266,41 @@ def test_grant_mint_signs_a_grant_the_flows_accept(aos, monkeypatch: pytest.Monk
     token = json.loads(out)["grant"]
     principal = verify_run_grant(key, token, integration_id=5, action="backfill")
     assert (str(principal), principal.verified) == ("ann@acme.test", True)
+
+
+def test_analyst_logins_list_reset_drop(aos, fresh_engine: sa.Engine) -> None:
+    import psycopg
+
+    assert aos("agency", "create", "Acme")[0] == 0
+    assert (
+        aos("user", "add", "--agency", "Acme", "--email", "ann@acme.test", "--role", "manager")[0]
+        == 0
+    )
+    code, out, err = aos("analyst", "reset", "--user", "ann@acme.test")
+    assert code == 1 and "has no analyst login" in err
+    created = json.loads(aos("--json", "analyst", "create", "--user", "ann@acme.test")[1])
+    listed = json.loads(aos("--json", "analyst", "list")[1])
+    assert [(r["role"], r["user"], r["agency"]) for r in listed] == [
+        (created["role"], "ann@acme.test", "Acme")
+    ]
+    url = fresh_engine.url
+
+    def login(password: str) -> None:
+        psycopg.connect(
+            host=url.host,
+            port=url.port,
+            dbname=url.database,
+            user=created["role"],
+            password=password,
+        ).close()
+
+    login(created["password"])
+    reset = json.loads(aos("--json", "analyst", "reset", "--user", "ann@acme.test")[1])
+    assert reset["role"] == created["role"] and reset["password"] != created["password"]
+    login(reset["password"])
+    with pytest.raises(psycopg.OperationalError):
+        login(created["password"])
+    assert aos("analyst", "drop", "--role", created["role"])[0] == 0
+    assert json.loads(aos("--json", "analyst", "list")[1]) == []
+    with pytest.raises(psycopg.OperationalError):
+        login(reset["password"])
