@@ -188,11 +188,17 @@ def _analyst_example(eng: sa.Engine, agency: DemoAgency) -> dict[str, Any]:
 
 def run_demo(size: str = "default", seed_value: int = 2026) -> dict[str, Any]:
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    from db.engine import aos_home
+    from deployments.local_server import use_local_prefect
+
+    ui = use_local_prefect(aos_home() / "prefect")
     from sandbox import Sandbox
 
     began = time.monotonic()
     eng = project_engine()
     print(f"==> PostgreSQL: {eng.url.render_as_string(hide_password=True)} (migrated)")
+    if ui:
+        print(f"==> Prefect: {ui} (a local server, reused by later commands)")
     with Sandbox(providers=("slack",), seed=seed_value, time_scale=60) as sb, _pointed_at(sb.env):
         with eng.begin() as conn:
             agencies = seed(conn, sb, size)
@@ -220,10 +226,8 @@ def run_demo(size: str = "default", seed_value: int = 2026) -> dict[str, Any]:
     _summary(eng, agencies)
     login = _analyst_example(eng, agencies[0])
     print("\n==> Next")
-    print(
-        "    Prefect UI on these runs:  .venv/bin/prefect server start   "
-        "(then open http://127.0.0.1:4200)"
-    )
+    where = ui or "the configured Prefect API's UI (PREFECT_API_URL)"
+    print(f"    Prefect UI on these runs:  {where}   (stopped by `aos-sync db stop`)")
     print(
         f"    psql as that analyst:      PGPASSWORD={login['password']} psql -h {login['host']} "
         f"-p {login['port']} -U {login['role']} {login['database']}"

@@ -30,9 +30,15 @@ def cmd_db_upgrade(a: argparse.Namespace) -> Any:
 
 
 def cmd_db_stop(a: argparse.Namespace) -> Any:
-    from db.engine import embedded
+    """Stop what the project runs on this machine: the embedded PostgreSQL and the local
+    Prefect server (``deployments/local_server.py``)."""
+    from db.engine import aos_home, embedded
+    from deployments.local_server import LocalPrefect
 
-    return {"stopped": embedded().stop()}
+    return {
+        "stopped": embedded().stop(),
+        "prefect_stopped": LocalPrefect(aos_home() / "prefect").stop(),
+    }
 
 
 def cmd_db_status(a: argparse.Namespace) -> Any:
@@ -62,7 +68,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     db.add_parser("upgrade", help="apply migrations").set_defaults(func=cmd_db_upgrade)
     db.add_parser("status", help="where the database is").set_defaults(func=cmd_db_status)
-    db.add_parser("stop", help="stop the embedded PostgreSQL").set_defaults(func=cmd_db_stop)
+    db.add_parser(
+        "stop", help="stop the embedded PostgreSQL and the local Prefect server"
+    ).set_defaults(func=cmd_db_stop)
 
     from cli import admin
 

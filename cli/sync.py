@@ -74,8 +74,13 @@ def _refusals_as_errors() -> Iterator[None]:
 
 
 def _prefect_env() -> None:
-    # A closed network: Prefect's telemetry would only log connection errors.
+    """Before Prefect is imported: no telemetry (a closed network would only log connection
+    errors), and the project's local Prefect server unless one is configured."""
+    from db.engine import aos_home
+    from deployments.local_server import use_local_prefect
+
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    use_local_prefect(aos_home() / "prefect")
 
 
 def cmd_sync(a: argparse.Namespace) -> Any:

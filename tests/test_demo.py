@@ -68,7 +68,7 @@ def test_demo_twice(
     for text in (out, out2):
         assert "Synced 6 integrations, 0 failed" in text
         assert "Northwind Agency (agency" in text and "slack_messages" in text
-        assert "psql" in text and "prefect server start" in text
+        assert "psql" in text and "Prefect UI on these runs" in text
     # The analyst example shows only the member's granted client.
     analyst_block = out.split("An analyst query")[1].split("==> Next")[0]
     assert "Contoso" in analyst_block and "Fabrikam" not in analyst_block
