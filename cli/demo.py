@@ -154,11 +154,38 @@ def _summary(eng: sa.Engine, agencies: list[DemoAgency]) -> None:
             print(f"    {'sync runs':<16} {runs[0]:>8,} ({runs[1]} failed)")
 
 
+def _demo_analyst(eng: sa.Engine, email: str) -> Any:
+    """The member's analyst login, with the same password on every run (kept 0600 in
+    AOS_HOME), so the psql line an earlier run printed keeps working."""
+    import json
+    import secrets
+
+    from db.engine import aos_home
+
+    saved = aos_home() / "demo-analyst.json"
+    database = str(eng.url.database)
+    try:
+        known = json.loads(saved.read_text())
+    except (OSError, ValueError):
+        known = {}
+    password = known.get(database, {}).get(email) or secrets.token_urlsafe(18)
+    with eng.begin() as conn:
+        role = create_analyst(conn, email, password=password)
+    known.setdefault(database, {})[email] = password
+    saved.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    tmp = saved.with_suffix(".tmp")
+    tmp.unlink(missing_ok=True)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        json.dump(known, fh)
+    tmp.replace(saved)
+    return role
+
+
 def _analyst_example(eng: sa.Engine, agency: DemoAgency) -> dict[str, Any]:
     import pandas as pd
 
-    with eng.begin() as conn:
-        role = create_analyst(conn, agency.member_email)
+    role = _demo_analyst(eng, agency.member_email)
     url = eng.url.set(username=role.role_name, password=role.password)
     query = (
         "SELECT c.name AS client, count(*) AS messages, max(m.posted_at) AS latest "

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import sqlalchemy as sa
 
@@ -11,11 +13,13 @@ from db import engine as db_engine
 
 
 def test_demo_twice(
+    tmp_path: Path,
     fresh_engine: sa.Engine,
     prefect_harness: None,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
+    monkeypatch.setenv("AOS_HOME", str(tmp_path))
     monkeypatch.setenv("AOS_DATABASE_URL", fresh_engine.url.render_as_string(hide_password=False))
     monkeypatch.setenv("AOS_ENCRYPTION_KEY", "demo:" + "B" * 43 + "=")
     for var in ("AOS_SLACK_API_URL", "AOS_GMAIL_API_URL", "AOS_GOOGLE_TOKEN_URL"):
@@ -69,6 +73,9 @@ def test_demo_twice(
         assert "Synced 6 integrations, 0 failed" in text
         assert "Northwind Agency (agency" in text and "slack_messages" in text
         assert "psql" in text and "Prefect UI on these runs" in text
+    # The analyst login's password is the same on both runs: the first psql line still works.
+    passwords = {t.split("PGPASSWORD=")[1].split()[0] for t in (out, out2)}
+    assert len(passwords) == 1
     # The analyst example shows only the member's granted client.
     analyst_block = out.split("An analyst query")[1].split("==> Next")[0]
     assert "Contoso" in analyst_block and "Fabrikam" not in analyst_block
