@@ -157,6 +157,10 @@ class LoadCounts:
     def as_dict(self) -> dict[str, int]:
         return dict(self.__dict__)
 
+    def add(self, other: LoadCounts) -> None:
+        for name, value in other.__dict__.items():
+            setattr(self, name, getattr(self, name) + value)
+
 
 class _StrictBoolDumper(Dumper):
     """psycopg's bool dumper stores any truthy value; a connector bug should not become True."""
@@ -229,14 +233,6 @@ class _RetryPage:
     state: Mapping[str, Any] | None = None
     deleted_keys: Sequence[Sequence[Any]] = ()
     reconcile: ReconcileLike | None = None
-
-
-@dataclass
-class _Outcome:
-    inserted: int = 0
-    updated: int = 0
-    unchanged: int = 0
-    deleted: int = 0
 
 
 class TableLoader:
@@ -358,20 +354,17 @@ class TableLoader:
                         f"refused, so this is a mismatch between connector and table, not a "
                         f"poison record: {first.reason}"
                     ) from cause
-        counts.inserted += outcome.inserted
-        counts.updated += outcome.updated
-        counts.unchanged += outcome.unchanged
-        counts.deleted += outcome.deleted
+        counts.add(outcome)
         counts.rejected += len(aside)
         counts.batches += 1
         self._has_rows = self._has_rows or outcome.inserted > 0
 
     def _transaction(
         self, conn: sa.Connection, batch: _Batch, aside: Mapping[tuple[int, int], rejects.Reject]
-    ) -> _Outcome:
+    ) -> LoadCounts:
         cur = _raw(conn).cursor()
         cur.adapters.register_dumper(bool, _StrictBoolDumper)
-        outcome = _Outcome()
+        outcome = LoadCounts()
         if self._direct and self._copy_direct(cur, batch, aside, outcome):
             pass
         else:
@@ -406,7 +399,7 @@ class TableLoader:
         cur: psycopg.Cursor[Any],
         batch: _Batch,
         aside: Mapping[tuple[int, int], rejects.Reject],
-        outcome: _Outcome,
+        outcome: LoadCounts,
     ) -> bool:
         """COPY straight into the target; False (and nothing written) on a key conflict."""
         for dumper in (_StrictInt4Dumper, _StrictInt2Dumper):
@@ -495,7 +488,7 @@ class TableLoader:
                 yield record, values
 
     def _upsert(
-        self, cur: psycopg.Cursor[Any], staged: int, duplicates: bool, outcome: _Outcome
+        self, cur: psycopg.Cursor[Any], staged: int, duplicates: bool, outcome: LoadCounts
     ) -> None:
         """Into a target with rows of this integration, unchanged staged rows are filtered out
         by an anti-join that must probe the primary key once per staged row; see
