@@ -1,1 +1,2 @@
-"""Provider clients. No Prefect and no database imports here (see DESIGN §2)."""
+"""Provider clients: the registry, the shared kit, one package per provider. No Prefect and no
+database imports here (docs/connectors.md)."""

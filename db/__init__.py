@@ -1,4 +1,4 @@
 """Database layer: tables, migrations, loader, sync state, vault, RBAC, row-level security.
 
-No Prefect and no connector imports here (DESIGN §2).
+No Prefect and no connector imports here.
 """

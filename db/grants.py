@@ -1,4 +1,4 @@
-"""Run grants: a provable principal for a manual flow run (DESIGN §5 "Who is asking").
+"""Run grants: a provable principal for a manual flow run (docs/rbac.md, "Who is asking").
 
 Anyone who can reach the Prefect API can start a run with any ``requested_by``. A run grant is
 a short-lived statement "principal P may do action A to integration I until T", signed with

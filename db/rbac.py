@@ -1,6 +1,6 @@
 """Who may do what to which integration: the one decision every flow makes before it starts.
 
-:func:`authorize` implements the matrix of DESIGN §5 (written out in ``docs/rbac.md``). It runs
+:func:`authorize` implements the matrix written out in ``docs/rbac.md``. It runs
 before any token is decrypted or any row written, and it never trusts what the principal says
 about itself beyond its name: the agency and role come from the database.
 

@@ -1,7 +1,7 @@
 """Sync state: one cursor (a JSON object) per (integration, stream, partition).
 
 Why a module of its own: the cursor must commit in the same transaction as the rows it
-describes (DESIGN §3), so :func:`save_state` takes the caller's connection and never commits;
+describes, so :func:`save_state` takes the caller's connection and never commits;
 the loader calls it inside each batch's transaction. Partitions are e.g. Slack channel ids or ad
 account ids; streams without partitions use ``""``.
 """
