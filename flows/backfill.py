@@ -4,7 +4,8 @@ The window ``[start, end)`` is cut into chunks of ``chunk_days``, oldest first. 
 the provider's windowed streams (declared in the provider registry) with cursors of its own (stream
 ``messages@<chunk start>..<chunk end>``), so a crash inside a chunk resumes at its last page,
 and a finished chunk is recorded in ``sync_state`` (stream ``backfill``, partition = the window)
-so a later run of the same window skips it. The incremental cursor is never moved. It needs the
+so a later run of the same window skips it. The incremental cursor is never moved, and nothing
+outside the chunk is soft-deleted (the backfill run mode, ``tasks/modes.py``). It needs the
 backfill permission (docs/rbac.md).
 """
 
@@ -18,6 +19,7 @@ from prefect import flow, get_run_logger
 from connectors import registry
 from db.rbac import Action
 from flows.provider_sync import guarded_run, run_stream_tasks
+from tasks.modes import RunMode
 from tasks.run import RunRecord, chunks_done, record_chunk
 
 __all__ = ["backfill", "chunks"]
@@ -69,7 +71,7 @@ def backfill(
         for n, chunk in enumerate(todo, 1):
             key = _window_key(*chunk)
             logger.info("chunk %d/%d: %s", n, len(todo), key)
-            run_stream_tasks(run, windowed, window=chunk, label=f"{{stream}}@{key}")
+            run_stream_tasks(run, windowed, RunMode.backfill(*chunk), label=f"{{stream}}@{key}")
             if run.errors:
                 return  # stop at the first failed chunk; a rerun resumes there
             record_chunk(integration_id, window, key)

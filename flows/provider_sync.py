@@ -10,6 +10,7 @@ from typing import Any
 
 from connectors import registry
 from db.rbac import Action
+from tasks.modes import RunMode
 from tasks.run import RunRecord, check_integration, open_run, tag_run
 from tasks.sync import ReauthRequired, authorize_run, refresh_credentials, sync_stream
 
@@ -47,14 +48,15 @@ def guarded_run(
 
 
 def run_stream_tasks(
-    run: RunRecord, stream_names: tuple[str, ...], *, label: str = "{stream}", **task_args: Any
+    run: RunRecord, stream_names: tuple[str, ...], mode: RunMode, *, label: str = "{stream}"
 ) -> None:
-    """One ``sync-stream`` task per stream, its counts stored under ``label``. A failed stream
-    does not stop the next one, but a credentials failure does (the rest would fail alike)."""
+    """One ``sync-stream`` task per stream in ``mode``, its counts stored under ``label``. A
+    failed stream does not stop the next one, but a credentials failure does (the rest would
+    fail alike)."""
     for stream in stream_names:
         name = label.format(stream=stream)
         try:
-            run.streams[name] = sync_stream(run.integration_id, stream, **task_args)
+            run.streams[name] = sync_stream(run.integration_id, stream, mode)
         except ReauthRequired as exc:
             run.fail(name, exc)
             return
@@ -72,13 +74,13 @@ def run_provider_sync(
     run_grant: str | None,
     trigger: str,
 ) -> dict[str, Any]:
-    """An incremental sync (or, with ``full_refresh`` / ``since``, a backfill-class rerun)."""
-    action = Action.BACKFILL if (full_refresh or since) else Action.SYNC
+    """An incremental sync (or, with ``full_refresh`` / ``since``, a backfill-class rerun);
+    what each mode reads is defined once, in ``tasks/modes.py``."""
+    mode = RunMode.requested(full_refresh=full_refresh, since=since)
+    action = Action.BACKFILL if mode.rereads else Action.SYNC
 
     def work(run: RunRecord) -> None:
-        run_stream_tasks(
-            run, registry.get(provider).streams, full_refresh=full_refresh, since=since
-        )
+        run_stream_tasks(run, registry.get(provider).streams, mode)
 
     return guarded_run(
         provider,

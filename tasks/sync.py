@@ -9,26 +9,29 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-from collections.abc import Iterable, Iterator
-from datetime import date
-from typing import Any
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any, Protocol, cast
 
 from prefect import get_run_logger, task
 from prefect.exceptions import MissingContextError
 
 from connectors import registry
-from connectors.common import AuthError, Page, PermanentError, Secret
+from connectors.common import AuthError, Page, PermanentError, Secret, StreamReader
+from connectors.kit.reader import Window
 from db import schema, state, tenancy
 from db.engine import default_vault, get_engine
 from db.grants import InvalidRunGrant, consume_run_grant, resolve_run, signing_key_from_env
 from db.loader import LoadError, TableLoader, Tenant
 from db.rbac import Action, PermissionDenied, authorize, record_refusal
+from tasks.modes import INCREMENTAL, RunMode, window_stream
 
 __all__ = [
     "ReauthRequired",
+    "RunMode",
     "authorize_run",
     "refresh_credentials",
     "sync_stream",
+    "window_stream",
 ]
 
 PROGRESS_EVERY_S = 5.0
@@ -149,9 +152,26 @@ def _with_progress(pages: Iterable[Page], stream: str, stats: Any) -> Iterator[P
         yield page
 
 
-def window_stream(stream: str, window: tuple[date, date]) -> str:
-    """The state namespace of a backfill window, apart from the stream's incremental cursor."""
-    return f"{stream}@{window[0].isoformat()}..{window[1].isoformat()}"
+class _WindowedReader(Protocol):
+    """A reader whose windowed streams take the run's window (every connector built on the
+    kit's read loop; ``StreamReader`` itself names only the two-argument form)."""
+
+    def read(
+        self, stream: str, state: Mapping[str, Mapping[str, Any]], window: Window | None = None
+    ) -> Iterator[Page]: ...
+
+
+def _read(
+    reader: StreamReader,
+    stream: str,
+    saved: Mapping[str, Mapping[str, Any]],
+    window: Window | None,
+) -> Iterator[Page]:
+    """The reader's pages; the window is passed only when there is one, so a reader without
+    windowed streams (``windowed=()`` in the registry) is called as the protocol says."""
+    if window is None:
+        return reader.read(stream, saved)
+    return cast(_WindowedReader, reader).read(stream, saved, window)
 
 
 def _renamed(pages: Iterable[Page], stream: str) -> Iterator[Page]:
@@ -160,33 +180,22 @@ def _renamed(pages: Iterable[Page], stream: str) -> Iterator[Page]:
 
 
 @task(name="sync-stream", retries=2, retry_delay_seconds=3, retry_condition_fn=_retryable)
-def sync_stream(
-    integration_id: int,
-    stream: str,
-    full_refresh: bool = False,
-    since: date | None = None,
-    window: tuple[date, date] | None = None,
-) -> dict[str, Any]:
+def sync_stream(integration_id: int, stream: str, mode: RunMode = INCREMENTAL) -> dict[str, Any]:
     """Read one stream from the provider and load it; cursors commit with their rows, so a
     retry (or the next run) resumes from the last committed page.
 
-    ``since`` moves the start of the stream's own cursor; ``window`` (a backfill chunk) reads
-    ``[start, end)`` with cursors of its own, leaving the incremental cursor untouched."""
+    ``mode`` (``tasks/modes.py``) is the only thing that differs between an incremental run,
+    a ``since`` run, a full refresh and a backfill chunk: it picks the cursors the reader gets
+    and the window it is told. The integration's settings reach the connector unchanged."""
     eng = get_engine()
-    state_stream = window_stream(stream, window) if window else stream
+    state_stream = mode.state_stream(stream)
     with eng.begin() as conn:
         integ = tenancy.get_integration(conn, integration_id)
         bundle = default_vault().get(conn, integration_id)
-        if full_refresh:
-            state.clear_state(conn, integration_id, stream)
         saved = state.load_state(conn, integration_id, state_stream)
     provider = registry.get(integ.provider)
-    settings = dict(integ.config)
-    if since is not None:
-        settings["start_date"] = since.isoformat()
-    if window is not None:
-        settings.update(start_date=window[0].isoformat(), end_date=window[1].isoformat())
-    reader = provider.build_reader(Secret(str(bundle["access_token"])), settings)
+    window = mode.window(stream, provider.windowed)
+    reader = provider.build_reader(Secret(str(bundle["access_token"])), integ.config)
     spec = reader.streams[stream]
     client_map: dict[str, int] = {}
     if spec.client_match and integ.client_id is None:
@@ -202,8 +211,8 @@ def sync_stream(
     loader = TableLoader(eng, schema.metadata.tables[spec.table], tenant)
     started = time.monotonic()
     try:
-        pages = reader.read(stream, saved)
-        if window is not None:
+        pages = _read(reader, stream, mode.cursors(saved), window)
+        if state_stream != stream:
             pages = _renamed(pages, state_stream)
         counts = loader.load(_with_progress(pages, state_stream, reader.stats))
     except AuthError as exc:

@@ -14,17 +14,19 @@ from . import settings
 class GmailConfig:
     """What an agency can tune per mailbox.
 
-    ``start_date`` bounds the first sync (``q=after:``); later syncs follow the History API,
-    which only reports changes. ``label_ids`` keeps messages carrying *all* of these labels
-    (Gmail's ``labelIds`` semantics); messages that stop matching are soft-deleted, so the
-    table always equals what a fresh full sync would list. ``max_requests`` bounds one run:
+    ``start_date`` bounds how far back the first sync lists (``q=after:``), and a resync after
+    an expired history id; later syncs follow the History API, which reports changes to any
+    message, and the date never makes a message stored by a backfill or a ``since`` run count
+    as gone. The dates of a ``since`` run, a full refresh or a backfill chunk are not settings:
+    the task layer passes them to ``read`` as a window (``connectors.kit.reader.Window``).
+    ``label_ids`` keeps messages carrying *all* of these labels (Gmail's ``labelIds``
+    semantics); messages that stop matching it (or move to spam or trash) are soft-deleted.
+    ``max_requests`` bounds one run:
     the connector stops cleanly and the saved cursor lets the next run carry on.
     ``quota_units_per_second`` paces calls below Gmail's per-user quota (None: no pacing).
     """
 
     start_date: date | None = None
-    # Exclusive upper bound of a listing (q=before:); set by backfill chunks only.
-    end_date: date | None = None
     include_spam_trash: bool = False
     label_ids: tuple[str, ...] = field(default_factory=tuple)
     batch_size: int = 50
@@ -59,9 +61,8 @@ class GmailConfig:
         kwargs = {k: v for k, v in data.items() if k in known and v is not None}
         if "quota_units_per_second" in data and data["quota_units_per_second"] is None:
             kwargs["quota_units_per_second"] = None
-        for key in ("start_date", "end_date"):
-            if isinstance(kwargs.get(key), str):
-                kwargs[key] = date.fromisoformat(kwargs[key][:10])
+        if isinstance(kwargs.get("start_date"), str):
+            kwargs["start_date"] = date.fromisoformat(kwargs["start_date"][:10])
         if isinstance(kwargs.get("label_ids"), str):
             kwargs["label_ids"] = (kwargs["label_ids"],)
         return cls(**kwargs)

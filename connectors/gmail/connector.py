@@ -3,7 +3,9 @@
 ``labels`` is the full list every run (``labels.list``, then batched ``labels.get`` for the
 counts, which the list omits) ending with a :class:`Reconcile`, so deleted labels are
 soft-deleted; a label whose ``labels.get`` fails is skipped (see ``_labels``). ``messages``
-has one cursor per mailbox: see ``messages.py`` and ``cursor.py``.
+has one cursor per mailbox (see ``messages.py`` and ``cursor.py``) and is the windowed
+stream: a run's :class:`~connectors.kit.reader.Window` (a ``since`` run, a full refresh, a
+backfill chunk) reaches it.
 
 ``read`` is the kit's read loop (``connectors.kit.reader``): it dispatches to the reader
 functions below, checks and counts their pages and stops cleanly at ``max_requests``.
@@ -18,6 +20,7 @@ from typing import Any
 
 from connectors.common import Page, Reconcile, RunStats, Secret, StreamSpec
 from connectors.kit import PartitionFailures, ReadLoop
+from connectors.kit.reader import Window
 
 from . import settings
 from .config import GmailConfig
@@ -59,12 +62,18 @@ class GmailConnector:
             "Gmail",
             self.streams,
             self.stats,
-            {"labels": self._labels, "messages": self._messages.read},
+            {"labels": self._labels},
+            windowed={"messages": self._messages.read},
         )
 
-    def read(self, stream: str, state: Mapping[str, Mapping[str, Any]]) -> Iterator[Page]:
+    def read(
+        self,
+        stream: str,
+        state: Mapping[str, Mapping[str, Any]],
+        window: Window | None = None,
+    ) -> Iterator[Page]:
         """Pages of ``stream`` through the kit's read loop (see the module docstring)."""
-        return self._loop.read(stream, state)
+        return self._loop.read(stream, state, window)
 
     def _labels(self, _cursor: Mapping[str, Any] | None) -> Iterator[Page]:
         """Each label is a partition: one whose ``labels.get`` fails is skipped with a warning

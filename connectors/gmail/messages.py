@@ -1,40 +1,57 @@
-"""The ``messages`` stream of one mailbox: a resumable full sync, then the History API.
+"""The ``messages`` stream of one mailbox: resumable listings, then the History API.
 
-Full sync: ``users.getProfile`` (the historyId to continue from, taken *before* listing),
-``messages.list`` pages of ids, and ``messages.get`` in batches of ``batch_size``; one
-:class:`Page` per batch, each carrying the resumable cursor (``cursor.py``).
+A *listing* (``users.getProfile`` for the historyId to continue from, taken *before*
+listing; ``messages.list`` pages of ids over its dates; ``messages.get`` in batches of
+``batch_size``) yields one :class:`Page` per batch, each carrying the resumable cursor
+(``cursor.py``). Which listing a run makes:
+
+* first sync: from ``start_date`` (or everything); it claims nothing;
+* a :class:`~connectors.kit.reader.Window` on top of the cursor (a ``since`` run, a full
+  refresh): ``[start, now)`` is listed again and ends with a :class:`Reconcile` of exactly
+  that range (``internal_date``), so a message outside it is never claimed gone. With a saved
+  historyId the listing keeps it and the History API catches up from it once the listing is
+  stored, so the cursor ends no older than it was and no change anywhere is skipped; on a
+  first sync the listing starts at the earlier of ``start_date`` and the window's start;
+* a window with a cursor of its own (a backfill chunk): ``[start, end)``, claimed the same
+  way, and never the History API: a chunk read in full is done;
+* an expired historyId (``history.list`` answers 404): a resync from ``start_date`` claiming
+  the range it listed, soft-deleting what vanished there while we were out of sync.
 
 Incremental: ``history.list`` from the saved historyId and batched ``messages.get`` only.
 Added and relabelled messages are re-fetched whole (simplest correct: labels come back with
 the message); deletions become ``deleted_keys``; a message added and deleted within the window
-is only deleted. Messages that stop matching the filters (label filter, SPAM/TRASH, start
-date) are soft-deleted too, so the table equals what a fresh full sync would list.
+is only deleted. Messages that stop matching the filters (label filter, SPAM/TRASH) are
+soft-deleted too. ``start_date`` is no filter here: a change to an older message (one a
+backfill stored, say) is stored like any other.
 
-An expired historyId (``history.list`` answers 404) falls back to a full resync that ends with
-a :class:`Reconcile` of every listed id, soft-deleting what vanished while we were out of sync.
-That id list is the one thing held for a whole run (about 20 bytes an id: 100k ids is a few
-MB). A resync resumed in a later run did not see the ids listed before it stopped, so it
-re-lists ids only (``page_size`` per call, no gets) before making that claim.
+A claim's id list is the one thing held for a whole run (about 20 bytes an id: 100k ids is a
+few MB). A listing resumed in a later run did not see the ids listed before it stopped, so it
+re-lists ids only (``page_size`` per call, no gets) before making its claim.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
-from datetime import UTC, datetime, time
+from datetime import UTC, date, datetime, time, timedelta
 from functools import partial
 from typing import Any
 
 from connectors.common import ConnectorError, Page, Reconcile, RunStats
 from connectors.kit import TokenPaginator
+from connectors.kit.reader import Window
 
 from . import settings
 from .config import GmailConfig
-from .cursor import FullSync, MailboxCursor
+from .cursor import FULL_REFRESH, HISTORY_EXPIRED, INITIAL, SINCE, WINDOW, FullSync, MailboxCursor
 from .records import GmailMessage, message_record
 from .transport import GmailNotFound, GmailTransport
 
 STREAM = "messages"
 _HIDDEN = frozenset({"SPAM", "TRASH"})
+# Gmail's after:/before: take whole seconds and Gmail does not say whether a bound is
+# included: a claim stays this far inside the listed dates, so a message on a bound is never
+# claimed gone by a listing that may have left it out.
+_EDGE = timedelta(seconds=1)
 
 
 class HistoryExpired(Exception):
@@ -45,6 +62,14 @@ def _next_page_token(response: Mapping[str, Any]) -> str | None:
     return response.get("nextPageToken") or None
 
 
+def _iso(day: date | None) -> str | None:
+    return day.isoformat() if day is not None else None
+
+
+def _midnight(day: str) -> datetime:
+    return datetime.combine(date.fromisoformat(day), time(), tzinfo=UTC)
+
+
 class MailboxReader:
     """Reads the ``messages`` stream of one mailbox through a :class:`GmailTransport`."""
 
@@ -53,27 +78,82 @@ class MailboxReader:
         self._config = config
         self._stats = stats
         self._users = transport.service.users()
-        start = config.start_date
-        self._start_at = datetime.combine(start, time(), tzinfo=UTC) if start else None
-        end = config.end_date
-        self._end_at = datetime.combine(end, time(), tzinfo=UTC) if end else None
 
-    def read(self, state: Mapping[str, Any] | None) -> Iterator[Page]:
+    def read(self, state: Mapping[str, Any] | None, window: Window | None = None) -> Iterator[Page]:
         cursor = MailboxCursor.from_state(state)
-        if cursor.full_sync is None and cursor.history_id is not None:
-            try:
-                yield from self._incremental(cursor)
+        if cursor.full_sync is not None and not cursor.full_sync.bounds_known:
+            self._legacy_bounds(cursor.full_sync, window)
+        if window is not None and window.own_cursors:
+            yield from self._window(cursor, window)
+            return
+        owed = window  # the re-read this run still owes
+        while True:
+            listing = cursor.full_sync
+            if listing is not None:
+                yield from self._full(cursor)
+                if owed is not None and listing.covers(owed.start):
+                    owed = None
+                if listing.reason != SINCE and owed is None:
+                    return  # in sync as of the listing's own historyId
+            elif owed is not None:
+                cursor.full_sync = self._reread(cursor, owed)
+            elif cursor.history_id is None:
+                start = _iso(self._config.start_date)
+                cursor.full_sync = FullSync(self._profile_history_id(), reason=INITIAL, after=start)
+            else:
+                try:
+                    yield from self._incremental(cursor)
+                    return
+                except HistoryExpired:
+                    self._stats.warnings.append(
+                        f"Gmail history id {cursor.history_id} expired; full resync"
+                    )
+                    cursor.full_sync = FullSync(
+                        self._profile_history_id(),
+                        reason=HISTORY_EXPIRED,
+                        reconcile=True,
+                        after=_iso(self._config.start_date),
+                    )
+
+    def _reread(self, cursor: MailboxCursor, window: Window) -> FullSync:
+        """The listing a window on top of the cursor asks for (a ``since`` run, a full
+        refresh): claimed, never narrower than what the cursor's own read would list."""
+        if cursor.history_id is not None:
+            # Keep the position: history replays every change after it once this is stored.
+            return FullSync(
+                cursor.history_id, reason=SINCE, reconcile=True, after=_iso(window.start)
+            )
+        first = self._config.start_date
+        after = None if first is None or window.start is None else min(first, window.start)
+        return FullSync(
+            self._profile_history_id(),
+            reason=SINCE if after is not None else FULL_REFRESH,
+            reconcile=True,
+            after=_iso(after),
+        )
+
+    def _window(self, cursor: MailboxCursor, window: Window) -> Iterator[Page]:
+        """A backfill chunk: its dates only, with a cursor of its own; once listed in full it
+        is done (no History API: that would reach messages outside the window)."""
+        if cursor.full_sync is None:
+            if cursor.history_id is not None:
                 return
-            except HistoryExpired:
-                self._stats.warnings.append(
-                    f"Gmail history id {cursor.history_id} expired; full resync"
-                )
-                cursor.full_sync = FullSync(
-                    self._profile_history_id(), reason="history_expired", reconcile=True
-                )
-        elif cursor.full_sync is None:
-            cursor.full_sync = FullSync(self._profile_history_id(), reason="initial")
+            cursor.full_sync = FullSync(
+                self._profile_history_id(),
+                reason=WINDOW,
+                reconcile=True,
+                after=_iso(window.start),
+                before=_iso(window.end),
+            )
         yield from self._full(cursor)
+
+    def _legacy_bounds(self, full: FullSync, window: Window | None) -> None:
+        """A listing saved before listings kept their dates: the dates it was listed with."""
+        if window is not None and window.own_cursors:
+            full.after, full.before = _iso(window.start), _iso(window.end)
+        else:
+            full.after, full.before = _iso(self._config.start_date), None
+        full.bounds_known = True
 
     # -- helpers -----------------------------------------------------------------------------
 
@@ -89,9 +169,7 @@ class MailboxReader:
         labels = set(record["label_ids"])
         if not self._config.include_spam_trash and labels & _HIDDEN:
             return False
-        if not set(self._config.label_ids) <= labels:
-            return False
-        return self._start_at is None or record["internal_date"] >= self._start_at
+        return set(self._config.label_ids) <= labels
 
     def _fetch(self, ids: Iterable[str]) -> tuple[list[GmailMessage], list[tuple[str]]]:
         """Batched ``messages.get``: (selected records, keys of messages gone or filtered)."""
@@ -122,7 +200,7 @@ class MailboxReader:
                 gone.append((message_id,))
         return records, gone
 
-    def _list_page(self, page_token: str | None) -> dict[str, Any]:
+    def _list_page(self, full: FullSync, page_token: str | None) -> dict[str, Any]:
         params: dict[str, Any] = {
             "userId": settings.USER_ID,
             "maxResults": self._config.page_size,
@@ -133,14 +211,28 @@ class MailboxReader:
         if self._config.label_ids:
             params["labelIds"] = list(self._config.label_ids)
         terms = []
-        if self._start_at is not None:
-            terms.append(f"after:{int(self._start_at.timestamp())}")
-        if self._end_at is not None:
-            terms.append(f"before:{int(self._end_at.timestamp())}")
+        if full.after is not None:
+            terms.append(f"after:{int(_midnight(full.after).timestamp())}")
+        if full.before is not None:
+            terms.append(f"before:{int(_midnight(full.before).timestamp())}")
         if terms:
             params["q"] = " ".join(terms)
         return self._transport.call(
             "users.messages.list", lambda: self._users.messages().list(**params)
+        )
+
+    @staticmethod
+    def _claim(full: FullSync, ids: Iterable[str]) -> Reconcile:
+        """Every stored message of the listed dates not among ``ids`` is gone."""
+        alive = [(i,) for i in ids]
+        if full.after is None and full.before is None:
+            return Reconcile(where={}, alive_keys=alive)
+        return Reconcile(
+            where={},
+            alive_keys=alive,
+            range_column="internal_date",
+            lo=_midnight(full.after) + _EDGE if full.after is not None else None,
+            hi=_midnight(full.before) - _EDGE if full.before is not None else None,
         )
 
     @staticmethod
@@ -149,12 +241,12 @@ class MailboxReader:
         # ``messages`` is omitted when the page is empty), so an empty list here is true.
         return [str(m["id"]) for m in response.get("messages") or ()]
 
-    def _all_ids(self) -> list[str]:
-        """Every id the listing holds now (ids only; used to reconcile a resumed resync)."""
+    def _all_ids(self, full: FullSync) -> list[str]:
+        """Every id the listing holds now (ids only; used to claim after a resumed listing)."""
         ids: list[str] = []
         pages = TokenPaginator("Gmail messages.list", _next_page_token)
         while pages.has_next:
-            response = self._list_page(pages.next_token)
+            response = self._list_page(full, pages.next_token)
             pages.update(response)
             ids.extend(self._ids(response))
         return ids
@@ -169,7 +261,7 @@ class MailboxReader:
         pages = TokenPaginator("Gmail messages.list", _next_page_token, full.next_page_token)
         while True:
             if not full.pending and not full.listing_done:
-                response = self._list_page(pages.next_token)
+                response = self._list_page(full, pages.next_token)
                 pages.update(response)
                 ids = self._ids(response)
                 full.pending, full.next_page_token = ids, pages.next_token
@@ -184,8 +276,9 @@ class MailboxReader:
             page = Page(stream=STREAM, records=records, deleted_keys=gone)
             if full.finished:
                 if full.reconcile:
-                    keys = alive if listed_here else self._all_ids()
-                    page.reconcile = Reconcile(where={}, alive_keys=[(i,) for i in keys])
+                    page.reconcile = self._claim(
+                        full, alive if listed_here else self._all_ids(full)
+                    )
                 cursor.finish_full_sync()
             page.state = cursor.to_state()
             yield page

@@ -7,6 +7,10 @@ Every connector's ``read(stream, state)`` is :meth:`ReadLoop.read`. It is the on
 * ``partition_by`` decides what that function is given: every saved cursor (partition ->
   cursor) for a partitioned stream, the stream's single cursor (partition ``""``) or ``None``
   otherwise;
+* a :class:`Window` (the date range a ``since`` run, a full refresh or a backfill chunk asks
+  for) reaches only the functions of the streams the connector declares windowed, as their
+  second argument; asking another stream for one is a ``ValueError``, so a window the task
+  layer sends is never silently ignored;
 * the declaration itself is checked when the loop is built: the key, the partition field and
   the client hint field must be fields of ``record``;
 * each page is checked against the declaration before it leaves: its stream name, its
@@ -25,6 +29,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
+from datetime import date
 from itertools import chain
 from types import MappingProxyType
 from typing import Any, NotRequired, get_origin, get_type_hints
@@ -33,10 +38,49 @@ from connectors.common import ConnectorError, Page, RunStats, StreamSpec
 
 from .transport import BudgetExhausted
 
-__all__ = ["ReadLoop", "RecordShape", "StreamFunction", "declare_streams"]
+__all__ = [
+    "ReadLoop",
+    "RecordShape",
+    "StreamFunction",
+    "Window",
+    "WindowedFunction",
+    "declare_streams",
+]
+
+
+@dataclass(frozen=True)
+class Window:
+    """The dates a run asks a windowed stream (messages, say) to read, the same for every
+    provider; the task layer builds it from the run mode (``tasks/modes.py``).
+
+    ``start`` is the first day read (``None``: from the beginning of the account), ``end`` the
+    day after the last (exclusive; ``None``: up to now).
+
+    * ``own_cursors=False`` (a ``since`` run, a full refresh): the stream's incremental read
+      from the cursors it is given still happens, and ``[start, now)`` is read *again* on top
+      of it. The window only ever widens what is read: its start is not a bound on the
+      cursors (nor is the account's configured first-sync start). Deletions are claimed only
+      inside what was re-read, and the cursors end no older than they were.
+    * ``own_cursors=True`` (a backfill chunk): ``[start, end)`` alone, with cursors that
+      belong to this window; nothing outside it is read or claimed, and the stream's
+      incremental position is neither read nor moved.
+    """
+
+    start: date | None = None
+    end: date | None = None
+    own_cursors: bool = False
+
+    def __post_init__(self) -> None:
+        if self.start is not None and self.end is not None and self.end <= self.start:
+            raise ValueError(f"empty window {self.start} .. {self.end} (end is exclusive)")
+        if not self.own_cursors and self.end is not None:
+            raise ValueError("a window read on top of the cursors runs up to now (no end)")
+
 
 # A stream's reader: given what ``partition_by`` says it gets, it yields the stream's pages.
 StreamFunction = Callable[[Any], Iterator[Page]]
+# A windowed stream's reader: the same, plus the run's window (``None``: an incremental run).
+WindowedFunction = Callable[[Any, Window | None], Iterator[Page]]
 
 
 def declare_streams(*specs: StreamSpec) -> Mapping[str, StreamSpec]:
@@ -78,7 +122,11 @@ class RecordShape:
 
 
 class ReadLoop:
-    """Runs the declared ``streams`` of one connector through their reader functions."""
+    """Runs the declared ``streams`` of one connector through their reader functions.
+
+    ``readers`` hold the functions of streams that are read whole or from their cursors only;
+    ``windowed`` those of the streams a :class:`Window` applies to (the provider registry's
+    ``windowed`` streams). Every declared stream has exactly one function."""
 
     def __init__(
         self,
@@ -86,11 +134,16 @@ class ReadLoop:
         streams: Mapping[str, StreamSpec],
         stats: RunStats,
         readers: Mapping[str, StreamFunction],
+        windowed: Mapping[str, WindowedFunction] | None = None,
     ) -> None:
-        if set(streams) != set(readers):
+        windowed = dict(windowed or {})
+        both = sorted(set(readers) & set(windowed))
+        if both:
+            raise ValueError(f"{provider}: streams {both} have two reader functions")
+        if set(streams) != set(readers) | set(windowed):
             raise ValueError(
                 f"{provider}: declared streams {sorted(streams)} and reader functions "
-                f"{sorted(readers)} differ"
+                f"{sorted({*readers, *windowed})} differ"
             )
         self._shapes: dict[str, RecordShape] = {}
         for name, spec in streams.items():
@@ -107,23 +160,47 @@ class ReadLoop:
         self.streams = streams
         self.stats = stats
         self._readers = dict(readers)
+        self._windowed = windowed
         self._stopped = False
 
-    def read(self, stream: str, state: Mapping[str, Mapping[str, Any]]) -> Iterator[Page]:
-        """Yield checked pages of ``stream``; ``state`` maps partition -> saved cursor. Once
-        ``max_requests`` is reached the run stops cleanly: this and later ``read`` calls end
-        without error, and the saved cursors resume next run."""
+    @property
+    def windowed(self) -> frozenset[str]:
+        """The streams a :class:`Window` applies to."""
+        return frozenset(self._windowed)
+
+    def read(
+        self,
+        stream: str,
+        state: Mapping[str, Mapping[str, Any]],
+        window: Window | None = None,
+    ) -> Iterator[Page]:
+        """Yield checked pages of ``stream``; ``state`` maps partition -> saved cursor and
+        ``window`` is the run's date window (windowed streams only). Once ``max_requests`` is
+        reached the run stops cleanly: this and later ``read`` calls end without error, and
+        the saved cursors resume next run."""
         spec = self.streams.get(stream)
         if spec is None:
             raise ValueError(
                 f"unknown {self.provider} stream {stream!r}; expected one of {list(self.streams)}"
             )
+        if window is not None and stream not in self._windowed:
+            raise ValueError(f"{self.provider} {stream} is not a windowed stream")
+        return self._pages(spec, state, window)
+
+    def _pages(
+        self, spec: StreamSpec, state: Mapping[str, Mapping[str, Any]], window: Window | None
+    ) -> Iterator[Page]:
+        stream = spec.name
         if self._stopped:
             return
         saved = state or {}
         given = saved if spec.partition_by is not None else saved.get("")
+        if stream in self._windowed:
+            pages = self._windowed[stream](given, window)
+        else:
+            pages = self._readers[stream](given)
         try:
-            for page in self._readers[stream](given):
+            for page in pages:
                 self._check(spec, page)
                 self.stats.pages += 1
                 self.stats.records += len(page.records)

@@ -18,6 +18,12 @@ class SlackConfig:
     exercise the 1-request-per-minute tier in seconds. ``max_requests`` bounds one run: the
     connector stops cleanly and the saved cursors let the next run carry on, which is how a
     long backfill on a slow tier is spread over scheduled runs.
+
+    ``start_date`` bounds how far back the *first* sync of a channel reads; later runs re-read
+    their lookback from the saved cursor and never consult it, so it never bounds (nor
+    soft-deletes) what a backfill or a ``since`` run loaded. The dates of a ``since`` run, a
+    full refresh or a backfill chunk are not settings: the task layer passes them to ``read``
+    as a window (``connectors.kit.reader.Window``).
     """
 
     tier: str = "tier3"
@@ -29,8 +35,6 @@ class SlackConfig:
     auto_join: bool = False
     page_limit: int = settings.DEFAULT_PAGE_LIMIT
     start_date: date | None = None
-    # Exclusive upper bound of message reads; set by backfill chunks, None = up to now.
-    end_date: date | None = None
     max_requests: int | None = None
 
     def __post_init__(self) -> None:
@@ -54,9 +58,8 @@ class SlackConfig:
         data = dict(data or {})
         known = {f.name for f in fields(cls)}
         kwargs = {k: v for k, v in data.items() if k in known and v is not None}
-        for key in ("start_date", "end_date"):
-            if isinstance(kwargs.get(key), str):
-                kwargs[key] = date.fromisoformat(kwargs[key][:10])
+        if isinstance(kwargs.get("start_date"), str):
+            kwargs["start_date"] = date.fromisoformat(kwargs["start_date"][:10])
         for key in ("include_channels", "exclude_channels"):
             if isinstance(kwargs.get(key), str):
                 kwargs[key] = (kwargs[key],)

@@ -10,6 +10,8 @@ cheap and client attribution needs it, while filters exist to save message-histo
 
 ``read`` is the kit's read loop (``connectors.kit.reader``): it dispatches to the reader
 functions below, checks and counts their pages and stops cleanly at ``max_requests``.
+``messages`` is the windowed stream: a run's :class:`~connectors.kit.reader.Window` (a
+``since`` run, a full refresh, a backfill chunk) reaches every channel's read.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from typing import Any
 
 from connectors.common import ConnectorError, Page, Reconcile, RunStats, Secret, StreamSpec
 from connectors.kit import PartitionFailures, ReadLoop, TokenPaginator
+from connectors.kit.reader import Window
 
 from . import settings
 from .config import SlackConfig
@@ -70,16 +73,18 @@ class SlackConnector:
             "Slack",
             self.streams,
             self.stats,
-            {
-                "users": self._users,
-                "channels": self._channel_pages,
-                "messages": self._messages_pages,
-            },
+            {"users": self._users, "channels": self._channel_pages},
+            windowed={"messages": self._messages_pages},
         )
 
-    def read(self, stream: str, state: Mapping[str, Mapping[str, Any]]) -> Iterator[Page]:
+    def read(
+        self,
+        stream: str,
+        state: Mapping[str, Mapping[str, Any]],
+        window: Window | None = None,
+    ) -> Iterator[Page]:
         """Pages of ``stream`` through the kit's read loop (see the module docstring)."""
-        return self._loop.read(stream, state)
+        return self._loop.read(stream, state, window)
 
     # -- users -------------------------------------------------------------------------------
 
@@ -158,7 +163,9 @@ class SlackConnector:
             f"Slack channel #{channel.name} ({channel.id}) skipped: {error}{hint}"
         )
 
-    def _messages_pages(self, state: Mapping[str, Mapping[str, Any]]) -> Iterator[Page]:
+    def _messages_pages(
+        self, state: Mapping[str, Mapping[str, Any]], window: Window | None
+    ) -> Iterator[Page]:
         """Each channel is a partition: one that fails (a scope missing for it, errors that
         outlast the retries) is skipped with a warning and the others are read; the stream
         fails only when no channel could be read (see :class:`PartitionFailures`). A channel
@@ -174,7 +181,7 @@ class SlackConnector:
             try:
                 if self.config.auto_join and not channel.is_member and not channel.is_private:
                     self._transport.call("conversations.join", channel=channel.id)
-                yield from self._messages.read(channel.id, state.get(channel.id))
+                yield from self._messages.read(channel.id, state.get(channel.id), window)
             except SlackCallError as exc:
                 if exc.error in settings.CHANNEL_SKIP_ERRORS:
                     self._skip(channel, exc.error)

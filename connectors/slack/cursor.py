@@ -90,13 +90,22 @@ class ChannelCursor:
             "page_threads": sorted(self.page_threads, key=ts_key),
         }
 
-    def thread_is_stale(self, parent_ts: str, latest_reply: str | None, reply_count: int) -> bool:
-        """A thread needs (re-)reading when it is new to us or its activity moved."""
+    def thread_is_stale(
+        self,
+        parent_ts: str,
+        latest_reply: str | None,
+        reply_count: int,
+        *,
+        reread: bool = False,
+    ) -> bool:
+        """A thread needs (re-)reading when it is new to us or its activity moved, or, in a
+        read that re-reads a window (``reread``), whenever it has replies: an edited or
+        deleted reply moves neither ``latest_reply`` nor, for an edit, ``reply_count``."""
         if parent_ts in self.page_threads:
             return False
         known = self.threads.get(parent_ts)
-        if known is None:
-            return reply_count > 0
+        if known is None or reread:
+            return reply_count > 0 or known is not None and known[1] > 0
         known_latest, known_count = known
         if reply_count != known_count:
             return True

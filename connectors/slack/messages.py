@@ -2,21 +2,31 @@
 
 One *read* covers ``(oldest, latest)`` of a channel, newest first:
 
-* first sync: ``oldest`` = ``start_date`` (or the channel's beginning);
+* first sync (no saved cursor): ``oldest`` = ``start_date`` (or the channel's beginning);
 * later runs: ``oldest`` = min(cursor, now - lookback) where lookback is the larger of
   ``edit_lookback_days`` and ``thread_lookback_days``. Re-reading that window is how edits,
   deletions and thread activity are found: Slack reports none of them on history, and a
-  parent's ``latest_reply`` can only be learnt by reading the parent again. A slow tier
-  should use small lookbacks;
+  parent's ``latest_reply`` can only be learnt by reading the parent again. ``start_date``
+  is not consulted (it bounds the first sync only), so rows a backfill or a ``since`` run
+  stored below it are kept current like any other. A slow tier should use
+  small lookbacks;
+* a :class:`~connectors.kit.reader.Window` on top of the cursors (a ``since`` run, a full
+  refresh) lowers ``oldest`` to its start (``None``: the channel's beginning), never raises
+  it, and re-reads every thread with replies in what it reads;
+* a window with cursors of its own (a backfill chunk) reads ``[start, end)`` only: its
+  first read starts at ``start``, later ones re-read the lookback but never below ``start``,
+  and ``latest`` never passes ``end``;
 * ``latest`` is always sent explicitly (a day ahead of our clock, to absorb skew): with
   ``oldest`` alone Slack returns the page *closest to oldest*, not the newest one.
 
 Every history page carries a :class:`Reconcile` for top-level messages (``is_reply = false``)
 over exactly the ts band the page covers, so deletions are found page by page, memory stays
-one page, and a read split across runs still claims only what it saw. Threads are re-read when
-new to us or when ``latest_reply``/``reply_count`` moved; each replies page carries its own
-claim on ``(channel_id, thread_ts, is_reply = true)``, so a thread we did not re-read is never
-touched. A page's position commits only after its threads are stored (see ``cursor.py``).
+one page, and a read split across runs still claims only what it saw (a ``since`` run claims
+nothing below its date, a backfill chunk nothing outside its window). Threads are re-read
+when new to us or when ``latest_reply``/``reply_count`` moved; each replies page carries its
+own claim on ``(channel_id, thread_ts, is_reply = true)``, so a thread we did not re-read is
+never touched. A page's position commits only after its threads are stored (see
+``cursor.py``).
 """
 
 from __future__ import annotations
@@ -27,6 +37,7 @@ from typing import Any
 
 from connectors.common import ConnectorError, Page, Reconcile
 from connectors.kit import PaginationLoop, TokenPaginator
+from connectors.kit.reader import Window
 
 from .config import SlackConfig
 from .cursor import ChannelCursor, PendingRead
@@ -63,36 +74,50 @@ class ChannelMessagesReader:
         self._config = config
         self._now = now
 
-    def read(self, channel_id: str, saved: Mapping[str, Any] | None) -> Iterator[Page]:
+    def read(
+        self, channel_id: str, saved: Mapping[str, Any] | None, window: Window | None = None
+    ) -> Iterator[Page]:
         """Finish any read a previous run left pending, then (or else) start a fresh one."""
         cursor = ChannelCursor.from_state(saved)
         now = self._now()
         keep_threads_since = datetime_to_ts(now - timedelta(days=self._config.thread_lookback_days))
+        reread = window is not None and not window.own_cursors
         resumed = cursor.pending is not None
         if cursor.pending is None:
-            cursor.pending = self._new_read(cursor, now)
-        yield from self._run(channel_id, cursor, keep_threads_since)
+            cursor.pending = self._new_read(cursor, now, window)
+        yield from self._run(channel_id, cursor, keep_threads_since, reread and not resumed)
         if resumed:
-            cursor.pending = self._new_read(cursor, now)
-            yield from self._run(channel_id, cursor, keep_threads_since)
+            cursor.pending = self._new_read(cursor, now, window)
+            yield from self._run(channel_id, cursor, keep_threads_since, reread)
 
-    def _new_read(self, cursor: ChannelCursor, now: datetime) -> PendingRead:
+    def _new_read(self, cursor: ChannelCursor, now: datetime, window: Window | None) -> PendingRead:
         config = self._config
-        start = date_to_ts(config.start_date) if config.start_date else None
-        if cursor.cursor is None:
-            oldest = start
-        else:
-            lookback = max(config.edit_lookback_days, config.thread_lookback_days)
-            window_start = datetime_to_ts(now - timedelta(days=lookback))
-            oldest = min(cursor.cursor, window_start, key=ts_key)
-            if start is not None:
-                oldest = max(oldest, start, key=ts_key)
+        lookback = max(config.edit_lookback_days, config.thread_lookback_days)
+        lookback_start = datetime_to_ts(now - timedelta(days=lookback))
         latest = datetime_to_ts(now + _LATEST_MARGIN)
-        if config.end_date is not None:
-            latest = min(latest, date_to_ts(config.end_date), key=ts_key)
+        if window is not None and window.own_cursors:
+            lower = date_to_ts(window.start) if window.start else None
+            if cursor.cursor is None:
+                oldest = lower
+            else:
+                oldest = min(cursor.cursor, lookback_start, key=ts_key)
+                oldest = _max_ts(oldest, lower)
+            if window.end is not None:
+                latest = min(latest, date_to_ts(window.end), key=ts_key)
+            return PendingRead(oldest=oldest, latest=latest)
+        if cursor.cursor is None:
+            oldest = date_to_ts(config.start_date) if config.start_date else None
+        else:
+            oldest = min(cursor.cursor, lookback_start, key=ts_key)
+        if window is not None:
+            # On top of the incremental read: the window only ever lowers the bound.
+            since = date_to_ts(window.start) if window.start else None
+            oldest = None if oldest is None or since is None else min(oldest, since, key=ts_key)
         return PendingRead(oldest=oldest, latest=latest)
 
-    def _run(self, channel_id: str, cursor: ChannelCursor, keep: str) -> Iterator[Page]:
+    def _run(
+        self, channel_id: str, cursor: ChannelCursor, keep: str, reread: bool
+    ) -> Iterator[Page]:
         pending = cursor.pending
         assert pending is not None
         query_latest = upper = pending.latest
@@ -147,7 +172,7 @@ class ChannelMessagesReader:
                 for m in messages
                 if not is_reply(m)
                 and cursor.thread_is_stale(
-                    m["ts"], m.get("latest_reply"), int(m.get("reply_count") or 0)
+                    m["ts"], m.get("latest_reply"), int(m.get("reply_count") or 0), reread=reread
                 )
             ]
 

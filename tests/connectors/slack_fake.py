@@ -217,10 +217,10 @@ class MemoryTable:
             for k, row in self.rows.items():
                 if any(row.get(c) != v for c, v in claim.where.items()):
                     continue
-                if claim.range_column is not None:
-                    value = Decimal(row[claim.range_column])
-                    if not Decimal(claim.lo) <= value <= Decimal(claim.hi):
-                        continue
+                if claim.range_column is not None and not _within(
+                    row[claim.range_column], claim.lo, claim.hi
+                ):
+                    continue
                 if k not in alive:
                     self.deleted.add(k)
         if page.state is not None:
@@ -230,9 +230,24 @@ class MemoryTable:
         return {k: v for k, v in self.rows.items() if k not in self.deleted}
 
 
-def sync(connector: Any, stream: str, table: MemoryTable) -> list[Any]:
-    """Read one stream into ``table`` the way the task layer would; returns the pages."""
-    pages = list(connector.read(stream, dict(table.state)))
+def _within(value: Any, lo: Any, hi: Any) -> bool:
+    """``lo <= value <= hi`` as the loader's SQL compares them (Slack ts strings as numbers;
+    a bound that is ``None`` does not bound)."""
+
+    def number(v: Any) -> Any:
+        return Decimal(v) if isinstance(v, str) else v
+
+    return (lo is None or number(lo) <= number(value)) and (
+        hi is None or number(value) <= number(hi)
+    )
+
+
+def sync(connector: Any, stream: str, table: MemoryTable, window: Any = None) -> list[Any]:
+    """Read one stream into ``table`` the way the task layer would (with the run's window,
+    if any); returns the pages."""
+    state = dict(table.state)
+    reading = connector.read(stream, state, window) if window else connector.read(stream, state)
+    pages = list(reading)
     for page in pages:
         table.apply(page)
     return pages

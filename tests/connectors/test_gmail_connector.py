@@ -6,6 +6,7 @@ reconcile claims together."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 import pytest
@@ -15,6 +16,7 @@ from connectors.common import AuthError, Secret
 from connectors.gmail import GmailConfig, GmailConnector
 from connectors.gmail.records import message_record
 from connectors.google_auth import refresh_google_token
+from connectors.kit.reader import Window
 
 pytest.importorskip("sandbox.gmail")
 sandbox = pytest.importorskip("sandbox")
@@ -320,3 +322,89 @@ def test_label_filter_and_deleted_labels(sb: Any) -> None:
     mb.modify(inbox[0], remove=["INBOX"])  # archived: leaves the filtered view
     sync(make(sb, mb, label_ids=["INBOX"]), "messages", table)
     assert inbox in table.deleted
+
+
+# -- windows (a since run, a backfill chunk) ---------------------------------------------------
+
+
+def _dated_mailbox(sb: Any) -> Any:
+    start = datetime.now(UTC) - timedelta(days=30)
+    return add_mailbox(
+        sb,
+        email="owner@agency.io",
+        messages=120,
+        domains=("acme.com",),
+        start=start,
+        span_days=29.9,
+    )
+
+
+def _midnight(day: date) -> datetime:
+    return datetime.combine(day, time(), tzinfo=UTC)
+
+
+def test_a_since_listing_keeps_its_dates_and_position_when_a_later_run_resumes_it(
+    sb: Any,
+) -> None:
+    """A since run stopped by max_requests: the plain run that resumes it asks Gmail the same
+    query its page token belongs to, claims only the since range, and history then catches up
+    from the position the since run kept (a deletion before the date is found there)."""
+    mb = _dated_mailbox(sb)
+    table = messages_table()
+    sync(make(sb, mb), "messages", table)
+    saved = table.state[""]["history_id"]
+    since = (datetime.now(UTC) - timedelta(days=12)).date()
+    oldest = min(expected(mb), key=lambda k: expected(mb)[k]["internal_date"])
+    mb.delete(oldest[0])
+
+    sync(
+        make(sb, mb, batch_size=10, page_size=20, max_requests=5), "messages", table, Window(since)
+    )
+    full = table.state[""]["full_sync"]
+    assert (full["reason"], full["after"], full["history_id"]) == (
+        "since",
+        since.isoformat(),
+        saved,
+    )
+    sb.log.clear()
+    pages = sync(make(sb, mb, batch_size=10, page_size=20), "messages", table)
+    listed = sb.log.entries(method="users.messages.list")
+    after = int(_midnight(since).timestamp())
+    assert listed and all(e.params.get("q") == f"after:{after}" for e in listed)
+    claims = [p.reconcile for p in pages if p.reconcile is not None]
+    assert len(claims) == 1 and claims[0].range_column == "internal_date"
+    assert claims[0].lo == _midnight(since) + timedelta(seconds=1) and claims[0].hi is None
+    assert calls(sb, "users.history.list") == 1
+    assert table.live() == expected(mb) and oldest in table.deleted
+    assert table.state[""]["full_sync"] is None and int(table.state[""]["history_id"]) > int(saved)
+
+
+def test_a_window_reads_and_claims_its_dates_only_and_is_done_once_read(sb: Any) -> None:
+    mb = _dated_mailbox(sb)
+    incremental = messages_table()
+    sync(make(sb, mb), "messages", incremental)
+    lo, hi = (
+        (datetime.now(UTC) - timedelta(days=20)).date(),
+        (datetime.now(UTC) - timedelta(days=10)).date(),
+    )
+    rows = expected(mb)
+    inside = [k for k, r in rows.items() if _midnight(lo) < r["internal_date"] < _midnight(hi)]
+    outside = [k for k in rows if k not in inside]
+    mb.delete(inside[0][0])
+    mb.delete(outside[0][0])
+
+    chunk = messages_table()  # the chunk's own cursor, over the same rows
+    chunk.rows = dict(incremental.rows)
+    window = Window(lo, hi, own_cursors=True)
+    pages = sync(make(sb, mb), "messages", chunk, window)
+    claim = pages[-1].reconcile
+    assert claim is not None and claim.range_column == "internal_date"
+    assert (claim.lo, claim.hi) == (
+        _midnight(lo) + timedelta(seconds=1),
+        _midnight(hi) - timedelta(seconds=1),
+    )
+    assert {k for p in pages for k in ((r["message_id"],) for r in p.records)} == set(inside[1:])
+    assert inside[0] in chunk.deleted and outside[0] not in chunk.deleted
+    assert calls(sb, "users.history.list") == 0
+    sb.log.clear()
+    assert sync(make(sb, mb), "messages", chunk, window) == [] and len(sb.log) == 0

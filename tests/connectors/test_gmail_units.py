@@ -212,6 +212,8 @@ MID_FULL_SYNC = {
         "history_id": "12000",
         "reason": "initial",
         "reconcile": False,
+        "after": "2026-09-01",
+        "before": None,
         "next_page_token": "09231458238823",
         "listing_done": False,
         "pending": ["18c0000000000003", "18c0000000000004"],
@@ -224,6 +226,10 @@ def test_cursor_round_trips_recorded_states() -> None:
     for sample in (MID_FULL_SYNC, IN_SYNC):
         assert MailboxCursor.from_state(sample).to_state() == sample
         json.dumps(sample)  # JSON-ready
+    assert MailboxCursor.from_state(MID_FULL_SYNC).full_sync.bounds_known
+    # A listing saved before listings kept their dates: the reader supplies them.
+    full = {k: v for k, v in MID_FULL_SYNC["full_sync"].items() if k not in ("after", "before")}
+    assert not MailboxCursor.from_state({**MID_FULL_SYNC, "full_sync": full}).full_sync.bounds_known
     assert MailboxCursor.from_state(None) == MailboxCursor()
     assert MailboxCursor.from_state({"history_id": 77}).history_id == "77"
     with pytest.raises(ValueError):

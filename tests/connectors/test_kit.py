@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator, Mapping
+from datetime import date
 from typing import Any, NotRequired, TypedDict
 
 import pytest
@@ -39,6 +40,7 @@ from connectors.kit import (
     shared_limiter,
 )
 from connectors.kit import limiter as limiter_module
+from connectors.kit.reader import Window
 
 # -- the retry loop ----------------------------------------------------------------------------
 
@@ -309,3 +311,34 @@ def test_declarations_are_checked_when_the_loop_is_built() -> None:
         ReadLoop("Toy", untyped, RunStats(), {"rooms": lambda _: iter(())})
     with pytest.raises(ValueError, match="declared twice"):
         declare_streams(SPECS["rooms"], SPECS["rooms"])
+
+
+def test_a_window_reaches_windowed_streams_only() -> None:
+    """A run's window is handed to the windowed streams' functions (with ``None`` on an
+    incremental run) and refused for the others, so it is never silently ignored."""
+    given: list[Any] = []
+
+    def lines(cursors: Any, window: Window | None) -> Iterator[Page]:
+        given.append((cursors, window))
+        yield Page("lines", [row("r2", 1)], partition="r2")
+
+    reader = ReadLoop("Toy", SPECS, RunStats(), {"rooms": lambda _: iter(())}, {"lines": lines})
+    since = Window(date(2026, 1, 1))
+    assert len(list(reader.read("lines", {"r2": {"v": 2}}, since))) == 1
+    assert len(list(reader.read("lines", {}))) == 1
+    assert given == [({"r2": {"v": 2}}, since), ({}, None)]
+    assert reader.windowed == {"lines"}
+    with pytest.raises(ValueError, match="rooms is not a windowed stream"):
+        reader.read("rooms", {}, since)
+    with pytest.raises(ValueError, match="two reader functions"):
+        ReadLoop(
+            "Toy",
+            SPECS,
+            RunStats(),
+            {"rooms": lambda _: iter(()), "lines": lines},
+            {"lines": lines},
+        )
+    with pytest.raises(ValueError, match="empty window"):
+        Window(date(2026, 1, 2), date(2026, 1, 1), own_cursors=True)
+    with pytest.raises(ValueError, match="up to now"):
+        Window(date(2026, 1, 1), date(2026, 1, 2))

@@ -11,6 +11,7 @@ from slack_fake import TOKEN, FakeSlack, MemoryTable, running_fake, sync
 
 from connectors.common import AuthError, ConnectorError, Secret
 from connectors.kit import SlidingWindowLimiter, TokenPaginator
+from connectors.kit.reader import Window
 from connectors.slack import STREAMS, SlackConfig, SlackConnector, refresh_slack_token
 from connectors.slack.cursor import ChannelCursor
 from connectors.slack.records import (
@@ -249,6 +250,59 @@ def test_backfill_resumes_mid_channel(fake_slack: FakeSlack) -> None:
     assert history[0]["latest"] == ts(19), "resumes below what was committed"
     assert len(messages.live()) == 10
     assert messages.state["C1"]["cursor"] == ts(11) and messages.state["C1"]["pending"] is None
+
+
+def test_windows_only_widen_an_incremental_read_and_bound_a_backfill(
+    fake_slack: FakeSlack,
+) -> None:
+    """Where each read of C1 starts and ends: the configured start_date bounds the first sync
+    only; a window on top of the cursor lowers the bound, never raises it, and re-reads every
+    thread; a window with cursors of its own is its dates alone."""
+    seed(fake_slack)
+    start_date = (NOW - timedelta(days=9.5)).date()
+    messages = MemoryTable(("channel_id", "ts"))
+
+    def bounds(window: Window | None, table: MemoryTable, **config: object) -> dict[str, str]:
+        fake_slack.calls.clear()
+        sync(
+            connector(fake_slack, start_date=start_date.isoformat(), **config),
+            "messages",
+            table,
+            window,
+        )
+        history = [p for m, p in fake_slack.calls if m == "conversations.history"]
+        return next(p for p in history if p["channel"] == "C1")
+
+    first = bounds(None, messages)
+    assert Decimal(first["oldest"]) == Decimal(
+        datetime_to_ts(datetime.combine(start_date, datetime.min.time(), UTC))
+    )
+    assert len(messages.live()) == 5 + 2 + 1  # ts(9)..ts(5), ts(9)'s 2 replies, C2's ts(3)
+    # Later runs re-read the lookback, below start_date too (rows a backfill stored there).
+    lookback = {"edit_lookback_days": 12, "thread_lookback_days": 12}
+    assert Decimal(bounds(None, messages, **lookback)["oldest"]) == Decimal(ts(12))
+    assert len(messages.live()) == 6 + 2 + 1
+
+    since = bounds(Window((NOW - timedelta(days=40)).date()), messages)
+    assert Decimal(since["oldest"]) < Decimal(ts(39))
+    assert "conversations.replies" in fake_slack.methods(), "a re-read re-reads its threads"
+    narrow = bounds(Window((NOW - timedelta(days=1)).date()), messages)
+    assert Decimal(narrow["oldest"]) == Decimal(ts(30)), "the cursor's own read is kept"
+    everything = bounds(Window(None), MemoryTable(("channel_id", "ts")))
+    assert "oldest" not in everything
+
+    lo, hi = (NOW - timedelta(days=9)).date(), (NOW - timedelta(days=6)).date()
+    window = MemoryTable(("channel_id", "ts"))
+    own = bounds(Window(lo, hi, own_cursors=True), window)
+    edges = [
+        Decimal(datetime_to_ts(datetime.combine(d, datetime.min.time(), UTC))) for d in (lo, hi)
+    ]
+    assert [Decimal(own["oldest"]), Decimal(own["latest"])] == edges
+    assert {k[1] for k in window.live() if not window.live()[k]["is_reply"]} == {
+        ts(9),
+        ts(8),
+        ts(7),
+    }
 
 
 def test_faults_are_retried_and_counted(fake_slack: FakeSlack) -> None:
