@@ -169,6 +169,20 @@ REGISTRY: dict[str, ProviderEntry] = {
             _GOOGLE_TOKEN,
         ),
     ),
+    "meta_ads": ProviderEntry(
+        name="meta_ads",
+        title="Meta Ads",
+        streams=("ad_accounts", "campaigns", "ad_sets", "ads", "insights_daily"),
+        windowed=("insights_daily",),
+        reader="connectors.meta_ads.entry:build_reader",
+        emulator="sandbox.meta:MetaEmulator",
+        schedule="20 */2 * * *",
+        settings=(
+            Setting(
+                "AOS_META_GRAPH_URL", "https://graph.facebook.com", "Meta Graph API (Marketing API)"
+            ),
+        ),
+    ),
 }
 
 

@@ -417,3 +417,78 @@ gmail_messages = provider_table(
     sa.Column("size_estimate", sa.Integer, nullable=False),
     sa.Column("has_attachments", sa.Boolean, nullable=False),
 )
+
+
+# --- Meta Ads -----------------------------------------------------------------------------------
+meta_ad_accounts = provider_table(
+    "meta_ad_accounts",
+    [sa.Column("account_id", sa.Text)],
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("currency", sa.Text, nullable=False),
+    sa.Column("timezone_name", sa.Text, nullable=False),
+    sa.Column("account_status", sa.Integer, nullable=False),
+    sa.Column("business_id", sa.Text),
+)
+
+meta_campaigns = provider_table(
+    "meta_campaigns",
+    [sa.Column("campaign_id", sa.Text)],
+    sa.Column("account_id", sa.Text, nullable=False),
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("status", sa.Text, nullable=False),
+    sa.Column("effective_status", sa.Text, nullable=False),
+    sa.Column("objective", sa.Text),
+    sa.Column("created_time", sa.DateTime(timezone=True)),
+    sa.Column("updated_time", sa.DateTime(timezone=True)),
+)
+
+meta_ad_sets = provider_table(
+    "meta_ad_sets",
+    [sa.Column("adset_id", sa.Text)],
+    sa.Column("account_id", sa.Text, nullable=False),
+    sa.Column("campaign_id", sa.Text, nullable=False),
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("status", sa.Text, nullable=False),
+    sa.Column("effective_status", sa.Text, nullable=False),
+    sa.Column("daily_budget", sa.BigInteger),
+    sa.Column("created_time", sa.DateTime(timezone=True)),
+    sa.Column("updated_time", sa.DateTime(timezone=True)),
+)
+
+meta_ads = provider_table(
+    "meta_ads",
+    [sa.Column("ad_id", sa.Text)],
+    sa.Column("account_id", sa.Text, nullable=False),
+    sa.Column("campaign_id", sa.Text, nullable=False),
+    sa.Column("adset_id", sa.Text, nullable=False),
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("status", sa.Text, nullable=False),
+    sa.Column("effective_status", sa.Text, nullable=False),
+    sa.Column("created_time", sa.DateTime(timezone=True)),
+    sa.Column("updated_time", sa.DateTime(timezone=True)),
+)
+
+meta_ad_insights_daily = provider_table(
+    "meta_ad_insights_daily",
+    [sa.Column("ad_id", sa.Text), sa.Column("date_start", sa.Date)],
+    sa.Column("account_id", sa.Text, nullable=False),
+    sa.Column("campaign_id", sa.Text, nullable=False),
+    sa.Column("adset_id", sa.Text, nullable=False),
+    sa.Column("impressions", sa.BigInteger, nullable=False),
+    sa.Column("clicks", sa.BigInteger, nullable=False),
+    sa.Column("reach", sa.BigInteger),
+    sa.Column("spend", sa.Numeric, nullable=False),
+    sa.Column("currency", sa.Text, nullable=False),
+    sa.Column("conversions", sa.Numeric, nullable=False),
+    sa.Column("conversion_value", sa.Numeric, nullable=False),
+    sa.Column("actions", JSONB),
+    sa.Column("action_values", JSONB),
+    sa.Column("attribution_setting", sa.Text, nullable=False),
+)
+sa.Index(
+    "ix_meta_ad_insights_daily_account_day",
+    meta_ad_insights_daily.c.agency_id,
+    meta_ad_insights_daily.c.integration_id,
+    meta_ad_insights_daily.c.account_id,
+    meta_ad_insights_daily.c.date_start,
+)

@@ -35,7 +35,7 @@ def test_sandbox_serve_as_typed(provider: str) -> None:
                 break
         else:
             pytest.fail(f"no settings printed; stderr: {proc.stderr.read() if proc.stderr else ''}")
-        urls = {k: v for k, v in exports.items() if k.endswith("_API_URL")}
+        urls = {k: v for k, v in exports.items() if k.endswith("_URL") and "TOKEN" not in k}
         assert urls, exports
         for url in urls.values():
             parts = urlsplit(url)

@@ -16,7 +16,8 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -69,6 +70,10 @@ def _value(column: sa.Column[Any], tag: str, i: int) -> Any:
         return i
     if isinstance(kind, sa.DateTime):
         return T0 + timedelta(days=len(tag), minutes=i)
+    if isinstance(kind, sa.Date):
+        return (T0 + timedelta(days=100 * len(tag) + i)).date()
+    if isinstance(kind, sa.Numeric):
+        return Decimal(i) + Decimal(len(tag)) / 100
     return f"{tag}-{column.name}-{i}"
 
 
@@ -365,8 +370,10 @@ def _absent(value: Any) -> Any:
         return not value
     if isinstance(value, int):
         return value + 10**12
-    if isinstance(value, datetime):
+    if isinstance(value, date):  # datetimes too
         return value - timedelta(days=3650)
+    if isinstance(value, Decimal):
+        return value + 10**12
     return f"no such value {value!r}"
 
 

@@ -1,0 +1,72 @@
+"""Per-integration Meta Ads settings, built from the integration's config JSON."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from datetime import date
+from typing import Any
+
+from . import settings
+
+
+@dataclass(frozen=True)
+class MetaAdsConfig:
+    """What an agency can tune per Meta integration.
+
+    ``lookback_days``: how many past days every incremental run re-reads, because
+    conversions are attributed late (Meta: up to 28 days). ``start_date`` bounds the *first*
+    sync of an account (default ``initial_days`` back); later runs resume from the cursor.
+    ``account_ids`` limits the campaigns, ad sets, ads and insights streams to those ad
+    accounts (``act_`` prefix optional); the account list itself stays complete.
+    ``conversion_action_types`` are summed into ``conversions`` / ``conversion_value``;
+    ``attribution_windows`` are the per-window keys requested in ``actions``.
+    ``max_requests`` bounds one run; the saved cursors let the next run carry on.
+    """
+
+    lookback_days: int = settings.DEFAULT_LOOKBACK_DAYS
+    initial_days: int = settings.DEFAULT_INITIAL_DAYS
+    start_date: date | None = None
+    chunk_days: int = settings.DEFAULT_CHUNK_DAYS
+    page_limit: int = settings.DEFAULT_PAGE_LIMIT
+    max_empty_pages: int = settings.MAX_EMPTY_PAGES
+    account_ids: tuple[str, ...] = field(default_factory=tuple)
+    conversion_action_types: tuple[str, ...] = settings.DEFAULT_CONVERSION_ACTION_TYPES
+    attribution_windows: tuple[str, ...] = settings.DEFAULT_ATTRIBUTION_WINDOWS
+    max_requests: int | None = None
+    max_rate_limit_wait: float = 900.0  # seconds slept at most for one throttling answer
+    timeout: float = 60.0
+
+    def __post_init__(self) -> None:
+        if self.lookback_days < 0 or self.initial_days < 0:
+            raise ValueError("lookback_days and initial_days cannot be negative")
+        if not 1 <= self.chunk_days <= 90:
+            raise ValueError("chunk_days must be between 1 and 90")
+        if self.page_limit < 1 or self.max_empty_pages < 1:
+            raise ValueError("page_limit and max_empty_pages must be at least 1")
+        if self.max_requests is not None and self.max_requests < 1:
+            raise ValueError("max_requests must be at least 1 when set")
+        for name in ("account_ids", "conversion_action_types", "attribution_windows"):
+            value = getattr(self, name)
+            object.__setattr__(self, name, (value,) if isinstance(value, str) else tuple(value))
+        object.__setattr__(
+            self, "account_ids", tuple(normalize_account_id(a) for a in self.account_ids)
+        )
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any] | None) -> MetaAdsConfig:
+        """Build from config JSON; unknown keys are ignored so other settings can live there."""
+        known = {f.name for f in fields(cls)}
+        kwargs = {k: v for k, v in dict(data or {}).items() if k in known and v is not None}
+        if isinstance(kwargs.get("start_date"), str):
+            kwargs["start_date"] = date.fromisoformat(kwargs["start_date"][:10])
+        return cls(**kwargs)
+
+    def selected(self, account_id: str) -> bool:
+        return not self.account_ids or account_id in self.account_ids
+
+
+def normalize_account_id(value: str) -> str:
+    """An ad account id without Meta's ``act_`` prefix (``act_123`` and ``123`` are one)."""
+    text = str(value).strip()
+    return text[4:] if text.startswith("act_") else text

@@ -1,0 +1,137 @@
+"""The daily insights of one ad account: what a run reads and the cursor it leaves.
+
+Insights are read at ``level=ad`` with ``time_increment=1``, so a row is one ad on one day of
+the *account's* calendar (``timezone_name``), and ``today`` is the account's today. DELETED
+and ARCHIVED ads are asked for explicitly (``ad.effective_status`` filter): Meta leaves
+deleted ads out of ``level=ad`` otherwise, although they keep accruing for a while.
+
+The cursor of an account (its partition) is ``{"through": "YYYY-MM-DD"}``: every day up to
+it has been read at least once. Conversions keep being attributed to past days for up to 28
+days, so each run reads from ``min(through + 1, today - lookback_days)`` up to today and
+upserts: unchanged rows are left alone by the loader, changed ones updated. A first sync
+starts at ``start_date`` (default ``initial_days`` ago), never before the 37 months Meta
+keeps. Ranges are read in chunks of ``chunk_days``; the cursor moves on the last page of a
+chunk, so a run stopped half-way (``max_requests``, an error) resumes there.
+
+A run's :class:`~connectors.kit.reader.Window` widens the range (a ``since`` run, a full
+refresh: from ``window.start``, or from the retention limit) or, for a backfill chunk
+(``own_cursors``), replaces it with ``[start, end)`` and cursors of its own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from connectors.common import Page
+from connectors.kit.reader import Window
+
+from . import settings
+from .config import MetaAdsConfig
+from .records import insight_record
+from .transport import MetaTransport
+
+__all__ = ["Account", "InsightsReader"]
+
+STREAM = "insights_daily"
+
+
+@dataclass(frozen=True)
+class Account:
+    """What the readers need to know about an ad account (listed once per run)."""
+
+    account_id: str  # without act_
+    timezone_name: str
+    currency: str
+
+    @property
+    def node(self) -> str:
+        return f"act_{self.account_id}"
+
+
+class InsightsReader:
+    def __init__(
+        self, transport: MetaTransport, config: MetaAdsConfig, now: Callable[[], datetime]
+    ) -> None:
+        self._transport = transport
+        self.config = config
+        self._now = now
+
+    def today(self, account: Account) -> date:
+        return self._now().astimezone(ZoneInfo(account.timezone_name)).date()
+
+    def span(
+        self, account: Account, cursor: Mapping[str, Any] | None, window: Window | None
+    ) -> tuple[date, date, date | None]:
+        """``(first day, last day, through)`` of this run's read for ``account``;
+        ``through`` is the saved cursor's day (``None``: none)."""
+        today = self.today(account)
+        oldest = today - timedelta(days=settings.RETENTION_DAYS)
+        saved = (cursor or {}).get("through")
+        through = date.fromisoformat(saved) if saved else None
+        if window is not None and window.own_cursors:
+            start = window.start or oldest
+            end = min(window.end - timedelta(days=1), today) if window.end else today
+            if through is not None:
+                start = max(start, through + timedelta(days=1))
+            return max(start, oldest), end, through
+        if through is None:
+            start = self.config.start_date or today - timedelta(days=self.config.initial_days)
+        else:
+            start = min(
+                through + timedelta(days=1), today - timedelta(days=self.config.lookback_days)
+            )
+        if window is not None:
+            start = min(start, window.start or oldest)
+        return max(start, oldest), today, through
+
+    def read(
+        self, account: Account, cursor: Mapping[str, Any] | None, window: Window | None
+    ) -> Iterator[Page]:
+        start, end, through = self.span(account, cursor, window)
+        chunk = timedelta(days=self.config.chunk_days)
+        while start <= end:
+            until = min(start + chunk - timedelta(days=1), end)
+            held: Page | None = None
+            for data in self._transport.pages(
+                "insights", (account.node, "insights"), self._params(start, until)
+            ):
+                if held is not None:
+                    yield held
+                held = Page(
+                    stream=STREAM,
+                    partition=account.account_id,
+                    records=[self._record(account, row) for row in data],
+                )
+            held = held or Page(stream=STREAM, partition=account.account_id)
+            through = until if through is None else max(through, until)
+            held.state = {"through": through.isoformat()}
+            yield held
+            start = until + timedelta(days=1)
+
+    def _params(self, since: date, until: date) -> dict[str, Any]:
+        return {
+            "level": "ad",
+            "time_increment": 1,
+            "time_range": {"since": since.isoformat(), "until": until.isoformat()},
+            "fields": ",".join(settings.INSIGHT_FIELDS),
+            "action_attribution_windows": list(self.config.attribution_windows),
+            "filtering": [
+                {
+                    "field": "ad.effective_status",
+                    "operator": "IN",
+                    "value": list(settings.AD_STATUSES),
+                }
+            ],
+        }
+
+    def _record(self, account: Account, row: Mapping[str, Any]) -> Any:
+        return insight_record(
+            row,
+            currency=account.currency,
+            conversion_action_types=self.config.conversion_action_types,
+            attribution_setting="_".join(self.config.attribution_windows),
+        )

@@ -1,0 +1,103 @@
+"""Meta Marketing API constants: version, endpoint, error codes, fields and statuses."""
+
+from __future__ import annotations
+
+from typing import Final
+
+API_VERSION: Final = "v26.0"
+GRAPH_URL_ENV: Final = "AOS_META_GRAPH_URL"
+DEFAULT_GRAPH_URL: Final = "https://graph.facebook.com"
+
+# Error codes (Graph error-handling and rate-limiting references).
+AUTH_CODES: Final = frozenset({102, 190})  # 190: expired / invalidated / malformed token
+RATE_LIMIT_CODES: Final = frozenset({4, 17, 32, 613, *range(80000, 80015)})
+TRANSIENT_CODES: Final = frozenset({1, 2})  # "unknown error", "service temporarily unavailable"
+
+# Attribution: insights keep changing for up to 28 days, so each run re-reads that much.
+DEFAULT_LOOKBACK_DAYS: Final = 28
+RETENTION_DAYS: Final = 37 * 30  # insights are kept 37 months
+DEFAULT_INITIAL_DAYS: Final = 90  # what a first sync reads without a start_date
+DEFAULT_CHUNK_DAYS: Final = 30  # days per insights request series (one cursor step each)
+DEFAULT_PAGE_LIMIT: Final = 500
+MAX_EMPTY_PAGES: Final = 10  # empty pages in a row that still announce a next page
+# Meta's default attribution is 7-day click plus 1-day view; the per-window keys asked for.
+DEFAULT_ATTRIBUTION_WINDOWS: Final = ("7d_click", "1d_view")
+# Action types summed into ``conversions`` / ``conversion_value`` (the common purchase and
+# lead events; an integration may configure its own).
+DEFAULT_CONVERSION_ACTION_TYPES: Final = (
+    "offsite_conversion.fb_pixel_purchase",
+    "onsite_conversion.purchase",
+    "offsite_conversion.fb_pixel_lead",
+    "onsite_conversion.lead_grouped",
+    "offsite_conversion.fb_pixel_custom",
+)
+
+# Every effective_status of each object (the SDK's enums): listed explicitly, because Meta
+# leaves DELETED and ARCHIVED objects out of a listing unless the filter names them.
+CAMPAIGN_STATUSES: Final = ("ACTIVE", "PAUSED", "DELETED", "ARCHIVED", "IN_PROCESS", "WITH_ISSUES")
+ADSET_STATUSES: Final = (*CAMPAIGN_STATUSES, "CAMPAIGN_PAUSED")
+AD_STATUSES: Final = (
+    *ADSET_STATUSES,
+    "ADSET_PAUSED",
+    "DISAPPROVED",
+    "PENDING_BILLING_INFO",
+    "PENDING_REVIEW",
+    "PREAPPROVED",
+)
+
+ACCOUNT_FIELDS: Final = (
+    "id",
+    "account_id",
+    "name",
+    "currency",
+    "timezone_name",
+    "account_status",
+    "business",
+)
+CAMPAIGN_FIELDS: Final = (
+    "id",
+    "account_id",
+    "name",
+    "status",
+    "effective_status",
+    "objective",
+    "created_time",
+    "updated_time",
+)
+ADSET_FIELDS: Final = (
+    "id",
+    "account_id",
+    "campaign_id",
+    "name",
+    "status",
+    "effective_status",
+    "daily_budget",
+    "created_time",
+    "updated_time",
+)
+AD_FIELDS: Final = (
+    "id",
+    "account_id",
+    "campaign_id",
+    "adset_id",
+    "name",
+    "status",
+    "effective_status",
+    "created_time",
+    "updated_time",
+)
+INSIGHT_FIELDS: Final = (
+    "account_id",
+    "account_currency",
+    "campaign_id",
+    "adset_id",
+    "ad_id",
+    "impressions",
+    "clicks",
+    "reach",
+    "spend",
+    "actions",
+    "action_values",
+    "date_start",
+    "date_stop",
+)
