@@ -289,5 +289,9 @@ class StreamReader(Protocol):
     stats: RunStats
 
     def read(self, stream: str, state: Mapping[str, Mapping[str, Any]]) -> Iterator[Page]:
-        """Yield pages of ``stream``; ``state`` maps partition -> saved cursor."""
+        """Yield pages of ``stream``; ``state`` maps partition -> saved cursor.
+
+        A reader with windowed streams (declared in the provider registry) also takes a third
+        argument, the run's ``connectors.kit.reader.Window``; the task layer passes it only to
+        those, so a reader without windowed streams needs only this form."""
         ...
