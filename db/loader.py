@@ -343,7 +343,7 @@ class TableLoader:
                 cause = exc.__cause__ if isinstance(exc, _DumpError) else exc
                 if aside:  # the poison is already out: what remains is no record's fault
                     raise LoadError(f"{self.table.name}: {cause}") from cause
-                aside = self._poison(batch)
+                aside = self._poison(batch) or self._bisect(conn, batch)
                 if not aside:
                     raise LoadError(f"{self.table.name}: {cause}") from cause
                 fresh = batch.fresh_positions()  # records retried from quarantine aside
@@ -599,6 +599,63 @@ class TableLoader:
                 )
         return None
 
+    def _bisect(self, conn: sa.Connection, batch: _Batch) -> dict[tuple[int, int], rejects.Reject]:
+        """The records PostgreSQL refuses for a reason no check here foresees (a constraint, a
+        trigger), found by halving: each probe stages and upserts a subset inside a savepoint of
+        a transaction that is rolled back, so nothing of it stays. About log2(n) probes per
+        refused record; only ever run after a batch failed."""
+        everything = [position for position, _, _ in batch.records()]
+        limit = max(16, len(everything) // 100)
+        found: dict[tuple[int, int], rejects.Reject] = {}
+        records = {position: (page, record) for position, page, record in batch.records()}
+        trans = conn.begin()
+        try:
+            cur = _raw(conn).cursor()
+            cur.adapters.register_dumper(bool, _StrictBoolDumper)
+
+            def refusal(subset: list[tuple[int, int]]) -> str | None:
+                keep = set(subset)
+                others = {p: _PROBE for p in everything if p not in keep}
+                cur.execute("SAVEPOINT aos_probe")
+                try:
+                    staged, duplicates = self._copy(cur, batch, others)
+                    if staged:
+                        self._upsert(cur, staged, duplicates, LoadCounts())
+                except (psycopg.DataError, psycopg.IntegrityError, _DumpError) as exc:
+                    cause = exc.__cause__ if isinstance(exc, _DumpError) else exc
+                    cur.execute("ROLLBACK TO SAVEPOINT aos_probe")
+                    return str(cause).strip().splitlines()[0]
+                cur.execute("ROLLBACK TO SAVEPOINT aos_probe")
+                return None
+
+            def search(subset: list[tuple[int, int]]) -> None:
+                reason = refusal(subset)
+                if reason is None:
+                    return
+                if len(found) >= limit:  # not poison but something systematic: stop probing
+                    raise LoadError(
+                        f"{self.table.name}: more than {limit} records of a batch of "
+                        f"{len(everything)} refused ({reason}); a mismatch between connector "
+                        "and table, not a poison record"
+                    )
+                if len(subset) == 1:
+                    page, record = records[subset[0]]
+                    found[subset[0]] = rejects.Reject(
+                        key=rejects.record_key(dict(record), self.keys),
+                        reason=f"{self.table.name}: {reason} ({self._key_repr(record)})",
+                        record=dict(record),
+                        stream=page.stream,
+                    )
+                    return
+                half = len(subset) // 2
+                search(subset[:half])
+                search(subset[half:])
+
+            search(everything)
+        finally:
+            trans.rollback()
+        return found
+
     def _poison(self, batch: _Batch) -> dict[tuple[int, int], rejects.Reject]:
         found = {}
         for position, page, record in batch.records():
@@ -639,6 +696,10 @@ def _young_gc_only() -> Iterator[None]:
             _gc_pauses -= 1
             if _gc_pauses == 0 and _young_gc_only.was_enabled:  # type: ignore[attr-defined]
                 gc.enable()
+
+
+#: Stands for "not in this probe" among the records a bisection leaves out.
+_PROBE = rejects.Reject(key=[], reason="", record={}, stream="")
 
 
 def _raw(conn: sa.Connection) -> psycopg.Connection[Any]:

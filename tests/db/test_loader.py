@@ -468,3 +468,31 @@ def test_typed_json_keeps_what_json_cannot_say() -> None:
     record = {"x": float("inf"), "y": float("-inf"), "t": "nul\x00", "d": dt.date(2024, 1, 2)}
     text, _ = encode_record(record)
     assert repr(decode_record(json.loads(text))) == repr(record)
+
+
+def test_a_refusal_no_check_foresees_is_found_by_bisection(fresh_engine: sa.Engine) -> None:
+    """PostgreSQL refuses a record for a reason of its own (here a constraint): the loader finds
+    which record by halving the batch, sets it aside, and commits the rest with the cursor."""
+    tenant = make_tenant(fresh_engine)
+    with fresh_engine.begin() as conn:
+        conn.execute(
+            sa.text("ALTER TABLE slack_messages ADD CONSTRAINT no_poison CHECK (text <> 'poison')")
+        )
+    records = [msg(i) for i in range(40)]
+    records[17]["text"] = "poison"
+    counts = loader(fresh_engine, tenant).load(
+        [Page("messages", records, partition="C1", state={"n": 40})]
+    )
+    assert (counts.inserted, counts.rejected) == (39, 1)
+    (reject,) = rejects(fresh_engine, tenant)
+    assert "no_poison" in reject.reason and reject.record_key == ["C1", msg(17)["ts"]]
+    assert state(fresh_engine, tenant) == {"C1": {"n": 40}}
+
+
+def test_a_systematic_refusal_is_not_bisected_into_quarantine(fresh_engine: sa.Engine) -> None:
+    tenant = make_tenant(fresh_engine)
+    with fresh_engine.begin() as conn:
+        conn.execute(sa.text("ALTER TABLE slack_messages ADD CONSTRAINT nothing CHECK (false)"))
+    with pytest.raises(LoadError, match="a mismatch between connector and table"):
+        loader(fresh_engine, tenant).load([Page("messages", [msg(i) for i in range(200)])])
+    assert rejects(fresh_engine, tenant) == [] and rows(fresh_engine, tenant, "ts") == []

@@ -80,3 +80,50 @@ def test_every_channel_refused_fails_the_run_and_marks_the_integration(world: Wo
             )
         ).one()
     assert run.status == "failed" and "missing_scope" in (run.error or "")
+
+
+def test_a_poison_message_is_set_aside_and_its_channel_moves_on(world: World) -> None:
+    """A message the database refuses (here: a constraint no connector check knows about) lands
+    in sync_reject; the channel's other messages and its cursor move on, the run succeeds and
+    its summary counts the record set aside. Once the database takes it, the next run loads it."""
+    from tests.flows.test_sync_slack import actual, expected
+
+    iid = world.add_slack(
+        "poison", client="globex", channels=2, messages_per_channel=15, start=START, span_days=5
+    )
+    ws = world.workspaces["poison"]
+    channel = next(c for c in ws.channel_ids if ws.channel(c).is_member)
+    poison = ws.post_message(channel, "poison-7f3a")
+    later = ws.post_message(channel, "after the poison")
+    with world.engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                "ALTER TABLE slack_messages ADD CONSTRAINT refuse_poison "
+                "CHECK (text IS DISTINCT FROM 'poison-7f3a')"
+            )
+        )
+    result = sync_slack(integration_id=iid, requested_by=world.users["owner"])
+    assert result["status"] == "succeeded" and result["streams"]["messages"]["rejected"] == 1
+    want, got = expected(ws)["messages"], actual(world.engine, iid)["messages"]
+    assert set(want) - set(got) == {(channel, poison["ts"])}  # all but the poison one
+    assert (channel, later["ts"]) in got
+    with world.engine.connect() as conn:
+        reject = conn.execute(sa.select(schema.sync_reject)).one()
+        cursor = conn.execute(
+            sa.select(schema.sync_state.c.cursor).where(
+                schema.sync_state.c.integration_id == iid,
+                schema.sync_state.c.stream == "messages",
+                schema.sync_state.c.partition == channel,
+            )
+        ).scalar_one()
+    assert reject.record_key == [channel, poison["ts"]] and "refuse_poison" in reject.reason
+    assert float(cursor["cursor"]) >= float(later["ts"])  # the channel's read completed
+
+    with world.engine.begin() as conn:
+        conn.execute(sa.text("ALTER TABLE slack_messages DROP CONSTRAINT refuse_poison"))
+    sync_slack(integration_id=iid, requested_by=world.users["owner"])
+    assert (channel, poison["ts"]) in actual(world.engine, iid)["messages"]
+    with world.engine.connect() as conn:
+        assert (
+            conn.execute(sa.select(sa.func.count()).select_from(schema.sync_reject)).scalar() == 0
+        )
