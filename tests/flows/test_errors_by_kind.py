@@ -11,9 +11,10 @@ import pytest
 import sqlalchemy as sa
 
 from db import schema
-from flows import sync_slack
+from flows import sync_gmail, sync_slack
 from tasks.run import SyncFailed
 from tests.flows.conftest import World
+from tests.flows.test_sync_gmail import GmailWorld, gworld  # noqa: F401 - fixture
 
 START = datetime(2026, 10, 1, tzinfo=UTC)
 
@@ -127,3 +128,28 @@ def test_a_poison_message_is_set_aside_and_its_channel_moves_on(world: World) ->
         assert (
             conn.execute(sa.select(sa.func.count()).select_from(schema.sync_reject)).scalar() == 0
         )
+
+
+def test_a_truncated_listing_during_a_resync_soft_deletes_nothing(
+    gworld: GmailWorld,  # noqa: F811 - the fixture imported above
+) -> None:
+    """The history id expired, so the run re-lists the mailbox; the listing answers with cut
+    bodies on every attempt. Before, an unparsable body read as an empty mailbox and every
+    stored message was soft-deleted by a run that ended 'succeeded'."""
+    iid = gworld.add_gmail("cut", messages=60, start=START, span_days=10, config={"max_retries": 1})
+    sync_gmail(integration_id=iid, requested_by=gworld.users["owner"])
+    with gworld.engine.connect() as conn:
+        stored = conn.execute(sa.text("SELECT count(*) FROM gmail_messages")).scalar()
+    gworld.mailboxes["cut"].deliver(subject="while history was lost")  # the saved id is older
+    gworld.mailboxes["cut"].expire_history()
+    gworld.sandbox.faults.add(
+        "gmail", kind="truncated_body", method="users.messages.list", rate=1.0
+    )
+    with pytest.raises(SyncFailed, match="users.messages.list"):
+        sync_gmail(integration_id=iid, requested_by=gworld.users["owner"])
+    with gworld.engine.connect() as conn:
+        deleted = conn.execute(
+            sa.text("SELECT count(*) FROM gmail_messages WHERE deleted_at IS NOT NULL")
+        ).scalar()
+        live = conn.execute(sa.text("SELECT count(*) FROM gmail_messages")).scalar()
+    assert deleted == 0 and live == stored and stored > 50
