@@ -14,8 +14,9 @@ from . import settings
 class SlackConfig:
     """What an agency can tune per Slack workspace.
 
-    ``rate_scale`` divides the per-minute rate windows; it exists so a time-scaled sandbox can
-    exercise the 1-request-per-minute tier in seconds. ``max_requests`` bounds one run: the
+    ``rate_scale`` divides the per-minute rate windows and the retry backoff; it exists so a
+    time-scaled sandbox can exercise the 1-request-per-minute tier in seconds. ``max_requests``
+    bounds one run: the
     connector stops cleanly and the saved cursors let the next run carry on, which is how a
     long backfill on a slow tier is spread over scheduled runs.
 

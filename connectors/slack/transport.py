@@ -64,10 +64,12 @@ class SlackTransport(Transport):
         retry_backoff: float = 0.5,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
+        # Backoff is time as the provider sees it, like its rate windows: a time-scaled sandbox
+        # (``rate_scale``) shortens both, so tests of many faults in a row take seconds.
         policy = RetryPolicy(
             attempts=settings.CALL_ATTEMPTS,
-            backoff_base=retry_backoff,
-            max_backoff=settings.MAX_BACKOFF_SECONDS,
+            backoff_base=retry_backoff / config.rate_scale,
+            max_backoff=settings.MAX_BACKOFF_SECONDS / config.rate_scale,
             rate_limit_retries=settings.RATE_LIMIT_RETRIES,
             server_error_retries=settings.SERVER_ERROR_RETRIES,
         )
