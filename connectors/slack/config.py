@@ -16,9 +16,8 @@ class SlackConfig:
 
     ``rate_scale`` divides the per-minute rate windows and the retry backoff; it exists so a
     time-scaled sandbox can exercise the 1-request-per-minute tier in seconds. ``max_requests``
-    bounds one run: the
-    connector stops cleanly and the saved cursors let the next run carry on, which is how a
-    long backfill on a slow tier is spread over scheduled runs.
+    bounds one run: the connector stops cleanly and the saved cursors let the next run carry
+    on, which is how a long backfill on a slow tier is spread over scheduled runs.
 
     ``start_date`` bounds how far back the *first* sync of a channel reads; later runs re-read
     their lookback from the saved cursor and never consult it, so it never bounds (nor
