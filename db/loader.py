@@ -670,12 +670,7 @@ class TableLoader:
         return found
 
 
-_gc_lock = threading.Lock()
-_gc_pauses = 0
-
-
-@contextlib.contextmanager
-def _young_gc_only() -> Iterator[None]:
+class _GcPause:
     """No automatic (full) garbage collections while a load holds a batch of records.
 
     A batch keeps tens of thousands of fresh containers alive until it is written; CPython's
@@ -683,19 +678,29 @@ def _young_gc_only() -> Iterator[None]:
     time (``bench/load.py``). The load collects the young generations itself after each batch
     instead, so memory stays bounded by a batch. Counted, because ``sync_all`` loads in threads:
     automatic collection resumes when the last load ends (if it was on to begin with)."""
-    global _gc_pauses
-    with _gc_lock:
-        if _gc_pauses == 0:
-            _young_gc_only.was_enabled = gc.isenabled()  # type: ignore[attr-defined]
-            gc.disable()
-        _gc_pauses += 1
-    try:
-        yield
-    finally:
-        with _gc_lock:
-            _gc_pauses -= 1
-            if _gc_pauses == 0 and _young_gc_only.was_enabled:  # type: ignore[attr-defined]
-                gc.enable()
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._holders = 0
+        self._was_enabled = True
+
+    @contextlib.contextmanager
+    def __call__(self) -> Iterator[None]:
+        with self._lock:
+            if self._holders == 0:
+                self._was_enabled = gc.isenabled()
+                gc.disable()
+            self._holders += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._holders -= 1
+                if self._holders == 0 and self._was_enabled:
+                    gc.enable()
+
+
+_young_gc_only = _GcPause()
 
 
 #: Stands for "not in this probe" among the records a bisection leaves out.

@@ -496,3 +496,17 @@ def test_a_systematic_refusal_is_not_bisected_into_quarantine(fresh_engine: sa.E
     with pytest.raises(LoadError, match="a mismatch between connector and table"):
         loader(fresh_engine, tenant).load([Page("messages", [msg(i) for i in range(200)])])
     assert rejects(fresh_engine, tenant) == [] and rows(fresh_engine, tenant, "ts") == []
+
+
+def test_automatic_gc_pauses_only_while_loads_hold_batches() -> None:
+    import gc
+
+    from db.loader import _young_gc_only
+
+    assert gc.isenabled()
+    with _young_gc_only():
+        assert not gc.isenabled()
+        with _young_gc_only():  # a second load (another thread) at the same time
+            pass
+        assert not gc.isenabled()  # the first one still holds its batch
+    assert gc.isenabled()
