@@ -19,8 +19,9 @@ from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from connectors.common import ConnectorError, Page, Reconcile, RunStats, Secret, StreamSpec
+from connectors.common import ConnectorError, Page, RunStats, Secret, StreamSpec
 from connectors.kit import PartitionFailures, ReadLoop
+from connectors.kit.listing import complete_listing
 from connectors.kit.reader import Window
 
 from . import settings
@@ -104,18 +105,8 @@ class MetaAdsConnector:
         self._accounts = seen
 
     def _account_pages(self, _cursor: Mapping[str, Any] | None) -> Iterator[Page]:
-        alive: list[tuple[Any, ...]] = []
-        held: Page | None = None
-        for data in self._list_accounts():
-            if held is not None:
-                yield held
-            records = [account_record(a) for a in data]
-            alive.extend((r["account_id"],) for r in records)
-            held = Page(stream="ad_accounts", records=records)
-        # Only a completed listing may claim that missing accounts are gone.
-        held = held or Page(stream="ad_accounts")
-        held.reconcile = Reconcile(where={}, alive_keys=alive)
-        yield held
+        batches = ([account_record(a) for a in data] for data in self._list_accounts())
+        return complete_listing("ad_accounts", batches, ("account_id",))
 
     def _selected_accounts(self) -> list[Account]:
         if self._accounts is None:
@@ -137,19 +128,13 @@ class MetaAdsConnector:
         partitions = PartitionFailures(f"Meta {stream}", self.stats)
         for account in self._selected_accounts():
             try:
-                held: Page | None = None
-                alive: list[tuple[Any, ...]] = []
-                for data in self._transport.pages(edge, (account.node, edge), params):
-                    if held is not None:
-                        yield held
-                    records = [record(item) for item in data]
-                    alive.extend((r[key],) for r in records)
-                    held = Page(stream=stream, records=records)
-                held = held or Page(stream=stream)
-                held.reconcile = Reconcile(
-                    where={"account_id": account.account_id}, alive_keys=alive
+                batches = (
+                    [record(item) for item in data]
+                    for data in self._transport.pages(edge, (account.node, edge), params)
                 )
-                yield held
+                yield from complete_listing(
+                    stream, batches, (key,), where={"account_id": account.account_id}
+                )
             except ConnectorError as exc:
                 partitions.failed(account.node, exc)
             else:

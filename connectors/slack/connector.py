@@ -21,8 +21,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from connectors.common import ConnectorError, Page, Reconcile, RunStats, Secret, StreamSpec
+from connectors.common import ConnectorError, Page, RunStats, Secret, StreamSpec
 from connectors.kit import PartitionFailures, ReadLoop, TokenPaginator
+from connectors.kit.listing import complete_listing
 from connectors.kit.reader import Window
 
 from . import settings
@@ -126,18 +127,8 @@ class SlackConnector:
         self._channels = seen
 
     def _channel_pages(self, _cursor: Mapping[str, Any] | None) -> Iterator[Page]:
-        alive: list[tuple[Any, ...]] = []
-        held: Page | None = None
-        for batch in self._list_channels():
-            if held is not None:
-                yield held
-            records = [channel_record(c) for c in batch]
-            alive.extend((r["channel_id"],) for r in records)
-            held = Page(stream="channels", records=records)
-        # Only a completed listing may claim that missing channels are gone.
-        held = held or Page(stream="channels")
-        held.reconcile = Reconcile(where={}, alive_keys=alive)
-        yield held
+        batches = ([channel_record(c) for c in batch] for batch in self._list_channels())
+        return complete_listing("channels", batches, ("channel_id",))
 
     # -- messages ----------------------------------------------------------------------------
 
