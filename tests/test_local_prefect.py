@@ -13,6 +13,8 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
+from deployments.local_server import LocalPrefect
+
 AOS_SYNC = Path(sys.executable).parent / "aos-sync"
 
 pytestmark = pytest.mark.slow
@@ -33,20 +35,23 @@ def test_commands_reuse_one_local_server_until_db_stop(
             [str(AOS_SYNC), *args], env=env, capture_output=True, text=True, timeout=300
         )
 
-    state = tmp_path / "aos" / "prefect" / "server.json"
-    runs = []
-    for _ in range(2):
-        done = aos("sync", "slack", "--integration", "999", "--as", "nobody@example.test")
-        last = done.stderr.strip().splitlines()[-1]
-        assert done.returncode == 1 and last.startswith("error: permission denied"), done.stderr
-        assert "Traceback" not in done.stderr
-        runs.append(json.loads(state.read_text()))
-    assert runs[0] == runs[1]  # the second command found the first one's server
-    api = f"http://127.0.0.1:{runs[0]['port']}/api"
-    flow_runs = httpx.post(f"{api}/flow_runs/filter", json={}, timeout=10).json()
-    assert sorted(r["name"] for r in flow_runs) == ["slack-integration-999"] * 2
+    try:
+        state = tmp_path / "aos" / "prefect" / "server.json"
+        runs = []
+        for _ in range(2):
+            done = aos("sync", "slack", "--integration", "999", "--as", "nobody@example.test")
+            last = done.stderr.strip().splitlines()[-1]
+            assert done.returncode == 1 and last.startswith("error: permission denied"), done.stderr
+            assert "Traceback" not in done.stderr
+            runs.append(json.loads(state.read_text()))
+        assert runs[0] == runs[1]  # the second command found the first one's server
+        api = f"http://127.0.0.1:{runs[0]['port']}/api"
+        flow_runs = httpx.post(f"{api}/flow_runs/filter", json={}, timeout=10).json()
+        assert sorted(r["name"] for r in flow_runs) == ["slack-integration-999"] * 2
 
-    stopped = json.loads(aos("--json", "db", "stop").stdout)
-    assert stopped["prefect_stopped"] is True and not state.exists()
-    with pytest.raises(httpx.HTTPError):
-        httpx.get(f"{api}/health", timeout=2)
+        stopped = json.loads(aos("--json", "db", "stop").stdout)
+        assert stopped["prefect_stopped"] is True and not state.exists()
+        with pytest.raises(httpx.HTTPError):
+            httpx.get(f"{api}/health", timeout=2)
+    finally:  # a failed assertion must not leave the server running
+        LocalPrefect(tmp_path / "aos" / "prefect").stop()
