@@ -52,15 +52,16 @@ _FILES = [None, None, None, [{"id": "F01", "name": "report.pdf", "mimetype": "ap
                               "size": 48213}]]  # fmt: skip
 
 
-def bench_engine() -> sa.Engine:
-    """``AOS_DATABASE_URL`` if set, else a scratch database on the embedded cluster; migrated."""
+def bench_engine(database: str = BENCH_DB) -> sa.Engine:
+    """``AOS_DATABASE_URL`` if set, else a scratch ``database`` on the embedded cluster (the
+    server stays up: ``aos-sync db stop``); migrated."""
     url = os.environ.get("AOS_DATABASE_URL")
     if url:
         url = "postgresql+psycopg://" + url.split("://", 1)[1]
     else:
         pg = embedded()
         pg.ensure_running()
-        url = pg.create_database(BENCH_DB, exist_ok=True)
+        url = pg.create_database(database, exist_ok=True)
     engine = make_engine(url)
     upgrade(engine)
     return engine
@@ -215,6 +216,9 @@ def _sandbox_main(
                 for entry in sb.log:
                     counts[entry.method] = counts.get(entry.method, 0) + 1
                 conn.send(counts)
+            elif isinstance(command, tuple) and command[0] == "call":
+                function, call_kwargs = command[1], command[2]
+                conn.send(function(sb, **call_kwargs))
             else:
                 return
 
@@ -249,6 +253,12 @@ class ChildSandbox:
             raise RuntimeError("the sandbox process did not start within 600 s")
         self.env, self.info = self._conn.recv()
         return self
+
+    def call(self, function: Callable[..., Any], **kwargs: Any) -> Any:
+        """``function(sandbox, **kwargs)`` in the sandbox process (a mutation between two
+        runs, say); ``function`` must be module-level (it is pickled)."""
+        self._conn.send(("call", function, kwargs))
+        return self._conn.recv()
 
     def request_counts(self) -> dict[str, int]:
         """Requests the emulators logged so far, by API method (batch parts count each)."""

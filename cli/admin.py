@@ -11,7 +11,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from cli.context import engine, vault
-from cli.output import CliError
+from cli.output import CliError, whole_number
 from connectors import registry
 from db import tenancy
 from db.analyst import create_analyst, drop_analyst
@@ -110,19 +110,34 @@ def cmd_integration_add(a: argparse.Namespace) -> Any:
 
 
 def cmd_integration_reconnect(a: argparse.Namespace) -> Any:
-    """New credentials for an existing integration (after needs_reauth); cursors are kept."""
+    """New credentials for an existing integration (after needs_reauth); cursors are kept.
+    The credentials are identified at the provider first: another account's are refused."""
+    from db.rbac import Action, authorize
+    from deployments.connect_service import ConnectRefused, reconnect_with_bundle
+
     bundle = _read_credentials(a.credentials_file)
-    v = vault()
-    with engine().begin() as conn:
-        integ = tenancy.get_integration(conn, a.integration)
-        v.put(conn, integ.id, bundle)
-        tenancy.set_integration_status(conn, integ.id, "connected", actor="cli")
+    eng = engine()
+    if a.as_:
+        authorize(eng, a.as_, Action.ROTATE_CREDENTIALS, a.integration)
+    with eng.connect() as conn:
+        was = tenancy.get_integration(conn, a.integration).status
+    try:
+        done = reconnect_with_bundle(eng, vault(), a.integration, bundle, principal=a.as_ or "cli")
+    except ConnectRefused as exc:
+        raise CliError(str(exc)) from None
     return {
-        "integration_id": integ.id,
-        "name": integ.name,
+        "integration_id": done.integration_id,
+        "name": done.name,
         "status": "connected",
-        "was": integ.status,
+        "was": was,
     }
+
+
+def cmd_integration_disconnect(a: argparse.Namespace) -> Any:
+    """Revoke at the provider, destroy the credential, disable; ``--purge`` deletes its rows."""
+    from deployments.connect_service import disconnect
+
+    return disconnect(engine(), vault(), a.integration, a.as_, purge=a.purge)
 
 
 def cmd_integration_list(a: argparse.Namespace) -> Any:
@@ -315,9 +330,18 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         help="store new credentials for an integration "
         "(e.g. after needs_reauth) and mark it connected",
     )
-    p.add_argument("--integration", type=int, required=True)
+    p.add_argument("--integration", type=whole_number, required=True)
     p.add_argument("--credentials-file", required=True, metavar="PATH|-")
+    p.add_argument("--as", dest="as_", metavar="EMAIL", help="the acting user (RBAC-checked)")
     p.set_defaults(func=cmd_integration_reconnect)
+    p = integ.add_parser(
+        "disconnect",
+        help="revoke the token at the provider, destroy the credential, mark it disabled",
+    )
+    p.add_argument("--integration", type=whole_number, required=True)
+    p.add_argument("--as", dest="as_", required=True, metavar="EMAIL", help="the acting user")
+    p.add_argument("--purge", action="store_true", help="also delete its synced rows and cursors")
+    p.set_defaults(func=cmd_integration_disconnect)
     p = integ.add_parser("list", help="list integrations with status")
     p.add_argument("--agency")
     p.add_argument("--provider")
@@ -328,8 +352,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     )
     p = runs.add_parser("list", help="recent sync runs")
     p.add_argument("--agency")
-    p.add_argument("--integration", type=int)
-    p.add_argument("--limit", type=int, default=30)
+    p.add_argument("--integration", type=whole_number)
+    p.add_argument("--limit", type=whole_number, default=30)
     p.set_defaults(func=cmd_runs_list)
 
     analyst = sub.add_parser("analyst", help="analyst database roles").add_subparsers(
@@ -357,10 +381,10 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         dest="sub", required=True
     )
     p = grant.add_parser("mint", help="a single-use run grant (needs AOS_RUN_GRANT_KEY)")
-    p.add_argument("--integration", type=int, required=True)
+    p.add_argument("--integration", type=whole_number, required=True)
     p.add_argument("--action", choices=["sync", "backfill"], default="sync")
     p.add_argument("--as", dest="as_", required=True, metavar="EMAIL", help="the acting user")
-    p.add_argument("--minutes", type=int, default=15, help="lifetime (1-60, default 15)")
+    p.add_argument("--minutes", type=whole_number, default=15, help="lifetime (1-60, default 15)")
     p.set_defaults(func=cmd_grant_mint)
 
     keys = sub.add_parser("keys", help="credential encryption keys").add_subparsers(

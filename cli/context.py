@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import functools
 import os
 
@@ -10,7 +11,7 @@ import sqlalchemy as sa
 from db.engine import get_engine
 from db.migrate import upgrade
 
-__all__ = ["engine", "embedded_mode", "vault"]
+__all__ = ["embedded_mode", "engine", "integration_ref", "resolve_integration", "vault"]
 
 
 def embedded_mode() -> bool:
@@ -31,3 +32,32 @@ def vault():
     from db.engine import default_vault
 
     return default_vault()
+
+
+def integration_ref(text: str) -> int | str:
+    """An argparse type for ``--integration``: an id, or an integration's name."""
+    text = text.strip()
+    if not text:
+        raise argparse.ArgumentTypeError("expected an integration id or name, got ''")
+    return int(text) if text.isdigit() else text
+
+
+def resolve_integration(ref: int | str) -> int:
+    """The id ``ref`` names: an id as is, a name when exactly one integration has it."""
+    if isinstance(ref, int):
+        return ref
+    from cli.output import CliError
+    from db.schema import integration
+
+    with engine().connect() as conn:
+        ids = conn.scalars(
+            sa.select(integration.c.id).where(integration.c.name == ref).order_by(integration.c.id)
+        ).all()
+    if not ids:
+        raise CliError(f"no integration named {ref!r} (see `aos-sync integration list`)")
+    if len(ids) > 1:
+        raise CliError(
+            f"{len(ids)} integrations are named {ref!r} (ids {', '.join(map(str, ids))}): "
+            "pass the id"
+        )
+    return int(ids[0])

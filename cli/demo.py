@@ -1,10 +1,12 @@
 """``aos-sync demo``: the main job on a machine with no accounts and no services.
 
-Starts the provider sandbox and the embedded PostgreSQL, seeds two agencies (two clients each,
-users in every role, Slack workspaces per client and agency-wide), runs ``sync_all`` under
-Prefect, then prints a per-agency summary, an analyst query and where to look next. Seeding is
-idempotent and the sandbox is deterministic (same seed, same day), so a second run is an
-incremental sync of unchanged data.
+Starts the provider sandbox (every registered provider's emulator) and the embedded PostgreSQL,
+seeds two agencies (two clients each, users in every role, and per agency: Slack workspaces
+agency-wide and per client, a Gmail mailbox, a Meta business plus a client's own ad account, a
+Google Ads manager tree plus a client's own account), runs ``sync_all`` under Prefect, then
+prints rows per agency and provider, two queries of the ``analytics`` views as a member analyst
+and where to look next. Seeding is idempotent and the sandbox is deterministic (same seed, same
+day), so a second run is an incremental sync of unchanged data.
 
 The demo may share a database with real accounts (the same embedded ``./.aos`` cluster), and it
 points every ``AOS_*_API_URL`` of this process at the emulators. So it touches only the
@@ -43,6 +45,12 @@ SIZES = {
     "tiny": dict(users=4, channels=3, messages_per_channel=25),
     "default": dict(users=12, channels=5, messages_per_channel=300),
 }
+#: Ads per account: campaigns x ad sets (ad groups) x ads.
+ADS_SIZES = {
+    "tiny": dict(campaigns=1, adsets_per_campaign=1, ads_per_adset=2),
+    "default": dict(campaigns=2, adsets_per_campaign=2, ads_per_adset=3),
+}
+DAYS = 30  # days of history in every emulator
 ROLES = ("owner", "admin", "manager", "member")
 #: The key in ``integration.config`` that says "created by the demo, credentials are fake".
 SANDBOX_MARK = "sandbox"
@@ -64,12 +72,157 @@ def _find_or(create: Any, find: Any) -> Any:
         return create()
 
 
+@dataclass
+class _Planned:
+    """One integration the demo wants: its provider, name, client (``None``: agency-wide),
+    external account, fake credentials and config."""
+
+    provider: str
+    name: str
+    client: str | None
+    external_id: str
+    credentials: dict[str, Any]
+    config: dict[str, Any]
+
+
+@dataclass
+class _Client:
+    name: str
+    email_domains: list[str]
+    slack_channel_ids: list[str]
+    ad_account_ids: list[str]
+
+
+def _plan(
+    sandbox: Any, name: str, slug: str, client_names: tuple[str, ...], size: str
+) -> tuple[list[_Client], list[_Planned]]:
+    """The agency's accounts in the emulators, and the clients and integrations that use them.
+
+    Per agency: Slack (an agency-wide workspace with a channel per client, and a workspace per
+    client), a Gmail mailbox (mail attributed by the clients' domains), a Meta business (an
+    owned ad account and a client's) plus a client's own ad account, and a Google Ads manager
+    tree plus a client's own account. The agency-wide integrations' rows are attributed to
+    clients through channels, domains and ad account ids."""
+    today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    start = today - timedelta(days=DAYS)
+    shape = {**SIZES[size], "start": start, "span_days": DAYS, "thread_ratio": 0.1}
+    clients = [_Client(c, [f"{c.lower()}.example"], [], []) for c in client_names]
+    plans: list[_Planned] = []
+    mark = {SANDBOX_MARK: True}
+
+    # Slack: rows of the agency-wide workspace are attributed by channel.
+    shared = sandbox.slack.add_workspace(name=f"{name} (agency-wide)", **shape)
+    slack_config = {"auto_join": True, "rate_scale": sandbox.time_scale, **mark}
+    plans.append(
+        _Planned("slack", f"{name} Slack", None, shared.team_id, shared.credentials, slack_config)
+    )
+    for i, client in enumerate(clients):
+        client.slack_channel_ids.append(shared.channel_ids[i])
+        ws = sandbox.slack.add_workspace(name=f"{client.name} workspace", **shape)
+        plans.append(
+            _Planned(
+                "slack",
+                f"{client.name} Slack",
+                client.name,
+                ws.team_id,
+                ws.credentials,
+                slack_config,
+            )
+        )
+
+    # Gmail: the agency's mailbox, its mail attributed by the clients' domains.
+    mailbox = sandbox.gmail.add_mailbox(
+        f"ops@{slug}.test",
+        messages=SIZES[size]["messages_per_channel"],
+        domains=(*(d for c in clients for d in c.email_domains), "example.org"),
+        start=start,
+        span_days=DAYS,
+    )
+    plans.append(
+        _Planned(
+            "gmail",
+            f"{name} Gmail",
+            None,
+            mailbox.email,
+            mailbox.credentials,
+            {"start_date": start.date().isoformat(), **mark},
+        )
+    )
+
+    # Meta: the agency's business (its own account and the first client's), and the second
+    # client's own account.
+    ads_shape = ADS_SIZES[size]
+    meta_config = {"initial_days": DAYS, "rate_scale": sandbox.time_scale, **mark}
+    business = sandbox.meta_ads.add_business(
+        f"{name} business", owned=1, clients=1, days=DAYS, **ads_shape
+    )
+    clients[0].ad_account_ids.append(business.clients[0].account_id)
+    plans.append(
+        _Planned("meta_ads", f"{name} Meta", None, business.id, business.credentials, meta_config)
+    )
+    own = sandbox.meta_ads.add_business(
+        f"{clients[1].name} ads", owned=1, clients=0, days=DAYS, **ads_shape
+    )
+    plans.append(
+        _Planned(
+            "meta_ads",
+            f"{clients[1].name} Meta",
+            clients[1].name,
+            own.id,
+            own.credentials,
+            meta_config,
+        )
+    )
+
+    # Google Ads: the agency's manager tree (the first enabled client account is the first
+    # client's), and the second client's own account.
+    ads = sandbox.google_ads
+    history = (today - timedelta(days=DAYS)).date()
+    manager = ads.add_manager_tree(
+        f"{name} MCC",
+        clients=2,
+        campaigns=ads_shape["campaigns"],
+        ad_groups=ads_shape["adsets_per_campaign"],
+        ads_per_group=ads_shape["ads_per_adset"],
+        history_start=history,
+    )
+    leaves = [
+        a
+        for a, _ in manager.descendants()
+        if not a.manager and a.status == "ENABLED" and not a.hidden and not a.test_account
+    ]
+    clients[0].ad_account_ids.append(str(leaves[0].id))
+    login = ads.add_login(f"ads@{slug}.test", manager)
+    google_config = {"initial_days": DAYS, **mark}
+    plans.append(
+        _Planned(
+            "google_ads",
+            f"{name} Google Ads",
+            None,
+            login.email,
+            ads.credentials(login),
+            google_config,
+        )
+    )
+    direct = ads.add_account(f"{clients[1].name} Direct", history_start=history)
+    for channel in ("SEARCH", "DISPLAY"):
+        direct.add_campaign(channel=channel)
+    direct_login = ads.add_login(f"ads@{clients[1].name.lower()}.example", direct)
+    plans.append(
+        _Planned(
+            "google_ads",
+            f"{clients[1].name} Google Ads",
+            clients[1].name,
+            direct_login.email,
+            ads.credentials(direct_login),
+            google_config,
+        )
+    )
+    return clients, plans
+
+
 def seed(conn: sa.Connection, sandbox: Any, size: str) -> list[DemoAgency]:
     """Create (or find) the demo tenants and point their integrations at ``sandbox``."""
-    start = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(
-        days=30
-    )
-    shape = {**SIZES[size], "start": start, "span_days": 30, "thread_ratio": 0.1}
     vault = default_vault()
     agencies = []
     for name, slug, client_names in DEMO_AGENCIES:
@@ -77,19 +230,21 @@ def seed(conn: sa.Connection, sandbox: Any, size: str) -> list[DemoAgency]:
             lambda n=name: tenancy.create_agency(conn, n),
             lambda n=name: tenancy.find_agency(conn, n).id,
         )
-        shared = sandbox.slack.add_workspace(name=f"{name} (agency-wide)", **shape)
-        integrations = [(f"{name} Slack", None, shared)]
-        for i, client_name in enumerate(client_names):
-            # The agency-wide workspace has one channel per client: rows there are attributed.
-            channel = shared.channel_ids[i]
-            client_id = _find_or(
-                lambda c=client_name, ch=channel, a=agency_id: tenancy.add_client(
-                    conn, a, c, email_domains=[f"{c.lower()}.example"], slack_channel_ids=[ch]
+        clients, plans = _plan(sandbox, name, slug, client_names, size)
+        client_ids = {
+            c.name: _find_or(
+                lambda c=c, a=agency_id: tenancy.add_client(
+                    conn,
+                    a,
+                    c.name,
+                    email_domains=c.email_domains,
+                    slack_channel_ids=c.slack_channel_ids,
+                    ad_account_ids=c.ad_account_ids,
                 ),
-                lambda c=client_name, a=agency_id: tenancy.find_client(conn, a, c),
+                lambda c=c, a=agency_id: tenancy.find_client(conn, a, c.name),
             )
-            ws = sandbox.slack.add_workspace(name=f"{client_name} workspace", **shape)
-            integrations.append((f"{client_name} Slack", client_id, ws))
+            for c in clients
+        }
         for role in ROLES:
             email = f"{role}@{slug}.test"
             _find_or(
@@ -97,17 +252,15 @@ def seed(conn: sa.Connection, sandbox: Any, size: str) -> list[DemoAgency]:
                 lambda e=email: tenancy.find_user(conn, e),
             )
         member = tenancy.find_user(conn, f"member@{slug}.test")
-        first_client = tenancy.find_client(conn, agency_id, client_names[0])
-        tenancy.grant_access(conn, member.id, first_client, "write")
+        tenancy.grant_access(conn, member.id, client_ids[client_names[0]], "write")
         existing = {i.name: i for i in tenancy.list_integrations(conn, agency_id=agency_id)}
         ids = []
-        for integ_name, client_id, ws in integrations:
-            config = {"auto_join": True, "rate_scale": sandbox.time_scale, SANDBOX_MARK: True}
-            if integ_name in existing:
-                found = existing[integ_name]
+        for plan in plans:
+            found = existing.get(plan.name)
+            if found is not None:
                 if found.config.get(SANDBOX_MARK) is not True:
                     raise CliError(
-                        f"agency {name!r} already has an integration {integ_name!r} "
+                        f"agency {name!r} already has an integration {plan.name!r} "
                         f"(id {found.id}) that the demo did not create; the demo will not "
                         "overwrite its credentials. Rename it, or run the demo against a "
                         "database of its own (AOS_HOME or AOS_DATABASE_URL)"
@@ -119,31 +272,52 @@ def seed(conn: sa.Connection, sandbox: Any, size: str) -> list[DemoAgency]:
                 iid = tenancy.add_integration(
                     conn,
                     agency_id,
-                    "slack",
-                    integ_name,
-                    client_id=client_id,
-                    external_account_id=ws.team_id,
-                    config=config,
+                    plan.provider,
+                    plan.name,
+                    client_id=client_ids[plan.client] if plan.client else None,
+                    external_account_id=plan.external_id,
+                    config=plan.config,
                 )
-            vault.put(conn, iid, dict(ws.credentials))
+            vault.put(conn, iid, dict(plan.credentials))
             ids.append(iid)
         agencies.append(DemoAgency(agency_id, name, slug, member.email, ids))
     return agencies
 
 
+def _provider_tables() -> dict[str, list[str]]:
+    """Every provider's tables, from the schema (``slack_messages`` is Slack's, ...)."""
+    from connectors import registry
+    from db.schema import metadata
+
+    prefixes = {
+        "slack": "slack_",
+        "gmail": "gmail_",
+        "meta_ads": "meta_",
+        "google_ads": "google_ads_",
+    }
+    tables: dict[str, list[str]] = {}
+    for provider in registry.names():
+        prefix = prefixes.get(provider, f"{provider}_")
+        tables[provider] = sorted(t for t in metadata.tables if t.startswith(prefix))
+    return tables
+
+
 def _summary(eng: sa.Engine, agencies: list[DemoAgency]) -> None:
-    tables = ("slack_users", "slack_channels", "slack_messages")
+    tables = _provider_tables()
     with eng.connect() as conn:
         for agency in agencies:
             print(f"\n  {agency.name} (agency {agency.id})")
-            for table in tables:
-                n = conn.execute(
-                    sa.text(
-                        f"SELECT count(*) FROM {table} WHERE agency_id = :a AND deleted_at IS NULL"  # noqa: S608 - fixed names
-                    ),
-                    {"a": agency.id},
-                ).scalar()
-                print(f"    {table:<16} {n:>8,} rows")
+            for provider, names in tables.items():
+                counts = []
+                for table in names:
+                    n = conn.execute(
+                        sa.text(
+                            f"SELECT count(*) FROM {table} WHERE agency_id = :a AND deleted_at IS NULL"  # noqa: S608 - names from the schema
+                        ),
+                        {"a": agency.id},
+                    ).scalar()
+                    counts.append(f"{table} {n:,}")
+                print(f"    {provider:<11} " + ", ".join(counts))
             runs = conn.execute(
                 sa.text(
                     "SELECT count(*), count(*) FILTER (WHERE status = 'failed') FROM sync_run "
@@ -151,7 +325,7 @@ def _summary(eng: sa.Engine, agencies: list[DemoAgency]) -> None:
                 ),
                 {"a": agency.id},
             ).one()
-            print(f"    {'sync runs':<16} {runs[0]:>8,} ({runs[1]} failed)")
+            print(f"    {'sync runs':<11} {runs[0]:,} ({runs[1]} failed)")
 
 
 def _demo_analyst(eng: sa.Engine, email: str) -> Any:
@@ -182,28 +356,40 @@ def _demo_analyst(eng: sa.Engine, email: str) -> Any:
     return role
 
 
+ANALYST_QUERIES = (
+    (
+        "Paid media per platform and client (Google Ads and Meta in one view)",
+        "SELECT platform, client_name, currency, sum(impressions)::bigint AS impressions, "
+        "sum(clicks)::bigint AS clicks, sum(spend) AS spend, sum(conversions) AS conversions "
+        "FROM analytics.ad_performance_daily GROUP BY 1, 2, 3 ORDER BY 1, 2, 3",
+    ),
+    (
+        "Conversations per client (Slack and Gmail)",
+        "SELECT client_name, sum(slack_messages)::int AS slack, sum(gmail_inbound)::int AS mail_in, "
+        "sum(gmail_outbound)::int AS mail_out, max(last_activity_at) AS latest "
+        "FROM analytics.client_activity_daily GROUP BY 1 ORDER BY 1",
+    ),
+)
+
+
 def _analyst_example(eng: sa.Engine, agency: DemoAgency) -> dict[str, Any]:
     import pandas as pd
 
     role = _demo_analyst(eng, agency.member_email)
     url = eng.url.set(username=role.role_name, password=role.password)
-    query = (
-        "SELECT c.name AS client, count(*) AS messages, max(m.posted_at) AS latest "
-        "FROM slack_messages m JOIN client c ON c.id = m.client_id "
-        "WHERE m.deleted_at IS NULL GROUP BY c.name ORDER BY c.name"
+    print(
+        f"\n==> Analyst queries, as {agency.member_email} (a member with write on one client;"
+        " row-level security hides every other row):"
     )
     analyst = sa.create_engine(url)
     try:
         with analyst.connect() as conn:
-            frame = pd.read_sql(sa.text(query), conn)
+            for title, query in ANALYST_QUERIES:
+                frame = pd.read_sql(sa.text(query), conn)
+                print(f"\n    -- {title}\n    {query}\n")
+                print("    " + frame.to_string(index=False).replace("\n", "\n    "))
     finally:
         analyst.dispose()
-    print(
-        f"\n==> An analyst query, as {agency.member_email} (a member with write on one client;"
-        " row-level security hides every other row):"
-    )
-    print(f"    {query}\n")
-    print("    " + frame.to_string(index=False).replace("\n", "\n    "))
     return {
         "role": role.role_name,
         "password": role.password,
@@ -226,13 +412,16 @@ def run_demo(size: str = "default", seed_value: int = 2026) -> dict[str, Any]:
     print(f"==> PostgreSQL: {eng.url.render_as_string(hide_password=True)} (migrated)")
     if ui:
         print(f"==> Prefect: {ui} (a local server, reused by later commands)")
-    with Sandbox(providers=("slack",), seed=seed_value, time_scale=60) as sb, _pointed_at(sb.env):
+    from connectors import registry
+
+    providers = tuple(registry.names())
+    with Sandbox(providers, seed=seed_value, time_scale=60) as sb, _pointed_at(sb.env):
         with eng.begin() as conn:
             agencies = seed(conn, sb, size)
         ids = [i for agency in agencies for i in agency.integration_ids]
         print(
-            f"==> Sandbox up ({', '.join(sb.env.values())}); {len(agencies)} agencies, "
-            f"{len(ids)} Slack integrations"
+            f"==> Sandbox up ({', '.join(providers)} emulators on 127.0.0.1); "
+            f"{len(agencies)} agencies, {len(ids)} integrations"
         )
         print("==> Running sync_all under Prefect (progress below)", flush=True)
         from flows import sync_all

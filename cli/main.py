@@ -14,7 +14,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from cli.output import CliError, emit
+from cli.output import Parser, emit
 from connectors import logsafe
 
 __all__ = ["main"]
@@ -50,7 +50,7 @@ def cmd_db_status(a: argparse.Namespace) -> Any:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="aos-sync", description="AudienceOS Sync: provider data into PostgreSQL, per agency."
     )
     parser.add_argument("--json", action="store_true", help="machine-readable output")
@@ -83,7 +83,15 @@ def _register_optional(sub: argparse._SubParsersAction) -> None:  # type: ignore
     """Commands whose modules pull in Prefect or the sandbox: imported only when present."""
     import importlib
 
-    for name in ("cli.sync", "cli.status", "cli.sandbox", "cli.demo", "cli.serve"):
+    for name in (
+        "cli.sync",
+        "cli.status",
+        "cli.sandbox",
+        "cli.demo",
+        "cli.serve",
+        "cli.export",
+        "cli.connect",
+    ):
         try:
             module = importlib.import_module(name)
         except ModuleNotFoundError as exc:
@@ -124,9 +132,10 @@ def _setup_logging(verbosity: int) -> None:
 
 
 def _one_line(exc: BaseException) -> str:
-    known = (CliError, LookupError, ValueError, PermissionError, RuntimeError)
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    return text if isinstance(exc, known) else f"{type(exc).__name__}: {text}"
+    """The first line of the message, never the exception's class name (``-v`` shows the
+    traceback)."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else "unexpected failure; run again with -v for details"
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import json
 import sys
@@ -10,11 +11,43 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-__all__ = ["CliError", "emit", "to_plain"]
+__all__ = ["CliError", "Parser", "emit", "iso_date", "whole_number", "to_plain"]
 
 
 class CliError(Exception):
     """An error for the user: printed as one line, exit status 1."""
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, with its errors shaped like every other error of the command line: one line
+    ``error: ...`` naming the option and what it expects, then where the help is. Exit status
+    2, argparse's own for a usage error."""
+
+    def error(self, message: str) -> Any:  # argparse's signature; never returns
+        self.exit(2, f"error: {message}\n(see `{self.prog} --help`)\n")
+
+
+def iso_date(text: str) -> date:
+    """An argparse type: ``YYYY-MM-DD``."""
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a date as YYYY-MM-DD, got {text[:40]!r}"
+        ) from None
+
+
+def whole_number(text: str) -> int:
+    """An argparse type: an id or a count, a whole number of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(
+            f"expected a whole number of at least 1, got {text[:40]!r}"
+        )
+    return value
 
 
 def to_plain(value: Any) -> Any:

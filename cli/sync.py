@@ -12,10 +12,10 @@ import logging
 import os
 import sys
 from collections.abc import Iterator
-from datetime import date
 from typing import Any
 
-from cli.output import CliError
+from cli.context import integration_ref, resolve_integration
+from cli.output import CliError, iso_date, whole_number
 from connectors import registry
 
 __all__ = ["register"]
@@ -56,21 +56,54 @@ class _NoRefusalTraceback(logging.Filter):
         return True
 
 
+class _ConsoleSaysItOnce(logging.Filter):
+    """On the terminal only (a handler filter: the run's log in Prefect keeps every record):
+    Prefect's lines announcing that a task or flow ended on a refusal or a known failure
+    (``Finished in state Failed('... ReauthRequired: ...')``) would repeat, with the class name, the sentence the
+    command prints last as ``error: ...``; they are left out."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not record.name.startswith(_RUN_LOGGERS):
+            return True
+        exc = record.exc_info[1] if record.exc_info else None
+        text = record.getMessage()
+        return not (isinstance(exc, _expected()) or any(c.__name__ in text for c in _expected()))
+
+
+def _console_handlers() -> list[logging.Handler]:
+    """The handlers that print Prefect's run logs here (not the one shipping them to the API)."""
+    found: list[logging.Handler] = []
+    for name in ("prefect", *_RUN_LOGGERS, ""):
+        for handler in logging.getLogger(name).handlers:
+            if type(handler).__name__ != "APILogHandler" and handler not in found:
+                found.append(handler)
+    return found
+
+
 @contextlib.contextmanager
 def _refusals_as_errors() -> Iterator[None]:
     """The flow raises the refusal or failure itself (a typed exception a program can catch);
     at the CLI it is a message for the person, without the exception's class name in front."""
+    from flows.provider_sync import started_by
+
     quiet = _NoRefusalTraceback()
     loggers = [logging.getLogger(name) for name in _RUN_LOGGERS]
     for logger in loggers:
         logger.addFilter(quiet)
+    once = _ConsoleSaysItOnce()
+    handlers = _console_handlers()
+    for handler in handlers:
+        handler.addFilter(once)
     try:
-        yield
+        with started_by("cli"):
+            yield
     except _expected() as exc:
         raise CliError(str(exc)) from None
     finally:
         for logger in loggers:
             logger.removeFilter(quiet)
+        for handler in handlers:
+            handler.removeFilter(once)
 
 
 def _prefect_env() -> None:
@@ -84,18 +117,18 @@ def _prefect_env() -> None:
 
 
 def cmd_sync(a: argparse.Namespace) -> Any:
+    integration_id = resolve_integration(a.integration)  # before Prefect: a typo fails fast
     _prefect_env()
     from flows import flow_for
 
     flow = flow_for(a.provider)
     with _refusals_as_errors():
         result = flow(
-            integration_id=a.integration,
+            integration_id=integration_id,
             requested_by=a.as_,
             full_refresh=a.full_refresh,
             since=a.since,
             run_grant=os.environ.get("AOS_RUN_GRANT"),
-            trigger="cli",
         )
     return [
         {"stream": name, **{k: v for k, v in s.items() if k in _COLUMNS}}
@@ -118,12 +151,13 @@ def cmd_sync_all(a: argparse.Namespace) -> Any:
 
 
 def cmd_backfill(a: argparse.Namespace) -> Any:
+    integration_id = resolve_integration(a.integration)
     _prefect_env()
     from flows import backfill
 
     with _refusals_as_errors():
         result = backfill(
-            integration_id=a.integration,
+            integration_id=integration_id,
             start=a.start,
             end=a.end,
             requested_by=a.as_,
@@ -156,11 +190,12 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     )
     for provider in registry.names():
         p = sync.add_parser(provider, help=f"sync one {provider} integration")
-        p.add_argument("--integration", type=int, required=True)
+        p.add_argument("--integration", type=integration_ref, metavar="ID|NAME", required=True)
         p.add_argument(
             "--as",
             dest="as_",
             metavar="EMAIL",
+            required=True,
             help="acting user (with AOS_RUN_GRANT_KEY set, AOS_RUN_GRANT must hold a "
             "run grant minted for this user; a grant is good for one run)",
         )
@@ -171,7 +206,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         )
         p.add_argument(
             "--since",
-            type=date.fromisoformat,
+            type=iso_date,
             metavar="YYYY-MM-DD",
             help="re-read from this date (backfill permission)",
         )
@@ -179,15 +214,15 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
     p = sync.add_parser("all", help="every connected integration, as each agency's scheduler")
     p.add_argument("--only", choices=registry.names(), help="one provider")
-    p.add_argument("--agency", type=int, help="one agency id")
+    p.add_argument("--agency", type=whole_number, help="one agency id")
     p.set_defaults(func=cmd_sync_all)
 
     p = sub.add_parser("backfill", help="re-read a date window of one integration, in chunks")
-    p.add_argument("--integration", type=int, required=True)
-    p.add_argument("--start", type=date.fromisoformat, required=True, metavar="YYYY-MM-DD")
+    p.add_argument("--integration", type=integration_ref, metavar="ID|NAME", required=True)
+    p.add_argument("--start", type=iso_date, required=True, metavar="YYYY-MM-DD")
+    p.add_argument("--end", type=iso_date, required=True, metavar="YYYY-MM-DD", help="exclusive")
+    p.add_argument("--chunk-days", type=whole_number, default=7)
     p.add_argument(
-        "--end", type=date.fromisoformat, required=True, metavar="YYYY-MM-DD", help="exclusive"
+        "--as", dest="as_", metavar="EMAIL", required=True, help="acting user (backfill permission)"
     )
-    p.add_argument("--chunk-days", type=int, default=7)
-    p.add_argument("--as", dest="as_", metavar="EMAIL", help="acting user (backfill permission)")
     p.set_defaults(func=cmd_backfill)

@@ -15,6 +15,7 @@ and tests resolve ``emulator``).
 from __future__ import annotations
 
 import importlib
+import os
 import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -26,6 +27,7 @@ from connectors.common import Secret, StreamReader
 __all__ = [
     "REGISTRY",
     "ProviderEntry",
+    "SharedQuota",
     "Setting",
     "UnknownProvider",
     "get",
@@ -53,6 +55,24 @@ class Setting:
 
 
 @dataclass(frozen=True)
+class SharedQuota:
+    """A daily operations quota the provider counts per OAuth client project, which every
+    integration connected through that client shares: the task layer keeps it in the
+    database (``db.quota``) and hands the reader a budget. ``project_field`` is the token
+    bundle field naming the project (the OAuth client id)."""
+
+    limit: Setting
+    min_share: Setting
+    project_field: str = "client_id"
+
+    def values(self) -> tuple[int, int]:
+        """(operations per rolling 24 h, the share any integration may always use)."""
+        return tuple(  # type: ignore[return-value]
+            int(os.environ.get(s.env) or s.default) for s in (self.limit, self.min_share)
+        )
+
+
+@dataclass(frozen=True)
 class ProviderEntry:
     """One provider.
 
@@ -60,8 +80,12 @@ class ProviderEntry:
     (``since``, backfills). ``reader(token, settings)`` builds the connector (settings: the
     integration's config with per-run overrides). ``token_refresh(client_id, client_secret,
     refresh_token)`` returns the provider's new token fields; ``None`` when tokens do not
-    expire or cannot be refreshed. ``emulator(seed, time_scale)`` builds its sandbox emulator.
-    ``schedule`` is the cron of its ``sync-all-<slug>`` deployment."""
+    expire or cannot be refreshed. ``token_check(token bundle)`` asks the provider when a
+    token that cannot be refreshed expires (``None``: never), raising ``AuthError`` when it
+    is no longer valid; runs warn ahead of the expiry (``tasks.sync.watch_token``).
+    ``emulator(seed, time_scale)`` builds its sandbox emulator.
+    ``schedule`` is the cron of its ``sync-all-<slug>`` deployment. ``quota``: a shared
+    per-project quota the reader draws on (its settings belong in ``settings`` too)."""
 
     name: str
     title: str
@@ -72,6 +96,8 @@ class ProviderEntry:
     schedule: str
     token_refresh: str | None = None
     settings: tuple[Setting, ...] = field(default_factory=tuple)
+    token_check: str | None = None
+    quota: SharedQuota | None = None
 
     def __post_init__(self) -> None:
         if not _NAME.fullmatch(self.name):
@@ -103,8 +129,15 @@ class ProviderEntry:
             gap, previous = max(gap, current - previous), current
         return gap
 
-    def build_reader(self, token: Secret, settings: Mapping[str, Any]) -> StreamReader:
-        reader: StreamReader = _load(self.reader)(token, settings)
+    def build_reader(
+        self, token: Secret, settings: Mapping[str, Any], budget: Any = None
+    ) -> StreamReader:
+        """The reader; ``budget`` (the ``quota`` budget, when the entry declares one) is
+        passed on as a third argument."""
+        build = _load(self.reader)
+        reader: StreamReader = (
+            build(token, settings) if budget is None else build(token, settings, budget)
+        )
         return reader
 
     @property
@@ -126,6 +159,13 @@ class ProviderEntry:
 
         return run
 
+    @property
+    def token_checker(self) -> Callable[[Mapping[str, Any]], datetime | None] | None:
+        if self.token_check is None:
+            return None
+        check: Callable[[Mapping[str, Any]], datetime | None] = _load(self.token_check)
+        return check
+
     def can_refresh(self, bundle: Mapping[str, Any]) -> bool:
         return self.token_refresh is not None and bool(bundle.get("refresh_token"))
 
@@ -141,6 +181,19 @@ def _load(path: str) -> Any:
 
 _GOOGLE_TOKEN = Setting(
     "AOS_GOOGLE_TOKEN_URL", "https://oauth2.googleapis.com/token", "Google OAuth token endpoint"
+)
+
+_GOOGLE_ADS_QUOTA = SharedQuota(
+    Setting(
+        "AOS_GOOGLE_ADS_DAILY_OPERATIONS",
+        "15000",
+        "Google Ads operations per rolling 24 h of the OAuth client's project (Basic access)",
+    ),
+    Setting(
+        "AOS_GOOGLE_ADS_MIN_SHARE",
+        "100",
+        "Google Ads operations any one integration may always use per 24 h",
+    ),
 )
 
 REGISTRY: dict[str, ProviderEntry] = {
@@ -172,9 +225,17 @@ REGISTRY: dict[str, ProviderEntry] = {
     "meta_ads": ProviderEntry(
         name="meta_ads",
         title="Meta Ads",
-        streams=("ad_accounts", "campaigns", "ad_sets", "ads", "insights_daily"),
-        windowed=("insights_daily",),
+        streams=(
+            "ad_accounts",
+            "campaigns",
+            "ad_sets",
+            "ads",
+            "insights_daily",
+            "insights_breakdown",
+        ),
+        windowed=("insights_daily", "insights_breakdown"),
         reader="connectors.meta_ads.entry:build_reader",
+        token_check="connectors.meta_ads.entry:token_expiry",
         emulator="sandbox.meta:MetaEmulator",
         schedule="20 */2 * * *",
         settings=(
@@ -182,6 +243,40 @@ REGISTRY: dict[str, ProviderEntry] = {
                 "AOS_META_GRAPH_URL", "https://graph.facebook.com", "Meta Graph API (Marketing API)"
             ),
         ),
+    ),
+    "google_ads": ProviderEntry(
+        name="google_ads",
+        title="Google Ads",
+        streams=(
+            "customers",
+            "campaigns",
+            "ad_groups",
+            "ads",
+            "campaign_daily",
+            "ad_group_daily",
+            "ad_daily",
+        ),
+        windowed=("campaign_daily", "ad_group_daily", "ad_daily"),
+        reader="connectors.google_ads.entry:build_reader",
+        token_refresh="connectors.google_auth:refresh_google_token",
+        emulator="sandbox.google_ads:GoogleAdsEmulator",
+        schedule="40 */2 * * *",
+        settings=(
+            Setting(
+                "AOS_GOOGLE_ADS_API_ENDPOINT",
+                "googleads.googleapis.com",
+                "Google Ads API gRPC endpoint (host[:port], TLS)",
+            ),
+            Setting(
+                "GRPC_DEFAULT_SSL_ROOTS_FILE_PATH",
+                "",
+                "TLS roots gRPC trusts (empty: the system's); the sandbox sets its own",
+            ),
+            _GOOGLE_TOKEN,
+            _GOOGLE_ADS_QUOTA.limit,
+            _GOOGLE_ADS_QUOTA.min_share,
+        ),
+        quota=_GOOGLE_ADS_QUOTA,
     ),
 }
 

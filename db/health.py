@@ -1,7 +1,9 @@
 """Integration health for operators: what ``aos-sync status`` and the dispatcher's report show.
 
 One row per integration: its status and reason, its last run and last successful run, how late
-it is against its schedule, the error of its last failed run and when its token expires. An
+it is against its schedule, the error of its last failed run, when its token expires and, for
+a provider whose quota is shared per OAuth project (Google Ads), the operations it used in the
+last 24 hours (``provider_quota_use``). An
 integration is **failing** when a person must act (``needs_reauth``, ``error``) or its last run
 failed, and **stale** when its last success is older than ``stale_after`` schedule intervals
 (or it never succeeded and was connected longer than that). Disabled integrations are neither.
@@ -16,7 +18,14 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from db.schema import agency, client, integration, integration_credential, sync_run
+from db.schema import (
+    agency,
+    client,
+    integration,
+    integration_credential,
+    provider_quota_use,
+    sync_run,
+)
 
 __all__ = ["Health", "integration_health"]
 
@@ -35,6 +44,7 @@ class Health:
     last_success_at: datetime | None
     last_error: str | None
     token_expires_at: datetime | None
+    quota_used_24h: int | None  # operations of a shared provider quota (None: not one)
     interval: timedelta | None
     lag: timedelta | None  # how much later than its schedule the data is
     failing: bool
@@ -54,6 +64,7 @@ class Health:
             "lag": _human(self.lag),
             "last_error": (self.last_error or "")[:200] or None,
             "token_expires": self.token_expires_at,
+            "quota_24h": self.quota_used_24h,
             "health": "failing" if self.failing else "stale" if self.stale else "ok",
         }
 
@@ -97,6 +108,15 @@ def integration_health(
         )
         .lateral("success")
     )
+    quota = (
+        sa.select(sa.func.sum(provider_quota_use.c.operations).label("used"))
+        .where(
+            provider_quota_use.c.agency_id == integration.c.agency_id,
+            provider_quota_use.c.integration_id == integration.c.id,
+            provider_quota_use.c.used_at > now - timedelta(hours=24),
+        )
+        .lateral("quota")
+    )
     query = (
         sa.select(
             integration.c.id,
@@ -112,6 +132,7 @@ def integration_health(
             last.c.error,
             success.c.at.label("success_at"),
             integration_credential.c.expires_at,
+            quota.c.used.label("quota_used"),
         )
         .join(agency, agency.c.id == integration.c.agency_id)
         .outerjoin(
@@ -123,6 +144,7 @@ def integration_health(
         )
         .outerjoin(last, sa.true())
         .outerjoin(success, sa.true())
+        .outerjoin(quota, sa.true())
         .outerjoin(
             integration_credential, integration_credential.c.integration_id == integration.c.id
         )
@@ -156,6 +178,7 @@ def integration_health(
                 last_success_at=r.success_at,
                 last_error=r.error if r.run_status == "failed" else None,
                 token_expires_at=r.expires_at,
+                quota_used_24h=None if r.quota_used is None else int(r.quota_used),
                 interval=interval,
                 lag=lag,
                 failing=failing,

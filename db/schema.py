@@ -275,6 +275,39 @@ run_grant_use = sa.Table(
     sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False, index=True),
 )
 
+# Connecting accounts through OAuth (db/connect.py): one row per consent screen in flight. The
+# nonce is the signed state's; the PKCE verifier never leaves the server. Not a tenant table.
+connect_state = sa.Table(
+    "connect_state",
+    metadata,
+    sa.Column("nonce", sa.Text, primary_key=True),
+    sa.Column(
+        "agency_id", sa.BigInteger, sa.ForeignKey("agency.id", ondelete="CASCADE"), nullable=False
+    ),
+    sa.Column("client_id", sa.BigInteger),
+    sa.Column("integration_id", sa.BigInteger),
+    sa.Column("provider", sa.Text, nullable=False),
+    sa.Column("principal", sa.Text, nullable=False),
+    sa.Column("browser", sa.Text, nullable=False),
+    sa.Column("redirect_uri", sa.Text, nullable=False),
+    sa.Column("code_verifier", sa.Text),
+    sa.Column("attempt", sa.Integer, nullable=False, server_default="0"),
+    _created(),
+    sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False, index=True),
+    sa.Column("used_at", sa.DateTime(timezone=True)),
+)
+
+# One integration per external account of a provider in an agency: connecting it again replaces
+# its credentials instead of adding a twin.
+sa.Index(
+    "uq_integration_external_account",
+    integration.c.agency_id,
+    integration.c.provider,
+    integration.c.external_account_id,
+    unique=True,
+    postgresql_where=integration.c.external_account_id.isnot(None),
+)
+
 
 sync_reject = sa.Table(
     "sync_reject",
@@ -468,27 +501,166 @@ meta_ads = provider_table(
     sa.Column("updated_time", sa.DateTime(timezone=True)),
 )
 
-meta_ad_insights_daily = provider_table(
-    "meta_ad_insights_daily",
-    [sa.Column("ad_id", sa.Text), sa.Column("date_start", sa.Date)],
-    sa.Column("account_id", sa.Text, nullable=False),
-    sa.Column("campaign_id", sa.Text, nullable=False),
-    sa.Column("adset_id", sa.Text, nullable=False),
-    sa.Column("impressions", sa.BigInteger, nullable=False),
-    sa.Column("clicks", sa.BigInteger, nullable=False),
-    sa.Column("reach", sa.BigInteger),
-    sa.Column("spend", sa.Numeric, nullable=False),
+
+def _meta_insights(name: str, natural_key: list[sa.Column[object]]) -> sa.Table:
+    """A Meta insights table: one ad on one account-local day (and, for breakdowns, one
+    combination of breakdown values)."""
+    table = provider_table(
+        name,
+        natural_key,
+        sa.Column("account_id", sa.Text, nullable=False),
+        sa.Column("campaign_id", sa.Text, nullable=False),
+        sa.Column("adset_id", sa.Text, nullable=False),
+        sa.Column("impressions", sa.BigInteger, nullable=False),
+        sa.Column("clicks", sa.BigInteger, nullable=False),
+        sa.Column("reach", sa.BigInteger),
+        sa.Column("spend", sa.Numeric, nullable=False),
+        sa.Column("currency", sa.Text, nullable=False),
+        sa.Column("conversions", sa.Numeric, nullable=False),
+        sa.Column("conversion_value", sa.Numeric, nullable=False),
+        sa.Column("actions", JSONB),
+        sa.Column("action_values", JSONB),
+        sa.Column("attribution_setting", sa.Text, nullable=False),
+    )
+    sa.Index(
+        f"ix_{name}_account_day",
+        table.c.agency_id,
+        table.c.integration_id,
+        table.c.account_id,
+        table.c.date_start,
+    )
+    return table
+
+
+meta_ad_insights_daily = _meta_insights(
+    "meta_ad_insights_daily", [sa.Column("ad_id", sa.Text), sa.Column("date_start", sa.Date)]
+)
+# Opt-in breakdowns: the key holds the set's name and every dimension ('' where the set does
+# not break down by it), so rows of different sets never collide and are never summed.
+meta_ad_insights_breakdown_daily = _meta_insights(
+    "meta_ad_insights_breakdown_daily",
+    [
+        sa.Column("ad_id", sa.Text),
+        sa.Column("date_start", sa.Date),
+        sa.Column("breakdown", sa.Text),
+        sa.Column("age", sa.Text),
+        sa.Column("gender", sa.Text),
+        sa.Column("country", sa.Text),
+        sa.Column("publisher_platform", sa.Text),
+    ],
+)
+
+
+# --- Google Ads ---------------------------------------------------------------------------------
+def _google_ads_daily(name: str, natural_key: list[sa.Column[object]], *ids: str) -> sa.Table:
+    """A Google Ads daily metrics table: one entity on one account-local day."""
+    table = provider_table(
+        name,
+        natural_key,
+        *[sa.Column[object](i, sa.BigInteger, nullable=False) for i in ids],
+        sa.Column("customer_id", sa.BigInteger, nullable=False),
+        sa.Column("currency", sa.Text, nullable=False),
+        sa.Column("impressions", sa.BigInteger, nullable=False),
+        sa.Column("clicks", sa.BigInteger, nullable=False),
+        sa.Column("cost", sa.Numeric, nullable=False),
+        sa.Column("conversions", sa.Numeric, nullable=False),
+        sa.Column("conversions_value", sa.Numeric, nullable=False),
+        sa.Column("all_conversions", sa.Numeric, nullable=False),
+        sa.Column("view_through_conversions", sa.BigInteger, nullable=False),
+    )
+    sa.Index(
+        f"ix_{name}_customer_day",
+        table.c.agency_id,
+        table.c.integration_id,
+        table.c.customer_id,
+        table.c.date,
+    )
+    return table
+
+
+google_ads_customers = provider_table(
+    "google_ads_customers",
+    [sa.Column("customer_id", sa.BigInteger)],
+    sa.Column("name", sa.Text),
     sa.Column("currency", sa.Text, nullable=False),
-    sa.Column("conversions", sa.Numeric, nullable=False),
-    sa.Column("conversion_value", sa.Numeric, nullable=False),
-    sa.Column("actions", JSONB),
-    sa.Column("action_values", JSONB),
-    sa.Column("attribution_setting", sa.Text, nullable=False),
+    sa.Column("time_zone", sa.Text, nullable=False),
+    sa.Column("status", sa.Text, nullable=False),
+    sa.Column("manager", sa.Boolean, nullable=False),
+    sa.Column("test_account", sa.Boolean),
+    sa.Column("manager_path", ARRAY(sa.BigInteger)),
+    sa.Column("login_customer_id", sa.BigInteger),
+)
+
+google_ads_campaigns = provider_table(
+    "google_ads_campaigns",
+    [sa.Column("campaign_id", sa.BigInteger)],
+    sa.Column("customer_id", sa.BigInteger, nullable=False),
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("status", sa.Text, nullable=False),
+    sa.Column("advertising_channel_type", sa.Text),
+    sa.Column("advertising_channel_sub_type", sa.Text),
+    sa.Column("bidding_strategy_type", sa.Text),
+    sa.Column("start_date", sa.Date),
+    sa.Column("end_date", sa.Date),
+)
+
+google_ads_ad_groups = provider_table(
+    "google_ads_ad_groups",
+    [sa.Column("ad_group_id", sa.BigInteger)],
+    sa.Column("customer_id", sa.BigInteger, nullable=False),
+    sa.Column("campaign_id", sa.BigInteger, nullable=False),
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("status", sa.Text, nullable=False),
+    sa.Column("type", sa.Text),
+)
+
+google_ads_ads = provider_table(
+    "google_ads_ads",
+    [sa.Column("ad_group_id", sa.BigInteger), sa.Column("ad_id", sa.BigInteger)],
+    sa.Column("customer_id", sa.BigInteger, nullable=False),
+    sa.Column("campaign_id", sa.BigInteger, nullable=False),
+    sa.Column("name", sa.Text),
+    sa.Column("type", sa.Text, nullable=False),
+    sa.Column("status", sa.Text, nullable=False),
+    sa.Column("final_urls", ARRAY(sa.Text)),
+)
+
+google_ads_campaign_daily = _google_ads_daily(
+    "google_ads_campaign_daily",
+    [sa.Column("campaign_id", sa.BigInteger), sa.Column("date", sa.Date)],
+)
+google_ads_ad_group_daily = _google_ads_daily(
+    "google_ads_ad_group_daily",
+    [sa.Column("ad_group_id", sa.BigInteger), sa.Column("date", sa.Date)],
+    "campaign_id",
+)
+google_ads_ad_daily = _google_ads_daily(
+    "google_ads_ad_daily",
+    [
+        sa.Column("ad_group_id", sa.BigInteger),
+        sa.Column("ad_id", sa.BigInteger),
+        sa.Column("date", sa.Date),
+    ],
+    "campaign_id",
+)
+
+# The operations quota a provider keeps per OAuth client project (Google Ads), shared by every
+# tenant: one row per reservation. Not a tenant table: analysts are granted nothing on it.
+provider_quota_use = sa.Table(
+    "provider_quota_use",
+    metadata,
+    sa.Column("id", sa.BigInteger, sa.Identity(), primary_key=True),
+    sa.Column("provider", sa.Text, nullable=False),
+    sa.Column("project", sa.Text, nullable=False),
+    sa.Column("agency_id", sa.BigInteger, nullable=False),
+    sa.Column("integration_id", sa.BigInteger, nullable=False),
+    sa.Column("used_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+    sa.Column("operations", sa.Integer, nullable=False),
+    sa.CheckConstraint("operations > 0", name="operations"),
 )
 sa.Index(
-    "ix_meta_ad_insights_daily_account_day",
-    meta_ad_insights_daily.c.agency_id,
-    meta_ad_insights_daily.c.integration_id,
-    meta_ad_insights_daily.c.account_id,
-    meta_ad_insights_daily.c.date_start,
+    "ix_provider_quota_use_project_used_at",
+    provider_quota_use.c.provider,
+    provider_quota_use.c.project,
+    provider_quota_use.c.used_at,
 )

@@ -48,11 +48,23 @@ def backfill(
     integration_id: int,
     start: date,
     end: date,
-    requested_by: str | None = None,
+    requested_by: str,
     chunk_days: int = 7,
     run_grant: str | None = None,
 ) -> dict[str, Any]:
-    """Backfill ``[start, end)`` of one integration; rerun the same call to resume."""
+    """Backfill ``[start, end)`` of one integration; rerun the same call to resume.
+
+    Args:
+        integration_id: The integration to backfill (see `aos-sync integration list`).
+        start: First day of the window (YYYY-MM-DD).
+        end: Day after the window (YYYY-MM-DD, exclusive).
+        requested_by: Who asks (required): a user's email with the backfill permission. With
+            AOS_RUN_GRANT_KEY configured a user also needs `run_grant`.
+        chunk_days: Days per chunk; finished chunks are not read again when the same backfill
+            is rerun.
+        run_grant: A single-use run grant proving `requested_by` (`aos-sync grant mint
+            --action backfill`).
+    """
     logger = get_run_logger()
     all_chunks = chunks(start, end, chunk_days)
     window = _window_key(start, end)

@@ -69,7 +69,7 @@ def sync_integration(integration_id: int, provider: str, agency_id: int) -> dict
     from flows.providers import flow_for
 
     return flow_for(provider).fn(
-        integration_id=integration_id, requested_by=f"scheduler:{agency_id}", trigger="schedule"
+        integration_id=integration_id, requested_by=f"scheduler:{agency_id}"
     )
 
 
@@ -117,7 +117,6 @@ def _via_deployments(targets: list[Any], poll_seconds: float = 2.0) -> list[dict
             parameters={
                 "integration_id": integ.id,
                 "requested_by": f"scheduler:{integ.agency_id}",
-                "trigger": "schedule",
             },
             timeout=0,
             as_subflow=True,
@@ -167,7 +166,15 @@ def sync_all(
     The artifact lists every integration in scope, with its outcome: ``succeeded``,
     ``failed``, or ``skipped`` with the reason (another run holds it, or it needs re-auth, has
     failed or is disabled and waits for a person). When any integration failed, the run ends
-    Failed (:class:`DispatchFailed`, carrying every outcome)."""
+    Failed (:class:`DispatchFailed`, carrying every outcome).
+
+    Args:
+        provider: Only this provider's integrations (slack, gmail, ...); empty: every provider.
+        agency_id: Only this agency's integrations; empty: every agency.
+        via_deployments: Run each integration as a run of its provider's deployment (work
+            pool) instead of in this flow run; empty: the AOS_DISPATCH_VIA_DEPLOYMENTS setting.
+        integration_ids: Only these integrations; empty: all connected ones in scope.
+    """
     logger = get_run_logger()
     targets, waiting = syncable_integrations(provider, agency_id, integration_ids)
     if via_deployments is None:

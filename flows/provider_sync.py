@@ -4,7 +4,9 @@ chunk. Only wiring lives here; the verbs are in ``tasks/``."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
+from contextvars import ContextVar
 from datetime import date
 from typing import Any
 
@@ -12,9 +14,38 @@ from connectors import registry
 from db.rbac import Action
 from tasks.modes import RunMode
 from tasks.run import RunRecord, check_integration, open_run, tag_run
-from tasks.sync import ReauthRequired, authorize_run, refresh_credentials, sync_stream
+from tasks.sync import (
+    ReauthRequired,
+    authorize_run,
+    refresh_credentials,
+    sync_stream,
+    watch_token,
+)
 
-__all__ = ["Work", "guarded_run", "run_provider_sync", "run_stream_tasks"]
+__all__ = ["Work", "guarded_run", "run_provider_sync", "run_stream_tasks", "started_by"]
+
+# Set by the command line around the runs it starts (``started_by("cli")``); flows do not take
+# the trigger as a parameter, so the Prefect "Run" form never offers it.
+_STARTED_BY: ContextVar[str | None] = ContextVar("aos_started_by", default=None)
+
+
+@contextlib.contextmanager
+def started_by(trigger: str) -> Iterator[None]:
+    """Runs started inside this block are recorded with ``trigger`` in the ledger."""
+    token = _STARTED_BY.set(trigger)
+    try:
+        yield
+    finally:
+        _STARTED_BY.reset(token)
+
+
+def run_trigger(requested_by: str | None) -> str:
+    """What started a run: the scheduler principal's runs are ``schedule``; runs the command
+    line starts are ``cli``; anything else (the Prefect UI, the API, Python) is ``manual``."""
+    if requested_by and requested_by.startswith("scheduler:"):
+        return "schedule"
+    return _STARTED_BY.get() or "manual"
+
 
 # The work of a run: fills the record's streams and failures.
 Work = Callable[[RunRecord], None]
@@ -43,6 +74,7 @@ def guarded_run(
     tag_run(target["provider"], target["agency_id"])
     with open_run(integration_id, target["provider"], who, trigger, params) as run:
         refresh_credentials(integration_id, target["provider"], who["principal"])
+        run.warnings.extend(watch_token(integration_id, target["provider"]))
         work(run)
     return run.outcome()
 
@@ -72,7 +104,6 @@ def run_provider_sync(
     full_refresh: bool,
     since: date | None,
     run_grant: str | None,
-    trigger: str,
 ) -> dict[str, Any]:
     """An incremental sync (or, with ``full_refresh`` / ``since``, a backfill-class rerun);
     what each mode reads is defined once, in ``tasks/modes.py``."""
@@ -88,7 +119,7 @@ def run_provider_sync(
         action=action,
         requested_by=requested_by,
         run_grant=run_grant,
-        trigger=trigger,
+        trigger=run_trigger(requested_by),
         params={"full_refresh": full_refresh, "since": since.isoformat() if since else None},
         work=work,
     )

@@ -26,11 +26,10 @@ def _make(entry: registry.ProviderEntry) -> Flow[..., dict[str, Any]]:
 
     def sync(
         integration_id: int,
-        requested_by: str | None = None,
+        requested_by: str,
         full_refresh: bool = False,
         since: date | None = None,
         run_grant: str | None = None,
-        trigger: str = "manual",
     ) -> dict[str, Any]:
         return run_provider_sync(
             provider,
@@ -39,7 +38,6 @@ def _make(entry: registry.ProviderEntry) -> Flow[..., dict[str, Any]]:
             full_refresh=full_refresh,
             since=since,
             run_grant=run_grant,
-            trigger=trigger,
         )
 
     sync.__name__ = sync.__qualname__ = entry.flow_name
@@ -47,14 +45,16 @@ def _make(entry: registry.ProviderEntry) -> Flow[..., dict[str, Any]]:
 
     Args:
         integration_id: The integration to sync (see `aos-sync integration list`).
-        requested_by: Who asks: a user's email, or `scheduler:<agency id>` for scheduled runs.
-            With AOS_RUN_GRANT_KEY configured a user also needs `run_grant`.
+        requested_by: Who asks (required): a user's email, or `scheduler:<agency id>` for
+            scheduled runs. With AOS_RUN_GRANT_KEY configured a user also needs `run_grant`.
         full_refresh: Forget the cursors, re-read everything and soft-delete what is gone
             upstream (needs the backfill permission).
         since: Re-read from this date (YYYY-MM-DD) on top of the cursors; soft-deletes
             nothing older (needs the backfill permission).
         run_grant: A single-use run grant proving `requested_by` (`aos-sync grant mint`).
-        trigger: What started the run, recorded in the ledger (schedule, manual, cli).
+
+    What started the run (schedule, manual, cli) is recorded in the ledger; it is worked out
+    from the run itself, not asked for.
     """
     return flow(
         name=entry.flow_name,

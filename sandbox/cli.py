@@ -7,15 +7,18 @@ are fake tokens of a local emulator; this is the only place the sandbox ever pri
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import signal
 import sys
 import threading
 from collections.abc import Sequence
-from typing import TextIO
+from pathlib import Path
+from typing import Any, TextIO
 
 from sandbox.core import Sandbox, known_providers
 
-__all__ = ["add_serve_arguments", "main", "serve", "serve_main"]
+__all__ = ["accounts", "add_serve_arguments", "main", "serve", "serve_main"]
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -37,6 +40,55 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--time-scale", type=float, default=1.0, help="60 makes a provider minute last one second"
     )
+    parser.add_argument(
+        "--state-file",
+        type=Path,
+        help="also write the settings and the seeded accounts' credentials here (JSON, 0600), "
+        "for `aos-sync sandbox env` / `credentials`",
+    )
+
+
+def accounts(sb: Sandbox) -> dict[str, list[dict[str, Any]]]:
+    """Per provider, its seeded accounts: ``{"name", "external_id", "credentials"}`` each, the
+    credentials as ``aos-sync integration add --credentials-file`` takes them."""
+    found: dict[str, list[dict[str, Any]]] = {}
+    for name, emulator in sb.emulators.items():
+        rows: list[dict[str, Any]] = []
+        for attr, label, ident in (
+            ("workspaces", "name", "team_id"),  # slack
+            ("mailboxes", "email", "email"),  # gmail
+            ("businesses", "name", "id"),  # meta
+        ):
+            for account in getattr(emulator, attr, {}).values():
+                rows.append(
+                    {
+                        "name": str(getattr(account, label)),
+                        "external_id": str(getattr(account, ident)),
+                        "credentials": dict(account.credentials),
+                    }
+                )
+        logins = getattr(emulator, "logins", None)  # google_ads
+        if logins is not None and hasattr(emulator, "credentials"):
+            for login in logins.values():
+                rows.append(
+                    {
+                        "name": login.email,
+                        "external_id": login.email,
+                        "credentials": dict(emulator.credentials(login)),
+                    }
+                )
+        found[name] = rows
+    return found
+
+
+def _write_state(path: Path, sb: Sandbox) -> None:
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.unlink(missing_ok=True)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        json.dump({"pid": os.getpid(), "env": sb.env, "accounts": accounts(sb)}, fh)
+    tmp.replace(path)
 
 
 def describe(sb: Sandbox, out: TextIO) -> None:
@@ -93,14 +145,20 @@ def serve(
     out = out or sys.stdout
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    state: Path | None = getattr(args, "state_file", None)
     with Sandbox(providers, seed=args.seed, time_scale=args.time_scale, size=args.size) as sb:
         describe(sb, out)
+        if state is not None:
+            _write_state(state, sb)
         out.flush()
         try:
             while not stop.wait(0.5):
                 pass
         except KeyboardInterrupt:
             pass
+        finally:
+            if state is not None:
+                state.unlink(missing_ok=True)
     return 0
 
 

@@ -54,9 +54,18 @@ class Sandbox:
         self.emulators: dict[str, Provider] = {
             name: registry.get(name).make_emulator(seed, time_scale) for name in providers
         }
+        # An emulator with a server of its own (Google Ads: gRPC) is started as it is, sharing
+        # the sandbox's faults and log; Google emulators share one OAuth store (see ``env``).
+        self._hosted: dict[str, Any] = {
+            name: e for name, e in self.emulators.items() if getattr(e, "serves_itself", False)
+        }
+        google_oauth = getattr(self.emulators.get("gmail"), "oauth", None)
+        for emulator in self._hosted.values():
+            emulator.attach(faults=self.faults, log=self.log, oauth=google_oauth)
         self._servers = {
             name: ProviderServer(emulator, faults=self.faults, log=self.log, time_scale=time_scale)
             for name, emulator in self.emulators.items()
+            if name not in self._hosted
         }
         if size is not None:
             for emulator in self.emulators.values():
@@ -92,16 +101,23 @@ class Sandbox:
                 bind = getattr(self.emulators[name], "bind", None)
                 if bind is not None:  # emulators whose data carries their own URL
                     bind(server.base_url)
+            for emulator in self._hosted.values():
+                emulator.start()
             self._started = True
         return self
 
     def stop(self) -> None:
         for server in self._servers.values():
             server.stop()
+        for emulator in self._hosted.values():
+            emulator.stop()
         self._started = False
 
     def base_url(self, provider: str) -> str:
-        """``http://127.0.0.1:PORT`` of one provider's server (after :meth:`start`)."""
+        """``http://127.0.0.1:PORT`` of one provider's server (after :meth:`start`); for an
+        emulator serving itself, its HTTP side (Google Ads: the OAuth token endpoint)."""
+        if provider in self._hosted:
+            return str(self._hosted[provider].base_url)
         return self._servers[provider].base_url
 
     @property
@@ -110,8 +126,16 @@ class Sandbox:
         if not self._started:
             raise RuntimeError("call start() (or use `with Sandbox(...)`) before reading env")
         env: dict[str, str] = {}
+        # Emulators serving themselves first: with Gmail in the sandbox too, the one Google
+        # OAuth store is reached at Gmail's token URL (the Ads token endpoint serves it too).
+        for emulator in self._hosted.values():
+            env.update(emulator.env())
+            env.update(emulator.oauth_env())
         for name, server in self._servers.items():
             env.update(self.emulators[name].env(server.base_url))
+            oauth_env = getattr(self.emulators[name], "oauth_env", None)
+            if oauth_env is not None:  # the connect service's consent/revoke endpoints
+                env.update(oauth_env(server.base_url))
         return env
 
     def __enter__(self) -> Sandbox:

@@ -14,6 +14,13 @@ Google's behaviour, which the project's refresh logic must meet:
   ``invalid_client``;
 * revoking a grant (the user removed the app) kills its refresh token *and* its access tokens.
 
+The consent side (``GET /o/oauth2/v2/auth``, ``grant_type=authorization_code``, ``POST /revoke``,
+``GET /v1/userinfo``; :func:`handle_http`) follows Google's web-server flow: PKCE ``S256`` is
+checked when the request carried a challenge, the code is single use and bound to its
+``redirect_uri``, a refresh token is handed out only when the user saw the consent screen
+(``prompt=consent``, or a first grant), and ``include_granted_scopes`` adds earlier grants' scopes.
+The test user's answer is :attr:`GoogleOAuth.consent` (see :mod:`sandbox.consent`).
+
 Lifetimes are in provider seconds, divided by the time scale -- but a scaled lifetime never
 drops below :data:`MIN_SCALED_TTL` real seconds, because google-auth treats a token as expired
 3 min 45 s early and would otherwise refresh before every single call.
@@ -23,6 +30,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import random
 import string
 import threading
@@ -32,7 +40,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from sandbox.consent import CodeBook, ConsentKnobs, PendingCode, error_page, redirect
 from sandbox.ids import derive_key
+from sandbox.protocol import Request, Response, json_response
 
 __all__ = [
     "ACCESS_TOKEN_TTL",
@@ -41,6 +51,8 @@ __all__ = [
     "GoogleOAuth",
     "TokenError",
     "client_credentials",
+    "handle_http",
+    "oauth_env",
 ]
 
 ACCESS_TOKEN_TTL = 3599
@@ -104,6 +116,10 @@ class GoogleOAuth:
         self._grants: dict[str, _Grant] = {}
         self._access: dict[str, AccessToken] = {}
         self._lock = threading.Lock()
+        self.consent = ConsentKnobs()
+        self.codes = CodeBook("4/0A")
+        self.revoked: list[str] = []  # subjects whose grant the revoke endpoint removed
+        self.omit_refresh_tokens = 0  # the next n code exchanges answer without a refresh token
 
     @property
     def real_ttl(self) -> float:
@@ -141,6 +157,8 @@ class GoogleOAuth:
         if client_secret != self.client_secret:
             raise TokenError(401, "invalid_client", "Unauthorized")
         grant_type = str(params.get("grant_type") or "")
+        if grant_type == "authorization_code":
+            return self._exchange_code(params)
         if grant_type != "refresh_token":
             raise TokenError(400, "unsupported_grant_type", f"Invalid grant_type: {grant_type}")
         refresh_token = str(params.get("refresh_token") or "")
@@ -157,6 +175,117 @@ class GoogleOAuth:
             "scope": grant.scope,
             "token_type": "Bearer",
         }
+
+    # -- consent -----------------------------------------------------------------------
+    def authorize(self, params: Mapping[str, Any]) -> Response:
+        """``GET /o/oauth2/v2/auth``: the consent screen, answered by :attr:`consent`."""
+        self.consent.screens += 1
+        if str(params.get("client_id") or "") != self.client_id:
+            return error_page(401, "Error 401: invalid_client", "The OAuth client was not found.")
+        uri = str(params.get("redirect_uri") or "")
+        if not self.consent.accepts(uri):
+            return error_page(400, "Error 400: redirect_uri_mismatch", f"{uri!r} is not allowed")
+        state = str(params.get("state") or "")
+        back = {"state": state} if state else {}
+        requested = tuple(str(params.get("scope") or "").split())
+        if params.get("response_type") != "code" or not requested:
+            return redirect(uri, {"error": "invalid_request", **back})
+        method = str(params.get("code_challenge_method") or "")
+        challenge = str(params.get("code_challenge") or "")
+        if challenge and method != "S256":
+            return redirect(uri, {"error": "invalid_request", **back})
+        if self.consent.deny or not self.consent.user:
+            return redirect(uri, {"error": "access_denied", **back})
+        subject = self.consent.user
+        granted = [s for s in requested if s not in self.consent.withhold]
+        if str(params.get("include_granted_scopes") or "") == "true":
+            with self._lock:
+                earlier = [
+                    scope
+                    for g in self._grants.values()
+                    if g.subject == subject and not g.revoked
+                    for scope in g.scope.split()
+                ]
+            granted += [s for s in earlier if s not in granted]
+        offline = params.get("access_type") == "offline"
+        seen_consent = params.get("prompt") == "consent" or not self._has_grant(subject)
+        code = self.codes.issue(
+            PendingCode(
+                subject,
+                self.client_id,
+                uri,
+                tuple(granted),
+                challenge,
+                method,
+                extra={"refresh": "1" if offline and seen_consent else ""},
+            )
+        )
+        return redirect(uri, {"code": code, "scope": " ".join(granted), **back})
+
+    def _has_grant(self, subject: str) -> bool:
+        with self._lock:
+            return any(g.subject == subject and not g.revoked for g in self._grants.values())
+
+    def _exchange_code(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        pending = self.codes.redeem(str(params.get("code") or ""))
+        if pending is None:
+            raise TokenError(400, "invalid_grant", "Malformed auth code.")
+        if str(params.get("redirect_uri") or "") != pending.redirect_uri:
+            raise TokenError(400, "redirect_uri_mismatch", "Bad Request")
+        if pending.challenge:
+            verifier = str(params.get("code_verifier") or "")
+            if not verifier:
+                raise TokenError(400, "invalid_request", "code_verifier is missing.")
+            digest = hashlib.sha256(verifier.encode("ascii", "replace")).digest()
+            if base64.urlsafe_b64encode(digest).rstrip(b"=").decode() != pending.challenge:
+                raise TokenError(400, "invalid_grant", "Invalid code verifier.")
+        scope = " ".join(pending.scopes)
+        token, record = self.issue_access_token(pending.subject)
+        answer: dict[str, Any] = {
+            "access_token": token,
+            "expires_in": max(1, round(record.expires_at - time.time())),
+            "scope": scope,
+            "token_type": "Bearer",
+        }
+        with self._lock:
+            omit, self.omit_refresh_tokens = (
+                self.omit_refresh_tokens > 0,
+                max(0, self.omit_refresh_tokens - 1),
+            )
+        if pending.extra.get("refresh") and not omit:
+            answer["refresh_token"] = self.grant(pending.subject, scope)
+        return answer
+
+    def revoke_endpoint(self, params: Mapping[str, Any]) -> Response:
+        """``POST /revoke`` (``token=`` an access or refresh token)."""
+        token = str(params.get("token") or "")
+        with self._lock:
+            record = self._access.get(token) or self._grants.get(token)
+        if record is None or record.revoked:
+            return json_response(
+                {"error": "invalid_token", "error_description": "Token expired or revoked"}, 400
+            )
+        self.revoke_subject(record.subject)
+        with self._lock:
+            self.revoked.append(record.subject)
+        return json_response({})
+
+    def userinfo(self, headers: Mapping[str, str]) -> Response:
+        """``GET /v1/userinfo`` (OpenID Connect): who the bearer token belongs to."""
+        auth = headers.get("authorization", "")
+        token = auth[7:].strip() if auth.lower().startswith("bearer ") else ""
+        subject = self.authenticate(token) if token else None
+        if subject is None:
+            return json_response(
+                {"error": "invalid_token", "error_description": "Invalid Credentials"}, 401
+            )
+        return json_response(
+            {
+                "sub": str(derive_key("google-user", subject)),
+                "email": subject,
+                "email_verified": True,
+            }
+        )
 
     # -- checking and revoking ---------------------------------------------------------
     def authenticate(self, access_token: str) -> str | None:
@@ -198,3 +327,27 @@ class GoogleOAuth:
 
     def expires_at_iso(self, record: AccessToken) -> str:
         return datetime.fromtimestamp(record.expires_at, UTC).isoformat()
+
+
+AUTHORIZE_PATH, REVOKE_PATH, USERINFO_PATH = "/o/oauth2/v2/auth", "/revoke", "/v1/userinfo"
+
+
+def handle_http(oauth: GoogleOAuth, request: Request) -> Response | None:
+    """The consent-side endpoints of ``oauth`` for an emulator's HTTP server; ``None`` when the
+    request is not for one of them (``/token`` stays the caller's)."""
+    if request.path == AUTHORIZE_PATH and request.verb == "GET":
+        return oauth.authorize(request.params)
+    if request.path == REVOKE_PATH and request.verb == "POST":
+        return oauth.revoke_endpoint(request.params)
+    if request.path == USERINFO_PATH and request.verb == "GET":
+        return oauth.userinfo(request.headers)
+    return None
+
+
+def oauth_env(base_url: str) -> dict[str, str]:
+    """The connect settings pointing at these endpoints on ``base_url``."""
+    return {
+        "AOS_GOOGLE_AUTHORIZE_URL": base_url + AUTHORIZE_PATH,
+        "AOS_GOOGLE_REVOKE_URL": base_url + REVOKE_PATH,
+        "AOS_GOOGLE_USERINFO_URL": base_url + USERINFO_PATH,
+    }

@@ -131,7 +131,8 @@ def provider_slot(provider: str) -> Iterator[None]:
 
 @dataclass
 class RunRecord:
-    """What a run's work reports: counts per stream (label -> counts) and failures."""
+    """What a run's work reports: counts per stream (label -> counts), failures, and
+    warnings about the integration itself (a token about to expire)."""
 
     integration_id: int
     provider: str
@@ -139,6 +140,7 @@ class RunRecord:
     streams: dict[str, Any] = field(default_factory=dict)
     errors: dict[str, str] = field(default_factory=dict)
     causes: list[BaseException] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
     def fail(self, label: str, exc: BaseException) -> None:
         self.errors[label] = str(exc)
@@ -157,12 +159,15 @@ class RunRecord:
             if reauth:
                 raise reauth[0]
             raise SyncFailed(self.integration_id, self.errors) from self.causes[0]
-        return {
+        outcome = {
             "integration_id": self.integration_id,
             "run_id": self.run_id,
             "status": self.status,
             "streams": self.streams,
         }
+        if self.warnings:
+            outcome["warnings"] = list(self.warnings)
+        return outcome
 
 
 @contextlib.contextmanager
@@ -189,7 +194,15 @@ def open_run(
             record.fail("run", exc)
         finally:
             error = "; ".join(f"{k}: {v}" for k, v in record.errors.items()) or None
-            publish_summary(run_id, integration_id, provider, record.status, record.streams, error)
+            publish_summary(
+                run_id,
+                integration_id,
+                provider,
+                record.status,
+                record.streams,
+                error,
+                warnings=record.warnings,
+            )
 
 
 @task(name="record-run")
@@ -200,8 +213,10 @@ def publish_summary(
     status: str,
     streams: dict[str, Any],
     error: str | None,
+    warnings: list[str] | None = None,
 ) -> None:
-    """Close the ledger row and attach a table artifact summarising each stream."""
+    """Close the ledger row and attach a table artifact summarising each stream (and the
+    run's warnings about the integration, in its description)."""
     runs.finish_run(
         get_engine(),
         run_id,
@@ -218,7 +233,8 @@ def publish_summary(
         key=f"{provider.replace('_', '-')}-sync-integration-{integration_id}",
         table=table or [{"stream": "-", "status": status}],
         description=f"{provider} sync of integration {integration_id}: {status}"
-        + (f" - {error}" if error else ""),
+        + (f" - {error}" if error else "")
+        + "".join(f" - warning: {w}" for w in warnings or ()),
     )
 
 

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import time
 from collections.abc import Iterable, Iterator, Mapping
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol, cast
 
 from prefect import get_run_logger, task
@@ -22,6 +24,7 @@ from db import schema, state, tenancy
 from db.engine import default_vault, get_engine
 from db.grants import InvalidRunGrant, consume_run_grant, resolve_run, signing_key_from_env
 from db.loader import LoadError, TableLoader, Tenant
+from db.quota import ProjectQuota
 from db.rbac import Action, PermissionDenied, authorize, record_refusal
 from tasks.modes import INCREMENTAL, RunMode, window_stream
 
@@ -31,10 +34,14 @@ __all__ = [
     "authorize_run",
     "refresh_credentials",
     "sync_stream",
+    "watch_token",
     "window_stream",
 ]
 
 PROGRESS_EVERY_S = 5.0
+# Days before the expiry of a token that cannot be refreshed (Meta) at which runs warn.
+TOKEN_WARNING_DAYS = (14, 7, 1)
+_EXPIRY_NOTE = "access token expires"  # marks a status reason this module wrote
 
 
 class ReauthRequired(RuntimeError):
@@ -128,6 +135,56 @@ def refresh_credentials(integration_id: int, provider: str, principal: str = "sy
     return "refreshed" if fresh.get("access_token") != before else "fresh"
 
 
+def expiry_warning(title: str, expires: datetime | None, now: datetime) -> str | None:
+    """The warning for a token expiring at ``expires`` (``None``: never), once it is within
+    the widest of :data:`TOKEN_WARNING_DAYS`; it names the narrowest threshold crossed."""
+    if expires is None:
+        return None
+    left = expires - now
+    crossed = [d for d in TOKEN_WARNING_DAYS if left <= timedelta(days=d)]
+    if not crossed:
+        return None
+    days = max(math.ceil(left / timedelta(days=1)), 0)  # a token of 5 days: "in 5 days"
+    when = expires.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return (
+        f"{title} {_EXPIRY_NOTE} in {days} day{'s' if days != 1 else ''} ({when}; "
+        f"{min(crossed)}-day warning): reconnect the integration before then"
+    )
+
+
+@task(name="watch-token", retries=2, retry_delay_seconds=2, retry_condition_fn=_retryable)
+def watch_token(integration_id: int, provider: str) -> list[str]:
+    """For a provider whose tokens cannot be refreshed (registry ``token_check``), ask when
+    the token expires: within :data:`TOKEN_WARNING_DAYS` the run warns and the integration's
+    status reason says so (it stays ``connected``); a token the provider calls invalid marks
+    it ``needs_reauth``. Returns the run's warnings."""
+    spec = registry.get(provider)
+    check = spec.token_checker
+    if check is None:
+        return []
+    eng = get_engine()
+    with eng.connect() as conn:
+        bundle = default_vault().get(conn, integration_id)
+        integ = tenancy.get_integration(conn, integration_id)
+    try:
+        expires = check(bundle)
+    except AuthError as exc:
+        raise _mark_needs_reauth(integration_id, str(exc)) from None
+    if expires is not None and bundle.expires_at != expires:
+        # Kept with the credential, where `aos-sync status` and the health artifact read it.
+        with eng.begin() as conn:
+            default_vault().put(conn, integration_id, dict(bundle), expires_at=expires)
+    warning = expiry_warning(spec.title, expires, datetime.now(UTC))
+    ours = _EXPIRY_NOTE in (integ.status_reason or "")
+    if warning != integ.status_reason and (warning is not None or ours):
+        with eng.begin() as conn:
+            tenancy.set_integration_status(conn, integration_id, integ.status, reason=warning)
+    if warning is None:
+        return []
+    _logger().warning("integration %s: %s", integration_id, warning)
+    return [warning]
+
+
 def _logger() -> logging.Logger | logging.LoggerAdapter[logging.Logger]:
     """The run's logger under Prefect; a plain one when a task function is called directly
     (benchmarks, ``task.fn()`` in tests)."""
@@ -179,6 +236,24 @@ def _renamed(pages: Iterable[Page], stream: str) -> Iterator[Page]:
         yield dataclasses.replace(page, stream=stream)
 
 
+def _quota_budget(
+    provider: registry.ProviderEntry, integ: tenancy.Integration, bundle: Mapping[str, Any]
+) -> ProjectQuota | None:
+    """The provider's shared per-project quota as this integration's budget (or none)."""
+    if provider.quota is None:
+        return None
+    limit, min_share = provider.quota.values()
+    return ProjectQuota(
+        get_engine(),
+        provider=provider.name,
+        project=str(bundle.get(provider.quota.project_field) or "default"),
+        agency_id=integ.agency_id,
+        integration_id=integ.id,
+        daily_limit=limit,
+        min_share=min_share,
+    )
+
+
 @task(name="sync-stream", retries=2, retry_delay_seconds=3, retry_condition_fn=_retryable)
 def sync_stream(integration_id: int, stream: str, mode: RunMode = INCREMENTAL) -> dict[str, Any]:
     """Read one stream from the provider and load it; cursors commit with their rows, so a
@@ -195,7 +270,8 @@ def sync_stream(integration_id: int, stream: str, mode: RunMode = INCREMENTAL) -
         saved = state.load_state(conn, integration_id, state_stream)
     provider = registry.get(integ.provider)
     window = mode.window(stream, provider.windowed)
-    reader = provider.build_reader(Secret(str(bundle["access_token"])), integ.config)
+    budget = _quota_budget(provider, integ, bundle)
+    reader = provider.build_reader(Secret(str(bundle["access_token"])), integ.config, budget)
     spec = reader.streams[stream]
     client_map: dict[str, int] = {}
     if spec.client_match and integ.client_id is None:
@@ -235,6 +311,8 @@ def sync_stream(integration_id: int, stream: str, mode: RunMode = INCREMENTAL) -
         "warnings": stats["warnings"],
         "seconds": round(time.monotonic() - started, 2),
     }
+    if budget is not None:  # operations used by this stream and left for the integration
+        result.update(budget.status())
     _logger().info(
         "%s: %s fetched, %s inserted, %s updated, %s deleted, %s set aside, %s requests"
         " (%s rate-limited)",

@@ -151,6 +151,90 @@ def test_errors_are_one_line_and_non_zero(aos) -> None:
     assert code == 1 and "access_token" in err
 
 
+@pytest.mark.parametrize(
+    ("argv", "option", "expected"),
+    [
+        (
+            ["sync", "slack", "--integration", " ", "--as", "a@b.test"],
+            "--integration",
+            "id or name",
+        ),
+        (["sync", "slack", "--integration", "1"], "--as", "required"),
+        (
+            ["sync", "slack", "--integration", "1", "--as", "a@b.test", "--since", "1/2/2026"],
+            "--since",
+            "YYYY-MM-DD",
+        ),
+        (
+            ["backfill", "--integration", "1", "--start", "2026-13-01", "--end", "2026-02-01"],
+            "--start",
+            "YYYY-MM-DD",
+        ),
+        (["runs", "list", "--limit", "-3"], "--limit", "whole number"),
+    ],
+)
+def test_argument_errors_name_the_option_and_the_format(
+    argv: list[str], option: str, expected: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as caught:
+        main(argv)
+    out, err = capsys.readouterr()
+    assert caught.value.code == 2 and out == ""
+    first, hint = err.splitlines()
+    assert first.startswith("error: ") and option in first and expected in first, first
+    assert hint.startswith("(see `aos-sync") and "--help" in hint
+
+
+def test_integrations_are_named_by_id_or_by_an_unambiguous_name(
+    aos, fresh_engine: sa.Engine
+) -> None:
+    from cli.context import resolve_integration
+    from db import tenancy
+
+    with fresh_engine.begin() as conn:
+        ids = [
+            tenancy.add_integration(conn, tenancy.create_agency(conn, a), "slack", "Shared name")
+            for a in ("A1", "A2")
+        ]
+        only = tenancy.add_integration(conn, tenancy.find_agency(conn, "A1").id, "gmail", "Mail")
+    assert resolve_integration("Mail") == only and resolve_integration(ids[0]) == ids[0]
+    code, out, err = aos("sync", "slack", "--integration", "Nope", "--as", "a@b.test")
+    assert (code, out) == (1, "") and err.startswith("error: no integration named 'Nope'")
+    code, _, err = aos(
+        "backfill",
+        "--integration",
+        "Shared name",
+        "--start",
+        "2026-01-01",
+        "--end",
+        "2026-01-02",
+        "--as",
+        "a@b.test",
+    )
+    assert code == 1 and err == (
+        f"error: 2 integrations are named 'Shared name' (ids {ids[0]}, {ids[1]}): pass the id\n"
+    )
+
+
+def test_unexpected_failures_print_the_message_without_a_class_name(
+    aos, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import cli.main
+
+    def broken(_: object) -> None:
+        raise OSError("the disk is full")
+
+    monkeypatch.setattr(cli.main, "cmd_db_status", broken)
+    code, out, err = aos("db", "status")
+    assert (code, out, err) == (1, "", "error: the disk is full\n")
+    monkeypatch.setattr(cli.main, "cmd_db_status", lambda _: {}[0])  # KeyError(0)
+    code, _, err = aos("db", "status")
+    assert code == 1 and err == "error: 0\n" and "KeyError" not in err
+    with pytest.raises(OSError, match="disk is full"):  # -v: the traceback, for a developer
+        monkeypatch.setattr(cli.main, "cmd_db_status", broken)
+        main(["-v", "db", "status"])
+
+
 def test_credentials_are_never_taken_from_argv() -> None:
     from cli.main import build_parser
 
@@ -171,7 +255,13 @@ def test_credentials_are_never_taken_from_argv() -> None:
         )
 
 
-def test_reconnect_stores_new_credentials_and_reconnects(aos, fresh_engine: sa.Engine) -> None:
+def test_reconnect_refuses_credentials_it_cannot_identify(
+    aos, fresh_engine: sa.Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Reconnect stores credentials only once the provider has said whose they are (here it
+    cannot: the tokens are made up and no provider is reachable); storing and reconnecting
+    with real tokens is tested against the emulators in ``tests/connect``."""
+    monkeypatch.setenv("AOS_GOOGLE_TOKEN_URL", "http://127.0.0.1:9/token")  # nothing listens
     from db import tenancy
 
     aos("agency", "create", "Acme")
@@ -202,17 +292,11 @@ def test_reconnect_stores_new_credentials_and_reconnects(aos, fresh_engine: sa.E
         "-",
         stdin=json.dumps({"access_token": "new", "refresh_token": "r-new"}),
     )
-    assert code == 0, err
-    assert json.loads(out) == {
-        "integration_id": iid,
-        "name": "Inbox",
-        "status": "connected",
-        "was": "needs_reauth",
-    }
-    assert "r-new" not in out
+    assert code == 1 and "nothing was changed" in err, err
+    assert "r-new" not in out + err
     with fresh_engine.connect() as conn:
-        assert tenancy.get_integration(conn, iid).status == "connected"
-        assert default_vault().get(conn, iid)["refresh_token"] == "r-new"
+        assert tenancy.get_integration(conn, iid).status == "needs_reauth"
+        assert default_vault().get(conn, iid)["refresh_token"] == "r-old"
     code, _, err = aos(
         "integration",
         "reconnect",

@@ -1,19 +1,22 @@
-"""docs/data-dictionary.md documents every table and column of ``db.schema.metadata``.
+"""docs/data-dictionary.md documents every table and column of ``db.schema.metadata`` and every
+view and column of schema ``analytics`` (read from a migrated database: views exist only there).
 
 The rules, so that the document cannot silently fall behind the schema:
 
 * every table has exactly one ``###`` section whose heading names it: the heading's first code
-  span (backticks) is the table, e.g. ``### `gmail_messages` — key `message_id` ``;
+  span (backticks) is the table, e.g. ``### `gmail_messages` — key `message_id` ``; a view is
+  named with its schema, e.g. ``### `analytics.ad_performance_daily` ``;
 * every column of the table is a code span holding exactly its name somewhere in that section
   (the section runs to the next heading of level 1 to 3; ``####`` subsections belong to it);
 * a provider table (one with all of ``db.schema.TENANT_COLUMNS``) may leave those tenant columns
   to the section "Conventions of every provider table"; its own columns are in its section;
-* every ``###`` heading names a table the schema has (a stale section fails too).
+* every ``###`` heading names a table or view the database has (a stale section fails too).
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -74,8 +77,33 @@ def is_provider_table(table: sa.Table) -> bool:
     return set(TENANT_COLUMNS) <= set(table.columns.keys())
 
 
-def problems(markdown: str, schema: sa.MetaData = metadata) -> list[str]:
+def analytics_views(engine: sa.Engine) -> dict[str, list[str]]:
+    """``{"analytics.<view>": [columns]}`` of the migrated database, from the catalog (not from
+    ``information_schema``, which hides what the reading role may not select)."""
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.text(
+                "SELECT n.nspname || '.' || c.relname, a.attname FROM pg_class c "
+                "JOIN pg_namespace n ON n.oid = c.relnamespace "
+                "JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 "
+                "AND NOT a.attisdropped "
+                "WHERE n.nspname = 'analytics' AND c.relkind IN ('v', 'm') "
+                "ORDER BY 1, a.attnum"
+            )
+        ).all()
+    views: dict[str, list[str]] = {}
+    for name, column in rows:
+        views.setdefault(name, []).append(column)
+    return views
+
+
+def problems(
+    markdown: str,
+    schema: sa.MetaData = metadata,
+    views: Mapping[str, Sequence[str]] | None = None,
+) -> list[str]:
     """Everything the document lacks or has too much of, one line each (empty: complete)."""
+    views = views or {}
     found: list[str] = []
     all_sections = sections(markdown)
     by_table: dict[str, list[Section]] = {}
@@ -85,7 +113,7 @@ def problems(markdown: str, schema: sa.MetaData = metadata) -> list[str]:
         name = section.table
         if name is None:
             found.append(f"### heading {section.title!r} names no table in backticks")
-        elif name not in schema.tables:
+        elif name not in schema.tables and name not in views:
             found.append(f"### heading {section.title!r} names table {name!r}, not in the schema")
         else:
             by_table.setdefault(name, []).append(section)
@@ -107,12 +135,26 @@ def problems(markdown: str, schema: sa.MetaData = metadata) -> list[str]:
         missing = [c for c in table.columns.keys() if c not in code and c not in shared]
         if missing:
             found.append(f"table {name!r}: column(s) not in backticks in its section: {missing}")
+    for name, columns in sorted(views.items()):
+        documented = by_table.get(name, [])
+        if len(documented) != 1:
+            found.append(f"view {name!r}: {len(documented)} ### sections (expected one)")
+            continue
+        missing = [c for c in columns if c not in documented[0].code]
+        if missing:
+            found.append(f"view {name!r}: column(s) not in backticks in its section: {missing}")
     return found
 
 
-def test_every_table_and_column_is_documented() -> None:
-    found = problems(DOC.read_text(encoding="utf-8"))
-    assert not found, f"{DOC.name} is out of date with db.schema:\n" + "\n".join(found)
+def test_every_table_view_and_column_is_documented(engine: sa.Engine) -> None:
+    views = analytics_views(engine)
+    assert {
+        "analytics.ad_performance_daily",
+        "analytics.campaign_performance_daily",
+        "analytics.client_activity_daily",
+    } <= set(views)
+    found = problems(DOC.read_text(encoding="utf-8"), views=views)
+    assert not found, f"{DOC.name} is out of date with the database:\n" + "\n".join(found)
 
 
 # -- the checker itself -----------------------------------------------------------------------
@@ -205,12 +247,39 @@ def test_a_missing_table_and_a_stale_heading_are_named() -> None:
     ]
 
 
-def test_the_real_document_fails_without_one_column() -> None:
-    """Deleting one column's mention from the real document is caught, and named exactly."""
-    text = DOC.read_text(encoding="utf-8")
-    row = "| `snippet` |"
-    assert text.count(row) == 1
-    spoiled = text.replace(row, "| snippet |")
-    assert problems(spoiled) == [
-        "table 'gmail_messages': column(s) not in backticks in its section: ['snippet']"
+def test_views_are_checked_like_tables() -> None:
+    views = {"analytics.v": ["day", "spend"]}
+    doc = COMPLETE + "\n### `analytics.v` — per day\n\n| `day` | the day |\n"
+    assert problems(doc, _schema(), views) == [
+        "view 'analytics.v': column(s) not in backticks in its section: ['spend']"
     ]
+    assert problems(COMPLETE, _schema(), views) == [
+        "view 'analytics.v': 0 ### sections (expected one)"
+    ]
+    assert problems(doc.replace("| `day` |", "| `day` | `spend` |"), _schema(), views) == []
+    assert problems(doc, _schema()) == [
+        "### heading '`analytics.v` — per day' names table 'analytics.v', not in the schema"
+    ]
+
+
+def test_the_real_document_fails_without_one_column(engine: sa.Engine) -> None:
+    """Deleting one column's mention from the real document is caught, and named exactly (on
+    top of whatever else is missing while tables are being added)."""
+    views = analytics_views(engine)
+    text = DOC.read_text(encoding="utf-8")
+    before = set(problems(text, views=views))
+    for row, problem in (
+        (
+            "| `snippet` |",
+            "table 'gmail_messages': column(s) not in backticks in its section: ['snippet']",
+        ),
+        (
+            "| `gmail_outbound` |",
+            "view 'analytics.client_activity_daily': column(s) not in backticks in its "
+            "section: ['gmail_outbound']",
+        ),
+    ):
+        assert text.count(row) == 1
+        spoiled = text.replace(row, "| " + row.strip("|` ") + " |")
+        after = problems(spoiled, views=views)
+        assert len(after) == len(before) + 1 and set(after) - before == {problem}

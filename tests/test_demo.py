@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -11,6 +14,59 @@ from cli import context
 from cli.demo import DEMO_AGENCIES, run_demo
 from db import engine as db_engine
 
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def quick_start_commands() -> str:
+    """The README's quick start, exactly as written (its first bash block)."""
+    text = (ROOT / "README.md").read_text()
+    return text.split("## Quick start", 1)[1].split("```bash\n", 1)[1].split("```", 1)[0]
+
+
+def run_quick_start(engine: sa.Engine) -> str:
+    """Run the quick start in bash from the checkout, stopping at the first failing command;
+    return its output. Its sandbox is stopped even when a command fails."""
+    aos = str(Path(sys.executable).parent / "aos-sync")
+    try:
+        done = subprocess.run(
+            ["bash", "-e", "-c", quick_start_commands()],
+            cwd=ROOT,
+            env=dict(os.environ),
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+    finally:
+        subprocess.run([aos, "sandbox", "stop"], capture_output=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    with engine.connect() as conn:
+        loaded = conn.execute(
+            sa.text(
+                "SELECT count(*) FROM slack_messages m JOIN integration i "
+                "ON (i.agency_id, i.id) = (m.agency_id, m.integration_id) "
+                "WHERE i.name = 'Acme Globex Slack'"
+            )
+        ).scalar()
+    assert loaded, "the quick start's sync loaded nothing"
+    return done.stdout
+
+
+def _rows_per_agency_and_provider(engine: sa.Engine) -> dict[tuple[str, str], int]:
+    from cli.demo import _provider_tables
+
+    counts: dict[tuple[str, str], int] = {}
+    with engine.connect() as conn:
+        for provider, tables in _provider_tables().items():
+            for table in tables:
+                for agency, n in conn.execute(
+                    sa.text(
+                        f"SELECT a.name, count(t.*) FROM agency a JOIN {table} t "  # noqa: S608
+                        "ON t.agency_id = a.id WHERE t.deleted_at IS NULL GROUP BY a.name"
+                    )
+                ):
+                    counts[(agency, provider)] = counts.get((agency, provider), 0) + n
+    return counts
+
 
 def test_demo_twice(
     tmp_path: Path,
@@ -19,26 +75,25 @@ def test_demo_twice(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
+    """Every provider for both agencies; the second run is incremental; then the README's
+    quick start, as written, against the same database."""
+    from connectors import registry
+
     monkeypatch.setenv("AOS_HOME", str(tmp_path))
     monkeypatch.setenv("AOS_DATABASE_URL", fresh_engine.url.render_as_string(hide_password=False))
     monkeypatch.setenv("AOS_ENCRYPTION_KEY", "demo:" + "B" * 43 + "=")
-    for var in ("AOS_SLACK_API_URL", "AOS_GMAIL_API_URL", "AOS_GOOGLE_TOKEN_URL"):
-        monkeypatch.delenv(var, raising=False)
+    for name in registry.names():
+        for setting in registry.get(name).settings:
+            monkeypatch.delenv(setting.env, raising=False)
     db_engine.get_engine.cache_clear()
     context.engine.cache_clear()
     try:
         first = run_demo("tiny")
         out = capsys.readouterr().out
+        counts = _rows_per_agency_and_provider(fresh_engine)
         with fresh_engine.connect() as conn:
-            counts = dict(
-                conn.execute(
-                    sa.text(
-                        "SELECT a.name, count(m.*) FROM agency a JOIN slack_messages m ON m.agency_id = a.id "
-                        "GROUP BY a.name"
-                    )
-                ).all()
-            )
             roles = conn.execute(sa.text("SELECT count(*) FROM user_role")).scalar()
+            first_run = conn.execute(sa.text("SELECT max(id) FROM sync_run")).scalar()
         second = run_demo("tiny")
         out2 = capsys.readouterr().out
         with fresh_engine.connect() as conn:
@@ -47,35 +102,38 @@ def test_demo_twice(
             ).all()
             inserted_second = conn.execute(
                 sa.text(
-                    "SELECT sum((streams->'messages'->>'inserted')::int) FROM sync_run "
-                    "WHERE id > (SELECT max(id) - 6 FROM sync_run)"
-                )
+                    "SELECT coalesce(sum((s.value->>'inserted')::int), 0) FROM sync_run r, "
+                    "jsonb_each(r.streams) AS s WHERE r.id > :first"
+                ),
+                {"first": first_run},
             ).scalar()
-            recount = dict(
-                conn.execute(
-                    sa.text(
-                        "SELECT a.name, count(m.*) FROM agency a JOIN slack_messages m ON m.agency_id = a.id "
-                        "GROUP BY a.name"
-                    )
-                ).all()
-            )
+        recount = _rows_per_agency_and_provider(fresh_engine)
+        # After the demo, the README's quick start works as written (no hard-coded ids).
+        quick = run_quick_start(fresh_engine)
     finally:
         db_engine.get_engine.cache_clear()
         context.engine.cache_clear()
 
-    assert first == {**first, "integrations": 6, "failed": 0}
-    assert second["integrations"] == 6 and second["failed"] == 0
-    assert set(counts) == {name for name, _, _ in DEMO_AGENCIES} and min(counts.values()) > 100
+    n = first["integrations"]
+    assert n == 16 and first["failed"] == 0 and second == {**second, "integrations": n, "failed": 0}
+    agencies = {name for name, _, _ in DEMO_AGENCIES}
+    assert {(a, p) for (a, p), rows in counts.items() if rows} == {
+        (a, p) for a in agencies for p in registry.names()
+    }, counts
     assert roles == 8
-    assert runs == [("succeeded", 12)]
+    assert runs == [("succeeded", 2 * n)]
     assert inserted_second == 0 and recount == counts  # the second run is incremental
     for text in (out, out2):
-        assert "Synced 6 integrations, 0 failed" in text
-        assert "Northwind Agency (agency" in text and "slack_messages" in text
+        assert f"Synced {n} integrations, 0 failed" in text
+        assert "Northwind Agency (agency" in text and "google_ads_ad_daily" in text
         assert "psql" in text and "Prefect UI on these runs" in text
     # The analyst login's password is the same on both runs: the first psql line still works.
     passwords = {t.split("PGPASSWORD=")[1].split()[0] for t in (out, out2)}
     assert len(passwords) == 1
-    # The analyst example shows only the member's granted client.
-    analyst_block = out.split("An analyst query")[1].split("==> Next")[0]
+    # Both analyst queries ran as the member and show only the member's granted client.
+    analyst_block = out.split("==> Analyst queries")[1].split("==> Next")[0]
+    assert "analytics.ad_performance_daily" in analyst_block
+    assert "analytics.client_activity_daily" in analyst_block
+    assert "google_ads" in analyst_block and "meta_ads" in analyst_block
     assert "Contoso" in analyst_block and "Fabrikam" not in analyst_block
+    assert "Acme Globex Slack" in quick and "stopped  True" in quick

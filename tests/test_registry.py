@@ -47,6 +47,23 @@ def test_every_entrypoint_loads_as_a_flow_with_the_right_name() -> None:
         assert flow.name == attribute
 
 
+def test_the_run_form_of_every_deployment_is_usable() -> None:
+    """What the Prefect UI's "Run" form is made of (the flow's parameter schema): every
+    parameter described and typed, who asks required for manual runs, nothing internal."""
+    from prefect.flows import load_flow_from_entrypoint
+
+    for deployment in _deployments().values():
+        path, _, attribute = str(deployment["entrypoint"]).partition(":")
+        schema = load_flow_from_entrypoint(f"{ROOT / path}:{attribute}").parameters.model_dump()
+        for name, prop in schema["properties"].items():
+            assert prop.get("description"), f"{attribute}.{name} has no description"
+            assert prop.get("type") or prop.get("anyOf"), f"{attribute}.{name} has no type"
+        assert "trigger" not in schema["properties"]
+        if attribute != "sync_all":
+            assert {"integration_id", "requested_by"} <= set(schema["required"]), attribute
+            assert schema["properties"]["requested_by"]["type"] == "string"
+
+
 def _subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
     action = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
     return dict(action.choices)

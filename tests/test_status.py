@@ -76,3 +76,36 @@ def test_status_names_the_failing_and_stale_and_exits_1(aos, fresh_engine: sa.En
     code, out, err = aos("--json", "status")
     assert code == 0 and err == ""
     assert {r["health"] for r in json.loads(out)} == {"ok"}
+
+
+def test_status_shows_token_expiry_and_shared_quota_use(aos, fresh_engine: sa.Engine) -> None:  # noqa: F811
+    """The token expiry the vault knows, and the operations of a shared provider quota the
+    integration used in the last 24 hours (older use does not count)."""
+    from db.engine import default_vault
+
+    expires = NOW + timedelta(days=5)
+    with fresh_engine.begin() as conn:
+        agency = tenancy.create_agency(conn, "Acme")
+        ads = tenancy.add_integration(conn, agency, "google_ads", "ads")
+        chat = tenancy.add_integration(conn, agency, "slack", "chat")
+        default_vault().put(conn, ads, {"access_token": "t"}, expires_at=expires)
+        for ago, operations in (
+            (timedelta(hours=1), 7),
+            (timedelta(hours=2), 5),
+            (timedelta(hours=30), 100),
+        ):
+            conn.execute(
+                schema.provider_quota_use.insert().values(
+                    provider="google_ads",
+                    project="client-1",
+                    agency_id=agency,
+                    integration_id=ads,
+                    used_at=NOW - ago,
+                    operations=operations,
+                )
+            )
+    _, out, _ = aos("--json", "status")
+    rows = {r["integration"]: r for r in json.loads(out)}
+    assert rows[ads]["quota_24h"] == 12 and rows[chat]["quota_24h"] is None
+    assert datetime.fromisoformat(rows[ads]["token_expires"]) == expires
+    assert rows[chat]["token_expires"] is None

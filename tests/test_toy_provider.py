@@ -92,6 +92,8 @@ def test_a_toy_provider_syncs_end_to_end(
             )
         assert live == emulator.items
         # The command line offers it too (argparse would exit on an unknown provider).
-        args = build_parser().parse_args(["sync", "toy", "--integration", str(iid)])
+        args = build_parser().parse_args(
+            ["sync", "toy", "--integration", str(iid), "--as", "owner@toy.test"]
+        )
         assert args.provider == "toy"
     db_engine.get_engine.cache_clear()

@@ -22,6 +22,20 @@ class MetaAdsConfig:
     ``conversion_action_types`` are summed into ``conversions`` / ``conversion_value``;
     ``attribution_windows`` are the per-window keys requested in ``actions``.
     ``max_requests`` bounds one run; the saved cursors let the next run carry on.
+
+    Async report jobs: a range longer than ``sync_max_days`` (and every backfill) is read
+    through ``POST act_X/insights`` jobs of at most ``chunk_days`` days, polled every
+    ``poll_interval`` seconds growing to ``max_poll_interval``; a job not completed after
+    ``job_timeout`` seconds is abandoned and split (``reports.py``).
+
+    Throttling: a throttled ad account pauses for the time Meta's usage headers give, while
+    the other accounts go on; a pause that would end after ``throttle_budget`` seconds of the
+    run ends that account for this run (its cursor kept). ``rate_scale`` divides the waits
+    Meta announces and the poll intervals: it exists so a sandbox that runs provider time
+    faster can be followed, and is 1 against Meta.
+
+    ``breakdowns`` opts in to ``meta_ad_insights_breakdown_daily``: each entry is one set of
+    breakdown dimensions (``["age", "gender"]``, ``["country"]``) read as its own rows.
     """
 
     lookback_days: int = settings.DEFAULT_LOOKBACK_DAYS
@@ -36,6 +50,13 @@ class MetaAdsConfig:
     max_requests: int | None = None
     max_rate_limit_wait: float = 900.0  # seconds slept at most for one throttling answer
     timeout: float = 60.0
+    sync_max_days: int = settings.DEFAULT_SYNC_MAX_DAYS
+    poll_interval: float = 2.0
+    max_poll_interval: float = 30.0
+    job_timeout: float = 1800.0
+    throttle_budget: float = 900.0
+    rate_scale: float = 1.0
+    breakdowns: tuple[tuple[str, ...], ...] = field(default_factory=tuple)
 
     def __post_init__(self) -> None:
         if self.lookback_days < 0 or self.initial_days < 0:
@@ -46,6 +67,13 @@ class MetaAdsConfig:
             raise ValueError("page_limit and max_empty_pages must be at least 1")
         if self.max_requests is not None and self.max_requests < 1:
             raise ValueError("max_requests must be at least 1 when set")
+        if self.sync_max_days < 1:
+            raise ValueError("sync_max_days must be at least 1")
+        if min(self.poll_interval, self.max_poll_interval, self.job_timeout) <= 0:
+            raise ValueError("poll_interval, max_poll_interval and job_timeout must be positive")
+        if self.throttle_budget < 0 or self.rate_scale <= 0:
+            raise ValueError("throttle_budget cannot be negative; rate_scale must be positive")
+        object.__setattr__(self, "breakdowns", _breakdown_sets(self.breakdowns))
         for name in ("account_ids", "conversion_action_types", "attribution_windows"):
             value = getattr(self, name)
             object.__setattr__(self, name, (value,) if isinstance(value, str) else tuple(value))
@@ -64,6 +92,23 @@ class MetaAdsConfig:
 
     def selected(self, account_id: str) -> bool:
         return not self.account_ids or account_id in self.account_ids
+
+
+def _breakdown_sets(value: Any) -> tuple[tuple[str, ...], ...]:
+    """``[["age", "gender"], ["country"]]`` (or ``"age,gender"`` strings) as checked, sorted
+    sets of :data:`settings.BREAKDOWN_DIMENSIONS`, each once."""
+    sets: list[tuple[str, ...]] = []
+    for entry in value or ():
+        names = entry.split(",") if isinstance(entry, str) else list(entry)
+        dims = tuple(sorted({str(n).strip() for n in names if str(n).strip()}))
+        unknown = sorted(set(dims) - set(settings.BREAKDOWN_DIMENSIONS))
+        if not dims or unknown:
+            raise ValueError(
+                f"breakdowns: {entry!r} is not a set of {list(settings.BREAKDOWN_DIMENSIONS)}"
+            )
+        if dims not in sets:
+            sets.append(dims)
+    return tuple(sets)
 
 
 def normalize_account_id(value: str) -> str:

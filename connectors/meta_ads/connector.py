@@ -7,14 +7,24 @@ account with every effective status asked for (Meta hides DELETED and ARCHIVED o
 otherwise), each account's listing ending with a reconcile of that account's rows;
 ``insights_daily`` is incremental per account (``insights.py``), the windowed stream.
 
+``insights_breakdown`` is the same per account for each configured set of breakdowns
+(nothing without ``breakdowns`` in the config).
+
 An account that fails (a permission Meta refuses for it, errors that outlast the retries) is
 skipped with a warning while the others are read (:class:`PartitionFailures`); a refused
-token fails the whole stream. ``read`` is the kit's read loop.
+token fails the whole stream. A throttled account (:class:`AccountThrottled`) is put aside
+until the time Meta gave and the next accounts are read meanwhile; once only paused accounts
+are left, the reader sleeps until the first may call again. A pause that would end after the
+stream's ``throttle_budget`` ends that account for this run with a warning: its cursor is
+where its last stored page left it, and the next run carries on from there. ``read`` is the
+kit's read loop.
 """
 
 from __future__ import annotations
 
+import heapq
 import time
+from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -28,8 +38,9 @@ from . import settings
 from .config import MetaAdsConfig
 from .insights import Account, InsightsReader
 from .records import account_record, ad_record, adset_record, campaign_record
+from .reports import ReportRunner
 from .streams import STREAMS
-from .transport import MetaTransport
+from .transport import AccountThrottled, MetaTransport
 
 __all__ = ["MetaAdsConnector"]
 
@@ -63,14 +74,35 @@ class MetaAdsConnector:
         *,
         retry_backoff: float = 0.5,
         sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.config = config
         self.stats = RunStats()
         self.streams: Mapping[str, StreamSpec] = STREAMS
+        self._sleep = sleep
+        self._clock = clock
+        self._deadline = clock() + config.throttle_budget
         self._transport = MetaTransport(
-            token, config, self.stats, base_url=base_url, retry_backoff=retry_backoff, sleep=sleep
+            token,
+            config,
+            self.stats,
+            base_url=base_url,
+            retry_backoff=retry_backoff,
+            sleep=sleep,
+            clock=clock,
         )
-        self._insights = InsightsReader(self._transport, config, now)
+        reports = ReportRunner(self._transport, config, sleep=sleep, clock=clock)
+        self._insights = {
+            "insights_daily": InsightsReader(self._transport, config, now, reports),
+            "insights_breakdown": InsightsReader(
+                self._transport,
+                config,
+                now,
+                reports,
+                stream="insights_breakdown",
+                breakdown_sets=config.breakdowns,
+            ),
+        }
         self._accounts: list[Account] | None = None
         readers: dict[str, Callable[[Any], Iterator[Page]]] = {"ad_accounts": self._account_pages}
         for stream in _OBJECTS:
@@ -80,7 +112,7 @@ class MetaAdsConnector:
             self.streams,
             self.stats,
             readers,
-            windowed={"insights_daily": self._insight_pages},
+            windowed={name: self._insight_reader(name) for name in self._insights},
         )
 
     def read(
@@ -125,32 +157,65 @@ class MetaAdsConnector:
     def _object_pages(self, stream: str) -> Iterator[Page]:
         edge, fields, statuses, record, key = _OBJECTS[stream]
         params = {"fields": ",".join(fields), "effective_status": list(statuses)}
+
+        def listing(account: Account) -> Iterator[Page]:
+            batches = (
+                [record(item) for item in data]
+                for data in self._transport.pages(edge, (account.node, edge), params)
+            )
+            return complete_listing(
+                stream, batches, (key,), where={"account_id": account.account_id}
+            )
+
+        return self._each_account(stream, listing)
+
+    # -- insights ------------------------------------------------------------------------
+    def _insight_reader(
+        self, stream: str
+    ) -> Callable[[Mapping[str, Mapping[str, Any]], Window | None], Iterator[Page]]:
+        reader = self._insights[stream]
+
+        def read(state: Mapping[str, Mapping[str, Any]], window: Window | None) -> Iterator[Page]:
+            if not reader.breakdown_sets:
+                return iter(())
+            return self._each_account(
+                stream, lambda account: reader.read(account, state.get(account.account_id), window)
+            )
+
+        return read
+
+    # -- one account at a time, throttled ones put aside -----------------------------------
+    def _each_account(
+        self, stream: str, read: Callable[[Account], Iterator[Page]]
+    ) -> Iterator[Page]:
         partitions = PartitionFailures(f"Meta {stream}", self.stats)
-        for account in self._selected_accounts():
+        queue = deque(self._selected_accounts())
+        paused: list[tuple[float, str, Account]] = []  # (may call again at, id, account)
+        while queue or paused:
+            if paused and (not queue or paused[0][0] <= self._clock()):
+                until, _, account = heapq.heappop(paused)
+                self._sleep(max(0.0, until - self._clock()))
+            else:
+                account = queue.popleft()
             try:
-                batches = (
-                    [record(item) for item in data]
-                    for data in self._transport.pages(edge, (account.node, edge), params)
-                )
-                yield from complete_listing(
-                    stream, batches, (key,), where={"account_id": account.account_id}
-                )
+                with self._transport.account(account.node):
+                    yield from read(account)
+            except AccountThrottled as throttled:
+                if throttled.until > self._deadline:
+                    self._stop_account(stream, account, throttled)
+                else:
+                    heapq.heappush(paused, (throttled.until, account.account_id, account))
             except ConnectorError as exc:
                 partitions.failed(account.node, exc)
             else:
                 partitions.succeeded()
         partitions.finish()
 
-    # -- insights ------------------------------------------------------------------------
-    def _insight_pages(
-        self, state: Mapping[str, Mapping[str, Any]], window: Window | None
-    ) -> Iterator[Page]:
-        partitions = PartitionFailures("Meta insights_daily", self.stats)
-        for account in self._selected_accounts():
-            try:
-                yield from self._insights.read(account, state.get(account.account_id), window)
-            except ConnectorError as exc:
-                partitions.failed(account.node, exc)
-            else:
-                partitions.succeeded()
-        partitions.finish()
+    def _stop_account(self, stream: str, account: Account, throttled: AccountThrottled) -> None:
+        note = (
+            f"Meta {stream}: {account.node} is throttled for {throttled.wait:.0f} s more, past "
+            f"this run's throttle_budget ({self.config.throttle_budget:.0f} s); it resumes "
+            "from its saved cursor next run"
+        )
+        self.stats.skipped.append(f"{account.node}: throttled")
+        self.stats.warnings.append(note)

@@ -16,6 +16,15 @@ chunk, so a run stopped half-way (``max_requests``, an error) resumes there.
 A run's :class:`~connectors.kit.reader.Window` widens the range (a ``since`` run, a full
 refresh: from ``window.start``, or from the retention limit) or, for a backfill chunk
 (``own_cursors``), replaces it with ``[start, end)`` and cursors of its own.
+
+A range longer than ``sync_max_days``, and every backfill, is read through async report
+runs (``reports.py``), one per chunk; shorter ones with the synchronous edge.
+
+The same reader serves the opt-in breakdown stream: each chunk is read once per configured
+set of breakdowns (``breakdowns=age,gender``), and the cursor moves after the last set.
+
+Within one run, an account paused by a throttle resumes at the first chunk it had not
+finished (``_resume``), not at the start of its range.
 """
 
 from __future__ import annotations
@@ -31,12 +40,11 @@ from connectors.kit.reader import Window
 
 from . import settings
 from .config import MetaAdsConfig
-from .records import insight_record
+from .records import breakdown_record, insight_record
+from .reports import ReportRunner
 from .transport import MetaTransport
 
 __all__ = ["Account", "InsightsReader"]
-
-STREAM = "insights_daily"
 
 
 @dataclass(frozen=True)
@@ -53,12 +61,26 @@ class Account:
 
 
 class InsightsReader:
+    """One insights stream: ``insights_daily`` (no breakdowns) or ``insights_breakdown``
+    (each of ``breakdown_sets``)."""
+
     def __init__(
-        self, transport: MetaTransport, config: MetaAdsConfig, now: Callable[[], datetime]
+        self,
+        transport: MetaTransport,
+        config: MetaAdsConfig,
+        now: Callable[[], datetime],
+        reports: ReportRunner,
+        *,
+        stream: str = "insights_daily",
+        breakdown_sets: tuple[tuple[str, ...], ...] = ((),),
     ) -> None:
         self._transport = transport
         self.config = config
         self._now = now
+        self._reports = reports
+        self.stream = stream
+        self.breakdown_sets = breakdown_sets
+        self._resume: dict[str, date] = {}  # account -> first day not read yet in this run
 
     def today(self, account: Account) -> date:
         return self._now().astimezone(ZoneInfo(account.timezone_name)).date()
@@ -92,31 +114,48 @@ class InsightsReader:
         self, account: Account, cursor: Mapping[str, Any] | None, window: Window | None
     ) -> Iterator[Page]:
         start, end, through = self.span(account, cursor, window)
+        is_async = (window is not None and window.own_cursors) or (
+            (end - start).days + 1 > self.config.sync_max_days
+        )
+        start = max(start, self._resume.get(account.account_id, start))
         chunk = timedelta(days=self.config.chunk_days)
         while start <= end:
             until = min(start + chunk - timedelta(days=1), end)
             held: Page | None = None
-            for data in self._transport.pages(
-                "insights", (account.node, "insights"), self._params(start, until)
-            ):
-                if held is not None:
-                    yield held
-                held = Page(
-                    stream=STREAM,
-                    partition=account.account_id,
-                    records=[self._record(account, row) for row in data],
-                )
-            held = held or Page(stream=STREAM, partition=account.account_id)
+            for breakdowns in self.breakdown_sets:
+                for data in self._rows(account, start, until, breakdowns, is_async):
+                    if held is not None:
+                        yield held
+                    held = Page(
+                        stream=self.stream,
+                        partition=account.account_id,
+                        records=[self._record(account, row, breakdowns) for row in data],
+                    )
+            held = held or Page(stream=self.stream, partition=account.account_id)
             through = until if through is None else max(through, until)
             held.state = {"through": through.isoformat()}
+            self._resume[account.account_id] = until + timedelta(days=1)
             yield held
             start = until + timedelta(days=1)
 
-    def _params(self, since: date, until: date) -> dict[str, Any]:
-        return {
+    def _rows(
+        self,
+        account: Account,
+        since: date,
+        until: date,
+        breakdowns: tuple[str, ...],
+        is_async: bool,
+    ) -> Iterator[list[dict[str, Any]]]:
+        params = self._params(breakdowns)
+        if is_async:
+            return self._reports.pages(account.node, params, since, until)
+        params["time_range"] = {"since": since.isoformat(), "until": until.isoformat()}
+        return self._transport.pages("insights", (account.node, "insights"), params)
+
+    def _params(self, breakdowns: tuple[str, ...]) -> dict[str, Any]:
+        params: dict[str, Any] = {
             "level": "ad",
             "time_increment": 1,
-            "time_range": {"since": since.isoformat(), "until": until.isoformat()},
             "fields": ",".join(settings.INSIGHT_FIELDS),
             "action_attribution_windows": list(self.config.attribution_windows),
             "filtering": [
@@ -127,11 +166,15 @@ class InsightsReader:
                 }
             ],
         }
+        if breakdowns:
+            params["breakdowns"] = ",".join(breakdowns)
+        return params
 
-    def _record(self, account: Account, row: Mapping[str, Any]) -> Any:
-        return insight_record(
+    def _record(self, account: Account, row: Mapping[str, Any], breakdowns: tuple[str, ...]) -> Any:
+        record = insight_record(
             row,
             currency=account.currency,
             conversion_action_types=self.config.conversion_action_types,
             attribution_setting="_".join(self.config.attribution_windows),
         )
+        return breakdown_record(record, row, breakdowns) if breakdowns else record

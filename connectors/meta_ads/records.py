@@ -21,6 +21,7 @@ from .config import normalize_account_id
 __all__ = [
     "MetaAd",
     "MetaAdAccount",
+    "MetaAdInsightBreakdownDaily",
     "MetaAdInsightDaily",
     "MetaAdSet",
     "MetaCampaign",
@@ -28,6 +29,7 @@ __all__ = [
     "account_record",
     "ad_record",
     "adset_record",
+    "breakdown_record",
     "campaign_record",
     "insight_record",
 ]
@@ -109,6 +111,19 @@ class MetaAdInsightDaily(TypedDict):
     action_values: list[dict[str, Any]] | None
     attribution_setting: str
     _ad_account_ids: list[str]
+
+
+class MetaAdInsightBreakdownDaily(MetaAdInsightDaily):
+    """A ``meta_ad_insights_breakdown_daily`` row: one ad on one day in one bucket of one set
+    of breakdowns (the daily row's fields and these). ``breakdown`` names the set
+    (``"age,gender"``); the dimension columns outside the set hold ``""`` so that every one can
+    be part of the key."""
+
+    breakdown: str
+    age: str
+    gender: str
+    country: str
+    publisher_platform: str
 
 
 def account_hint(account_id: str) -> list[str]:
@@ -241,3 +256,39 @@ def insight_record(
         "_ad_account_ids": account_hint(account_id),
     }
     return sanitize(record)
+
+
+def breakdown_record(
+    daily: MetaAdInsightDaily, row: Mapping[str, Any], breakdowns: Iterable[str]
+) -> MetaAdInsightBreakdownDaily:
+    """The breakdown row of ``row``, whose numbers ``daily`` already holds (built by
+    :func:`insight_record` from the same row): the set's name and its dimension values."""
+    wanted = tuple(breakdowns)
+
+    def value(name: str) -> str:
+        return sanitize(str(row.get(name) or "")) if name in wanted else ""
+
+    record: MetaAdInsightBreakdownDaily = {
+        "ad_id": daily["ad_id"],
+        "date_start": daily["date_start"],
+        "breakdown": ",".join(wanted),
+        "age": value("age"),
+        "gender": value("gender"),
+        "country": value("country"),
+        "publisher_platform": value("publisher_platform"),
+        "account_id": daily["account_id"],
+        "campaign_id": daily["campaign_id"],
+        "adset_id": daily["adset_id"],
+        "impressions": daily["impressions"],
+        "clicks": daily["clicks"],
+        "reach": daily["reach"],
+        "spend": daily["spend"],
+        "currency": daily["currency"],
+        "conversions": daily["conversions"],
+        "conversion_value": daily["conversion_value"],
+        "actions": daily["actions"],
+        "action_values": daily["action_values"],
+        "attribution_setting": daily["attribution_setting"],
+        "_ad_account_ids": daily["_ad_account_ids"],
+    }
+    return record

@@ -19,6 +19,17 @@ RETENTION_DAYS: Final = 37 * 30  # insights are kept 37 months
 DEFAULT_INITIAL_DAYS: Final = 90  # what a first sync reads without a start_date
 DEFAULT_CHUNK_DAYS: Final = 30  # days per insights request series (one cursor step each)
 DEFAULT_PAGE_LIMIT: Final = 500
+# Ranges longer than this are read through async report jobs (the default lookback of 28
+# days plus today stays synchronous; first syncs, ``since`` runs and backfills go async).
+DEFAULT_SYNC_MAX_DAYS: Final = 31
+# Async report runs: only "Job Completed" means done (100% may still be "Job Running").
+JOB_COMPLETED: Final = "Job Completed"
+JOB_FAILED: Final = frozenset({"Job Failed", "Job Skipped"})
+REPORT_NOT_READY: Final = (2601, 1815107)  # results read before the job is readable
+# Breakdown dimensions the opt-in breakdown table can hold (one column each).
+BREAKDOWN_DIMENSIONS: Final = ("age", "gender", "country", "publisher_platform")
+# Days before a token's expiry at which runs warn (debug_token's ``expires_at``).
+TOKEN_WARNING_DAYS: Final = (14, 7, 1)
 MAX_EMPTY_PAGES: Final = 10  # empty pages in a row that still announce a next page
 # Meta's default attribution is 7-day click plus 1-day view; the per-window keys asked for.
 DEFAULT_ATTRIBUTION_WINDOWS: Final = ("7d_click", "1d_view")

@@ -5,7 +5,14 @@ from __future__ import annotations
 from connectors.common import ClientHint, StreamSpec
 from connectors.kit import declare_streams
 
-from .records import MetaAd, MetaAdAccount, MetaAdInsightDaily, MetaAdSet, MetaCampaign
+from .records import (
+    MetaAd,
+    MetaAdAccount,
+    MetaAdInsightBreakdownDaily,
+    MetaAdInsightDaily,
+    MetaAdSet,
+    MetaCampaign,
+)
 
 BY_ACCOUNT = ClientHint("_ad_account_ids", "ad_account_ids")
 
@@ -21,6 +28,23 @@ STREAMS = declare_streams(
         "meta_ad_insights_daily",
         ("ad_id", "date_start"),
         MetaAdInsightDaily,
+        partition_by="account_id",
+        client=BY_ACCOUNT,
+    ),
+    # Opt-in (``breakdowns`` in the integration config): reads nothing otherwise.
+    StreamSpec(
+        "insights_breakdown",
+        "meta_ad_insights_breakdown_daily",
+        (
+            "ad_id",
+            "date_start",
+            "breakdown",
+            "age",
+            "gender",
+            "country",
+            "publisher_platform",
+        ),
+        MetaAdInsightBreakdownDaily,
         partition_by="account_id",
         client=BY_ACCOUNT,
     ),

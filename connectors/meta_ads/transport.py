@@ -7,24 +7,52 @@ one (see ``MetaGraph.pages``). The API is initialised with ``crash_log=False`` (
 SDK installs an excepthook that posts crash reports to Graph), pinned to v26.0 and pointed at
 ``AOS_META_GRAPH_URL``. Meta throttles per ad account on its side and says how long to wait
 (``errors.classify``); there is no client-side limiter.
+
+Calls made for one ad account run inside :meth:`MetaTransport.account`. There a throttling
+answer (codes 4, 17, 32, 613, 80000-80014, whatever ``is_transient`` says) is not slept on:
+it raises :class:`AccountThrottled` with the time the usage headers give, so the connector
+can pause that account alone and read the others meanwhile. The usage headers of *every*
+answer are read, successful ones included: an answer that already announces a time to
+regain access pauses the account before its next call. Outside an account (the account
+list, ``debug_token``) a throttle is waited out by the kit's retry loop.
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+import random
 import time
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, ClassVar
 
 from facebook_business.api import FacebookAdsApi, FacebookResponse
+from facebook_business.exceptions import FacebookRequestError
 
 from connectors.common import RunStats, Secret, TransientError
-from connectors.kit import Failure, RetryPolicy, TokenPaginator, Transport
+from connectors.kit import Failure, Kind, RetryPolicy, TokenPaginator, Transport
 
 from . import settings
 from .config import MetaAdsConfig
-from .errors import classify
+from .errors import classify, throttle_wait
 
-__all__ = ["MetaTransport", "next_after"]
+__all__ = ["AccountThrottled", "MetaTransport", "next_after"]
+
+MIN_THROTTLE_PAUSE = 60.0  # Meta seconds: a throttle without a usable hint still waits this
+# Methods whose answer is one object, not a ``data`` list.
+_OBJECT_METHODS = frozenset({"insights.start", "report_run", "debug_token"})
+
+
+class AccountThrottled(Exception):
+    """Meta throttled an ad account: call it again no earlier than ``until`` (the transport's
+    monotonic clock). Not a :class:`~connectors.common.ConnectorError`: nothing failed, the
+    account waits (``connector.py``)."""
+
+    def __init__(self, account: str, until: float, wait: float, description: str) -> None:
+        super().__init__(f"{description}; ad account {account} paused for {wait:.0f} s")
+        self.account = account
+        self.until = until
+        self.wait = wait
 
 
 def next_after(body: Mapping[str, Any]) -> str | None:
@@ -51,12 +79,13 @@ class MetaTransport(Transport):
         base_url: str | None = None,
         retry_backoff: float = 0.5,
         sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         super().__init__(
             stats,
             RetryPolicy(
                 attempts=4,
-                backoff_base=retry_backoff,
+                backoff_base=retry_backoff / config.rate_scale,
                 rate_limit_retries=3,
                 server_error_retries=2,
             ),
@@ -64,6 +93,9 @@ class MetaTransport(Transport):
             sleep=sleep,
         )
         self.config = config
+        self.clock = clock
+        self._account: str | None = None
+        self.paused_until: dict[str, float] = {}  # ad account -> clock time it may call again
         self.api = FacebookAdsApi.init(
             access_token=token.reveal(),
             api_version=settings.API_VERSION,
@@ -74,23 +106,88 @@ class MetaTransport(Transport):
 
     # -- the kit's hooks -----------------------------------------------------------------
     def classify(self, method: str, error: Exception) -> Failure | None:
-        return classify(method, error, max_wait=self.config.max_rate_limit_wait)
+        failure = classify(method, error, max_wait=self.config.max_rate_limit_wait)
+        if failure is not None and failure.kind is Kind.RATE_LIMITED:
+            return dataclasses.replace(
+                failure, retry_after=failure.retry_after / self.config.rate_scale
+            )
+        return failure
 
     def unusable(self, method: str, answer: Any) -> str | None:
         body = answer.json() if isinstance(answer, FacebookResponse) else None
         if not isinstance(body, dict):
             return f"Meta {method} answered something that is not a JSON object"
-        if not isinstance(body.get("data"), list):
+        if method not in _OBJECT_METHODS and not isinstance(body.get("data"), list):
             return f"Meta {method} answered without its data list"
         return None
 
+    def failure(self, method: str, error: Exception) -> Failure:
+        """The kit's classification, except that a throttle inside :meth:`account` pauses
+        that account (:class:`AccountThrottled`) instead of sleeping in the retry loop."""
+        problem = super().failure(method, error)
+        if problem.kind is Kind.RATE_LIMITED and self._account is not None:
+            headers = error.http_headers() if isinstance(error, FacebookRequestError) else None
+            hinted = throttle_wait(headers)
+            self._pause(max(hinted, MIN_THROTTLE_PAUSE))
+            raise self._throttled(problem.description)
+        return problem
+
+    def prepare(self, method: str, attempt: int, problem: Failure | None, requests: int = 1) -> Any:
+        if self._account is not None and self.paused_until.get(self._account, 0) > self.clock():
+            raise self._throttled(f"Meta usage headers asked ad account {self._account} to wait")
+        return super().prepare(method, attempt, problem, requests)
+
+    # -- per-account throttling ----------------------------------------------------------
+    @contextlib.contextmanager
+    def account(self, account_id: str) -> Iterator[None]:
+        """Calls inside are made for ad account ``account_id`` (see the module docstring)."""
+        outer, self._account = self._account, account_id
+        try:
+            yield
+        finally:
+            self._account = outer
+
+    def _pause(self, meta_seconds: float) -> None:
+        """Pause the current account for ``meta_seconds`` (Meta's time, divided by
+        ``rate_scale``) plus up to 10% jitter, so accounts freed together do not all call at
+        once; a pause only ever grows."""
+        assert self._account is not None
+        wait = meta_seconds / self.config.rate_scale * (1 + 0.1 * random.random())
+        until = self.clock() + wait
+        self.paused_until[self._account] = max(self.paused_until.get(self._account, 0), until)
+
+    def _throttled(self, description: str) -> AccountThrottled:
+        assert self._account is not None
+        until = self.paused_until[self._account]
+        return AccountThrottled(self._account, until, until - self.clock(), description)
+
+    def _observe(self, response: FacebookResponse) -> None:
+        """Read the usage headers of a successful answer: if they already announce a time to
+        regain access, the account's next call waits for it."""
+        wait = throttle_wait(response.headers())
+        if wait > 0 and self._account is not None:
+            self._pause(wait)
+
     # -- calls ---------------------------------------------------------------------------
-    def get(self, method: str, path: tuple[str, ...], params: Mapping[str, Any]) -> dict[str, Any]:
-        """One GET of an edge, retried by the kit; the answer's body."""
+    def call(
+        self, verb: str, method: str, path: tuple[str, ...], params: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        """One call, retried by the kit; the answer's body. ``method`` names it in errors,
+        counts and :meth:`unusable`'s check."""
         query = dict(params)
-        response = self.request(method, lambda: self.api.call("GET", path, query))
+
+        def send() -> FacebookResponse:
+            response = self.api.call(verb, path, query)
+            self._observe(response)
+            return response
+
+        response = self.request(method, send)
         body: dict[str, Any] = response.json()
         return body
+
+    def get(self, method: str, path: tuple[str, ...], params: Mapping[str, Any]) -> dict[str, Any]:
+        """One GET of an edge, retried by the kit; the answer's body."""
+        return self.call("GET", method, path, params)
 
     def pages(
         self, method: str, path: tuple[str, ...], params: Mapping[str, Any]

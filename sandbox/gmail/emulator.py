@@ -27,7 +27,7 @@ from sandbox.gmail.errors import (
 )
 from sandbox.gmail.mailbox import GmailMailbox
 from sandbox.gmail.methods import QUOTA_UNITS, route
-from sandbox.google_oauth import ACCESS_TOKEN_TTL, GoogleOAuth, TokenError
+from sandbox.google_oauth import ACCESS_TOKEN_TTL, GoogleOAuth, TokenError, handle_http, oauth_env
 from sandbox.protocol import Request, Response, json_response
 
 __all__ = ["DEFAULT_DOMAINS", "SIZES", "GmailEmulator"]
@@ -143,6 +143,10 @@ class GmailEmulator:
         self.base_url = base_url
         return {"AOS_GMAIL_API_URL": f"{base_url}/", "AOS_GOOGLE_TOKEN_URL": f"{base_url}/token"}
 
+    def oauth_env(self, base_url: str) -> dict[str, str]:
+        """The connect service's Google settings (consent, revoke, userinfo) for this server."""
+        return oauth_env(base_url)
+
     def api_method(self, request: Request) -> str:
         if request.path == "/token":
             return TOKEN_METHOD
@@ -171,6 +175,8 @@ class GmailEmulator:
         self.oauth.revoke_token(token)
 
     def handle(self, request: Request, method: str) -> Response:
+        if (consent := handle_http(self.oauth, request)) is not None:
+            return consent
         try:
             if method == TOKEN_METHOD:
                 return self._token(request)

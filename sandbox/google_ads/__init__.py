@@ -1,6 +1,8 @@
 """Google Ads API v26 emulator (gRPC + local TLS; see :class:`GoogleAdsEmulator`).
 
-Not registered in ``connectors.registry`` yet: start it on its own::
+``Sandbox(providers=("google_ads", ...))`` hosts it (its gRPC server and token endpoint start
+and stop with the sandbox, sharing its faults, request log and, with Gmail, its Google OAuth
+store). Or start it on its own::
 
     ads = GoogleAdsEmulator(seed=1).start()
     manager = ads.populate("small")          # or add_manager_tree(...) / add_account(...)
@@ -11,13 +13,16 @@ Not registered in ``connectors.registry`` yet: start it on its own::
 Knobs, all on :class:`GoogleAdsEmulator`:
 
 * data: ``add_manager_tree``, ``add_account``, ``add_login(email, *customers)`` (direct
-  access), ``populate(size)``; ``now`` (a callable returning an aware datetime) fixes "today";
-* mutations: ``add_campaign``, ``add_ad``, ``set_status(entity, "REMOVED")``,
-  ``add_late_conversions(ad_or_pmax_campaign, day, conversions, value)``,
-  ``close_account(account, status)``;
+  access), ``populate(size)`` (``"demo"`` also adds a client's own account with its own login
+  ``ads@globex.example``), ``credentials(login)`` (a token bundle for the vault); ``now``
+  (a callable returning an aware datetime) fixes "today";
+* mutations: ``add_campaign``, ``add_ad_group``, ``add_ad``, ``rename(entity, name)``,
+  ``set_status(entity, "REMOVED")`` (each recorded for ``FROM change_status`` at ``now()``:
+  ``ADDED``, ``CHANGED`` or ``REMOVED``), ``add_late_conversions(ad_or_pmax_campaign, day,
+  conversions, value)``, ``close_account(account, status)``;
 * paging: ``page_size`` (Search, default 10,000), ``stream_chunk_size`` (SearchStream);
 * quota: ``daily_operations`` per OAuth client project (sliding 24 h / ``time_scale``),
-  ``operations_used()``;
+  ``operations_used()``, ``reset_quota()``;
 * faults (``emulator.faults.add("google_ads", kind=..., method="GoogleAdsService.SearchStream")``):
   ``"429"`` = RESOURCE_EXHAUSTED with ``QuotaErrorDetails.retry_delay`` = ``retry_after``
   (``options={"daily": True}`` for the daily-quota shape, ``{"retry_delay": s}``); ``"500"`` =
@@ -30,7 +35,7 @@ Knobs, all on :class:`GoogleAdsEmulator`:
 
 from __future__ import annotations
 
-from sandbox.google_ads.data import Ad, AdGroup, AdsAccount, Campaign, DayMetrics
+from sandbox.google_ads.data import Ad, AdGroup, AdsAccount, Campaign, Change, DayMetrics
 from sandbox.google_ads.emulator import (
     ENDPOINT_ENV,
     LIST_ACCESSIBLE,
@@ -57,6 +62,7 @@ __all__ = [
     "AdsAccount",
     "AdsError",
     "Campaign",
+    "Change",
     "DayMetrics",
     "GaqlError",
     "GoogleAdsEmulator",

@@ -19,11 +19,13 @@ from zoneinfo import ZoneInfo
 from sandbox.ids import derive_key, mix64, unit
 
 __all__ = [
+    "BIDDING",
     "METRIC_FIELDS",
     "Ad",
     "AdGroup",
     "AdsAccount",
     "Campaign",
+    "Change",
     "DayMetrics",
     "account_id",
 ]
@@ -53,6 +55,13 @@ AD_TYPES = (
     "DEMAND_GEN_MULTI_ASSET_AD",
 )
 CHANNELS = ("SEARCH", "DISPLAY", "VIDEO", "DEMAND_GEN")
+BIDDING = {
+    "SEARCH": "MAXIMIZE_CONVERSIONS",
+    "DISPLAY": "TARGET_CPA",
+    "VIDEO": "TARGET_CPM",
+    "DEMAND_GEN": "MAXIMIZE_CONVERSIONS",
+    "PERFORMANCE_MAX": "MAXIMIZE_CONVERSION_VALUE",
+}
 AD_GROUP_TYPES = {
     "SEARCH": "SEARCH_STANDARD",
     "DISPLAY": "DISPLAY_STANDARD",
@@ -174,6 +183,25 @@ class Campaign:
 
 
 @dataclass
+class Change:
+    """The latest change of one campaign, ad group or ad, as ``change_status`` reports it:
+    one row per resource (not one per edit), carrying the time of its last change.
+
+    ``status`` is ``ADDED`` while the resource is new (later edits keep it ``ADDED``),
+    ``REMOVED`` once removed, ``CHANGED`` otherwise; ``at`` is an aware datetime."""
+
+    resource_type: str  # CAMPAIGN, AD_GROUP, AD_GROUP_AD
+    status: str  # ADDED, CHANGED, REMOVED
+    at: datetime
+    entity: Campaign | AdGroup | Ad
+
+    def merged(self, status: str, at: datetime) -> Change:
+        if status != "REMOVED" and self.status == "ADDED":
+            status = "ADDED"
+        return Change(self.resource_type, status, at, self.entity)
+
+
+@dataclass
 class AdsAccount:
     """One Google Ads customer: a manager (MCC) or a client account."""
 
@@ -190,6 +218,8 @@ class AdsAccount:
     children: list[AdsAccount] = field(default_factory=list)
     campaigns: list[Campaign] = field(default_factory=list)
     history_start: date = date(2026, 1, 1)
+    # resource name -> its latest change (only mutations through the emulator record one)
+    changes: dict[str, Change] = field(default_factory=dict)
 
     @property
     def resource_name(self) -> str:
@@ -285,6 +315,19 @@ class AdsAccount:
         group.ads.append(ad)
         return ad
 
+    def record_change(self, entity: Campaign | AdGroup | Ad, status: str, at: datetime) -> None:
+        """Note that ``entity`` was ``ADDED``, ``CHANGED`` or ``REMOVED`` at ``at``."""
+        kind = (
+            "CAMPAIGN"
+            if isinstance(entity, Campaign)
+            else "AD_GROUP"
+            if isinstance(entity, AdGroup)
+            else "AD_GROUP_AD"
+        )
+        before = self.changes.pop(entity.resource_name, None)
+        change = Change(kind, status, at, entity) if before is None else before.merged(status, at)
+        self.changes[entity.resource_name] = change  # re-inserted: the dict is in time order
+
     # -- metrics -----------------------------------------------------------------------
     def days(self, lo: date | None, hi: date | None, now: datetime | None = None) -> list[date]:
         """Days with possible data: [history_start, today] narrowed to [lo, hi]."""
@@ -298,7 +341,10 @@ class AdsAccount:
         live = campaign.end is None or day < campaign.end
         if live and day >= campaign.start and (ad.created is None or day >= ad.created):
             if ad.removed is None or day < ad.removed:
-                out = generate_day(self.seed, ad.id, day, 1.0 / max(1, len(group.ads)))
+                # The group's delivery is shared by the ads it had that day, so an ad added
+                # later does not rewrite its siblings' history.
+                running = sum(1 for a in group.ads if a.created is None or a.created <= day)
+                out = generate_day(self.seed, ad.id, day, 1.0 / max(1, running))
         extra = ad.late.get(day)
         if extra is not None:
             out.add(extra)

@@ -25,6 +25,7 @@ FAILURE_KEY = "google.ads.googleads.v26.errors.googleadsfailure-bin"
 _STATUS = {
     "query_error": grpc.StatusCode.INVALID_ARGUMENT,
     "request_error": grpc.StatusCode.INVALID_ARGUMENT,
+    "change_status_error": grpc.StatusCode.INVALID_ARGUMENT,
     "authorization_error": grpc.StatusCode.PERMISSION_DENIED,
     "authentication_error": grpc.StatusCode.UNAUTHENTICATED,
     "quota_error": grpc.StatusCode.RESOURCE_EXHAUSTED,

@@ -172,6 +172,8 @@ class MetaAccount:
     ads: dict[str, MetaAd] = field(default_factory=dict)
     # (ad id, day, action type) -> (extra count, extra value in minor units)
     late: dict[tuple[str, date, str], tuple[int, int]] = field(default_factory=dict)
+    # (ad id, day) -> the action types of ``late`` on that day (kept by ``add_late``)
+    late_days: dict[tuple[str, date], set[str]] = field(default_factory=dict)
     call_budget: int = 200  # calls per rolling provider hour before code 17 / 2446079
 
     @property
@@ -259,11 +261,21 @@ class MetaAccount:
         self.ads[ad.id] = ad
         return ad
 
+    def add_late(self, key: tuple[str, date, str], value: tuple[int, int]) -> None:
+        """Set late conversions (``late[key] = value``), indexed by ad and day."""
+        self.late[key] = value
+        self.late_days.setdefault((key[0], key[1]), set()).add(key[2])
+
+    def late_on(self, ad_id: str, day: date) -> dict[str, tuple[int, int]]:
+        """The late conversions of one ad on one day, by action type."""
+        types = self.late_days.get((ad_id, day), ())
+        return {t: self.late[(ad_id, day, t)] for t in types}
+
     # -- numbers -------------------------------------------------------------------------
     def ad_day(self, ad: MetaAd, day: date) -> AdDay | None:
         """The ad's numbers on ``day`` (``None``: no delivery and no late conversion)."""
         key = derive_key(self.seed, "insights", ad.id, day.isoformat())
-        late = {t: v for (a, d, t), v in self.late.items() if a == ad.id and d == day}
+        late = self.late_on(ad.id, day)
         if unit(key, 0) < 0.08 and not late:  # some days an ad simply does not deliver
             return None
         impressions = 150 + int(unit(key, 8) * 4800)

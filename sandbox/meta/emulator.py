@@ -29,6 +29,7 @@ import math
 import re
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -57,6 +58,7 @@ from sandbox.meta.graph import (
     rate_limit_error,
 )
 from sandbox.meta.insights import compute_rows, parse_query
+from sandbox.meta.oauth import MetaOAuth
 from sandbox.protocol import Request, Response, json_response
 
 __all__ = ["API_VERSION", "SIZES", "MetaEmulator", "ReportRun", "TokenRecord"]
@@ -68,7 +70,12 @@ SCOPES = ("ads_read", "ads_management", "business_management", "read_insights")
 SIZES: dict[str, list[tuple[str, dict[str, Any]]]] = {
     "tiny": [("Acme Agency", {"owned": 1, "clients": 1, "campaigns": 1})],
     "small": [("Acme Agency", {"owned": 1, "clients": 2}), ("Globex", {"owned": 1, "clients": 0})],
-    "demo": [("Acme Agency", {"owned": 2, "clients": 4, "campaigns": 3})],
+    # The agency's business (its own accounts and its clients'), and a client's own business
+    # whose token the client connects itself (a per-client integration).
+    "demo": [
+        ("Acme Agency", {"owned": 2, "clients": 4, "campaigns": 3}),
+        ("Globex", {"owned": 1, "clients": 0, "campaigns": 2}),
+    ],
     "large": [("Bigco", {"owned": 5, "clients": 20, "campaigns": 5, "ads_per_adset": 4})],
 }
 _VERSION = re.compile(r"^v\d+\.\d+$")
@@ -164,11 +171,13 @@ class TokenRecord:
 
 @dataclass
 class ReportRun:
-    """An async insights job; ``script`` is the (async_status, percent) each poll shows."""
+    """An async insights job; ``script`` is the (async_status, percent) each poll shows.
+    ``rows`` computes its results (when first read: the emulator keeps the results of a few
+    runs only, so a large backfill does not hold every row it ever served)."""
 
     id: str
     account: MetaAccount
-    rows: list[dict[str, Any]]
+    rows: Callable[[], list[dict[str, Any]]]
     params: dict[str, Any]
     since: date
     until: date
@@ -177,6 +186,7 @@ class ReportRun:
     polls: int = 0
     shown: str = "Job Not Started"
     completed_at: datetime | None = None
+    unready_reads: int = 0  # reads answered 2601 although completed
 
     def poll(self, now: datetime) -> tuple[str, int]:
         status, percent = self.script[min(self.polls, len(self.script) - 1)]
@@ -224,11 +234,17 @@ class MetaEmulator:
         self.report_scripts: list[list[tuple[str, int]]] = []
         self.budget_window = 3600.0  # provider seconds
         self.app_call_budget: int | None = None
+        # Usage headers announce waits in real time (default) or, when True, in provider
+        # time as Meta would (a client then divides them by the time scale itself).
+        self.provider_time_headers = False
+        self._report_unready: list[int] = []
+        self._report_cache: OrderedDict[str, list[dict[str, Any]]] = OrderedDict()
         self._budgets: dict[str, _Budget] = {}
         self._app = _Budget()
         self._counter = 0
         self._base_url = ""
         self._lock = threading.RLock()
+        self.oauth = MetaOAuth(self)  # login dialog, code exchange, app removal
 
     # -- data ------------------------------------------------------------------------------
     def add_business(
@@ -396,7 +412,7 @@ class MetaEmulator:
             minor = round(float(value) * 10**account.decimals)
             key = (ad.id, day, action_type)
             old_count, old_value = account.late.get(key, (0, 0))
-            account.late[key] = (old_count + count, old_value + minor)
+            account.add_late(key, (old_count + count, old_value + minor))
             ad.updated_time = self.now()
 
     # -- throttling knobs ------------------------------------------------------------------
@@ -424,11 +440,14 @@ class MetaEmulator:
             budget.blocked_error = (code, subcode)
             budget.extra["usage"] = usage
 
-    def script_next_report(self, *steps: tuple[str, int]) -> None:
+    def script_next_report(self, *steps: tuple[str, int], unready_reads: int = 0) -> None:
         """The (async_status, percent) that successive polls of the next report run show,
-        e.g. ``("Job Running", 100), ("Job Completed", 100)`` or ``("Job Failed", 30)``."""
+        e.g. ``("Job Running", 100), ("Job Completed", 100)`` or ``("Job Failed", 30)``;
+        ``unready_reads`` more reads of its results answer 2601 / 1815107 even once it is
+        completed (the race between the status and the results)."""
         with self._lock:
             self.report_scripts.append(list(steps))
+            self._report_unready.append(unready_reads)
 
     def set_empty_pages(self, edge: str, *pages: int) -> None:
         """Answer page numbers ``pages`` (0 is the first) of ``edge`` (``adaccounts``,
@@ -442,6 +461,10 @@ class MetaEmulator:
 
     def env(self, base_url: str) -> dict[str, str]:
         return {"AOS_META_GRAPH_URL": base_url}
+
+    def oauth_env(self, base_url: str) -> dict[str, str]:
+        """The connect service's Meta setting (the login dialog) for this server."""
+        return {"AOS_META_DIALOG_URL": f"{base_url}/{API_VERSION}/dialog/oauth"}
 
     def _segments(self, request: Request) -> tuple[str | None, list[str]]:
         parts = [p for p in request.path.split("/") if p]
@@ -502,6 +525,8 @@ class MetaEmulator:
     def handle(self, request: Request, method: str) -> Response:
         headers: dict[str, str] = {}
         with self._lock:
+            if (consent := self.oauth.handle(request, self._segments(request)[1])) is not None:
+                return consent
             try:
                 payload = self._route(request, method, headers)
             except GraphError as error:
@@ -558,11 +583,16 @@ class MetaEmulator:
                 _kind(node), "ad"
             )
             query = parse_query(params, account.today(self.now()), level)
-            rows = compute_rows(account, ads, query, self.now())
             if method == "insights.async":
-                return self._start_report(account, rows, dict(params), query.since, query.until)
+                return self._start_report(
+                    account,
+                    lambda: compute_rows(account, ads, query, self.now()),
+                    dict(params),
+                    query.since,
+                    query.until,
+                )
             return page(
-                rows,
+                compute_rows(account, ads, query, self.now()),
                 params,
                 url=self._url(request),
                 empty_pages=frozenset(self.empty_pages.get("insights", ())),
@@ -749,7 +779,7 @@ class MetaEmulator:
     def _start_report(
         self,
         account: MetaAccount,
-        rows: list[dict[str, Any]],
+        rows: Callable[[], list[dict[str, Any]]],
         params: dict[str, Any],
         since: date,
         until: date,
@@ -757,6 +787,7 @@ class MetaEmulator:
         self._counter += 1
         run_id = str(10**15 + derive_key(self.seed, "report", self._counter) % (9 * 10**15))
         script = self.report_scripts.pop(0) if self.report_scripts else list(_DEFAULT_SCRIPT)
+        unready = self._report_unready.pop(0) if self._report_unready else 0
         self.report_runs[run_id] = ReportRun(
             id=run_id,
             account=account,
@@ -766,8 +797,18 @@ class MetaEmulator:
             until=until,
             script=script,
             created=self.now(),
+            unready_reads=unready,
         )
         return {"report_run_id": run_id}
+
+    def _report_rows(self, run: ReportRun) -> list[dict[str, Any]]:
+        rows = self._report_cache.pop(run.id, None)
+        if rows is None:
+            rows = run.rows()
+        self._report_cache[run.id] = rows
+        while len(self._report_cache) > 2:
+            self._report_cache.popitem(last=False)
+        return rows
 
     def _report_run(
         self,
@@ -782,7 +823,10 @@ class MetaEmulator:
             raise _no_object(run_id)
         self._spend_call(run.account, headers, insights=True)
         if method == "report_run.insights":
-            if run.shown != "Job Completed":
+            unready = run.shown == "Job Completed" and run.unready_reads > 0
+            if unready:
+                run.unready_reads -= 1
+            if run.shown != "Job Completed" or unready:
                 raise GraphError(
                     2601,
                     "Error accessing adreport job.",
@@ -794,7 +838,7 @@ class MetaEmulator:
                     "fetching the data.",
                 )
             return page(
-                run.rows,
+                self._report_rows(run),
                 request.params,
                 url=self._url(request),
                 empty_pages=frozenset(self.empty_pages.get("insights", ())),
@@ -862,7 +906,8 @@ class MetaEmulator:
             if self.app_call_budget is None
             else min(100, round(app.used * 100 / max(1, self.app_call_budget)))
         )
-        minutes = math.ceil(wait / 60) if wait > 0 else 0
+        announced = wait * self.scale.factor if self.provider_time_headers else wait
+        minutes = math.ceil(announced / 60) if wait > 0 else 0
         use_case = "ads_insights" if insights else "ads_management"
         if error is not None and error.code in BUC_TYPES:
             use_case = BUC_TYPES[error.code][0]
@@ -884,7 +929,7 @@ class MetaEmulator:
         headers["x-ad-account-usage"] = json.dumps(
             {
                 "acc_id_util_pct": float(pct),
-                "reset_time_duration": self.scale.retry_after(wait) if wait > 0 else 0,
+                "reset_time_duration": self.scale.retry_after(announced) if wait > 0 else 0,
                 "ads_api_access_tier": "standard_access",
             },
             separators=(",", ":"),

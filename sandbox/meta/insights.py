@@ -305,7 +305,7 @@ def compute_rows(
 
 
 def _has_late(account: MetaAccount, ad: MetaAd, day: date) -> bool:
-    return any(a == ad.id and d == day for a, d, _ in account.late)
+    return bool(account.late_on(ad.id, day))
 
 
 def _ratio(numerator: float, denominator: float, digits: int = 6) -> str:

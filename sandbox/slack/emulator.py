@@ -17,7 +17,15 @@ from sandbox.faults import Fault
 from sandbox.ids import derive_key, make_id
 from sandbox.protocol import Request, Response, json_response
 from sandbox.slack.methods import METHODS, SlackError
-from sandbox.slack.oauth import BOT_SCOPES, OAuthError, SlackApp, TokenStore, oauth_v2_access
+from sandbox.slack.oauth import (
+    AUTHORIZE_PATH,
+    BOT_SCOPES,
+    OAuthError,
+    SlackApp,
+    SlackConsent,
+    TokenStore,
+    oauth_v2_access,
+)
 from sandbox.slack.workspace import SlackWorkspace
 
 __all__ = ["SIZES", "SlackEmulator"]
@@ -96,6 +104,7 @@ class SlackEmulator:
             client_secret=f"{derive_key(seed, 'secret'):016x}{derive_key(seed, 'secret2'):016x}",
         )
         self.workspaces: dict[str, SlackWorkspace] = {}
+        self.consent = SlackConsent(self.app, self.tokens)  # install screen, auth.revoke
         self._lock = threading.Lock()
 
     # -- workspaces --------------------------------------------------------------------
@@ -147,6 +156,10 @@ class SlackEmulator:
     # -- Provider protocol -------------------------------------------------------------
     def env(self, base_url: str) -> dict[str, str]:
         return {"AOS_SLACK_API_URL": f"{base_url}/api/"}
+
+    def oauth_env(self, base_url: str) -> dict[str, str]:
+        """The connect service's Slack settings (the install screen) for this server."""
+        return {"AOS_SLACK_AUTHORIZE_URL": base_url + AUTHORIZE_PATH}
 
     def api_method(self, request: Request) -> str:
         return (
@@ -217,6 +230,10 @@ class SlackEmulator:
     def handle(self, request: Request, method: str) -> Response:
         if method == "oauth.v2.access":
             return self._oauth(request)
+        if request.path == AUTHORIZE_PATH:
+            return self.consent.authorize(request.params, self.workspaces)
+        if method == "auth.revoke":
+            return json_response(self.consent.revoke(_bearer(request)))
         handler = METHODS.get(method)
         if handler is None:
             return json_response({"ok": False, "error": "unknown_method"})
@@ -250,6 +267,11 @@ class SlackEmulator:
 
     def _oauth(self, request: Request) -> Response:
         def redeem(code: str) -> dict[str, Any] | None:
+            installed = self.consent.exchange(
+                code, request.params, lambda team: self.workspaces[team].redeem()
+            )
+            if installed is not None:
+                return installed
             record = self.tokens.consume(code, "code") if code else None
             return None if record is None else self.workspaces[record.team_id].redeem()
 

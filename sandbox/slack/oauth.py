@@ -5,6 +5,12 @@ a new ``xoxe.xoxb-`` access token (12 h) *and* a new ``xoxe-1-`` refresh token, 
 refresh token is dead from then on. Reusing it -- e.g. two workers refreshing at once -- gets
 ``invalid_refresh_token``, which is exactly the failure a row lock in the vault prevents.
 The old access token stays valid until it expires, as on Slack.
+
+:class:`SlackConsent` is the install screen (``GET /oauth/v2/authorize``): the test user's
+answer comes from its knobs (:mod:`sandbox.consent`; ``user`` is the team id of the workspace
+the browser is signed into), the code it hands out is bound to the ``redirect_uri`` and to the
+scopes granted, and ``auth.revoke`` uninstalls the app as Slack does (every token of the
+workspace answers ``token_revoked`` from then on).
 """
 
 from __future__ import annotations
@@ -17,11 +23,16 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from sandbox.consent import CodeBook, ConsentKnobs, PendingCode, error_page, redirect
+from sandbox.protocol import Response
+
 __all__ = [
     "ACCESS_TOKEN_TTL",
     "BOT_SCOPES",
     "OAuthError",
+    "AUTHORIZE_PATH",
     "SlackApp",
+    "SlackConsent",
     "TokenRecord",
     "TokenStore",
     "client_credentials",
@@ -29,6 +40,7 @@ __all__ = [
 ]
 
 ACCESS_TOKEN_TTL = 43_200
+AUTHORIZE_PATH = "/oauth/v2/authorize"
 BOT_SCOPES = "channels:history,channels:join,channels:read,groups:history,groups:read,team:read,users:read,users:read.email"
 
 
@@ -139,3 +151,76 @@ def oauth_v2_access(
     if result is None:
         raise OAuthError("invalid_code")
     return result
+
+
+class SlackConsent:
+    """The install screen and the revocation of installs."""
+
+    def __init__(self, app: SlackApp, tokens: TokenStore) -> None:
+        self.app = app
+        self.tokens = tokens
+        self.knobs = ConsentKnobs()
+        self.codes = CodeBook("")
+        self.revoked: list[str] = []  # team ids whose install ``auth.revoke`` removed
+
+    def authorize(self, params: Mapping[str, Any], teams: Mapping[str, Any]) -> Response:
+        self.knobs.screens += 1
+        if str(params.get("client_id") or "") != self.app.client_id:
+            return error_page(400, "Invalid client_id parameter", "no such app")
+        uri = str(params.get("redirect_uri") or "")
+        if not self.knobs.accepts(uri):
+            return error_page(400, "redirect_uri did not match any configured URIs", uri)
+        state = str(params.get("state") or "")
+        back = {"state": state} if state else {}
+        team = self.knobs.user
+        if self.knobs.deny or team not in teams:
+            return redirect(uri, {"error": "access_denied", **back})
+        bot = [x for x in str(params.get("scope") or "").split(",") if x]
+        user = [x for x in str(params.get("user_scope") or "").split(",") if x]
+        granted = [x for x in bot if x not in self.knobs.withhold]
+        granted_user = [x for x in user if x not in self.knobs.withhold]
+        code = self.codes.issue(
+            PendingCode(
+                str(team),
+                self.app.client_id,
+                uri,
+                tuple(granted),
+                extra={"user_scope": ",".join(granted_user)},
+            )
+        )
+        code = f"{str(team)[1:]}.{code}"
+        return redirect(uri, back | {"code": code})
+
+    def exchange(
+        self, code: str, params: Mapping[str, Any], install: Callable[[str], dict[str, Any]]
+    ) -> dict[str, Any] | None:
+        """``oauth.v2.access`` for a code of this screen: ``install(team_id)`` issues the bot
+        token; the answer is narrowed to what was granted. ``None``: not one of our codes."""
+        pending = self.codes.redeem(code.partition(".")[2]) if "." in code else None
+        if pending is None:
+            return None
+        if str(params.get("redirect_uri") or "") != pending.redirect_uri:
+            raise OAuthError("bad_redirect_uri")
+        answer = install(pending.subject)
+        answer["scope"] = ",".join(pending.scopes)
+        if pending.extra.get("user_scope"):
+            user_token = "xoxp-" + code.rpartition(".")[2][:40]
+            self.tokens.issue(user_token, TokenRecord(pending.subject, "access"))
+            answer["authed_user"] = {
+                **answer.get("authed_user", {}),
+                "scope": pending.extra["user_scope"],
+                "access_token": user_token,
+                "token_type": "user",
+            }
+        return answer
+
+    def revoke(self, token: str) -> dict[str, Any]:
+        """``auth.revoke``: the app is uninstalled from the token's workspace."""
+        record = self.tokens.get(token) if token else None
+        if record is None:
+            return {"ok": False, "error": "invalid_auth"}
+        if record.revoked:
+            return {"ok": False, "error": "token_revoked"}
+        self.tokens.revoke_team(record.team_id)
+        self.revoked.append(record.team_id)
+        return {"ok": True, "revoked": True}

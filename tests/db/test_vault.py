@@ -213,6 +213,9 @@ def test_token_bundle_masks_values(caplog: pytest.LogCaptureFixture) -> None:
         (f"{KEY_A},{KEY_A}", "'a' appears twice"),
         ("bad kid:" + _b64(KEY_A), "invalid key id"),
     ],
+    # Fixed ids: the values hold generated keys, which must not name a test (nor differ
+    # between the processes of a parallel run).
+    ids=["empty", "no-colon", "not-base64", "short-key", "twice", "bad-kid"],
 )
 def test_keyring_rejects_malformed_values(value: str, message: str) -> None:
     with pytest.raises(VaultError, match=message) as err:

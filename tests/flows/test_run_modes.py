@@ -483,3 +483,16 @@ def test_gmail_backfill_window_reads_only_its_window(gworld: gm.GmailWorld) -> N
         _gmail_messages(gworld, "window"),
     )
     assert _cursors(gworld, iid)["messages/"] == incremental, "the incremental cursor is untouched"
+
+
+def test_the_trigger_is_worked_out_not_asked_for() -> None:
+    """The ledger's ``trigger`` comes from who asks and from the command line's marker, so the
+    flows need no ``trigger`` parameter (the Prefect Run form must not offer it)."""
+    from flows.provider_sync import run_trigger, started_by
+
+    assert run_trigger("scheduler:7") == "schedule"
+    assert run_trigger("ann@acme.test") == "manual"
+    with started_by("cli"):
+        assert run_trigger("ann@acme.test") == "cli"
+        assert run_trigger("scheduler:7") == "schedule"
+    assert run_trigger("ann@acme.test") == "manual"

@@ -8,6 +8,11 @@ Expected rows are built from the emulator's own objects (its ads tree and
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -19,9 +24,12 @@ import sqlalchemy as sa
 
 from db import engine as db_engine
 from db import schema, tenancy
-from flows import sync_meta_ads
-from sandbox.meta import MetaBusiness, MetaEmulator
+from db.rbac import PermissionDenied
+from flows import backfill, sync_meta_ads
+from sandbox.meta import MetaBusiness, MetaEmulator, ReportRun
 from sandbox.meta.data import MetaAccount
+from sandbox.meta.insights import _broken_down
+from tasks.sync import ReauthRequired
 from tests.flows.conftest import World, seeded_world
 
 CONVERSION_TYPES = {
@@ -45,10 +53,20 @@ class MetaWorld(World):
         assert isinstance(emulator, MetaEmulator)
         return emulator
 
-    def add_meta(self, key: str, *, config: dict[str, Any] | None = None) -> int:
+    def add_meta(
+        self, key: str, *, config: dict[str, Any] | None = None, **business_kwargs: Any
+    ) -> int:
         """An agency-wide integration over a business with one owned and two client ad
-        accounts: globex's listed as ``act_<id>``, initech's as the bare id."""
-        business = self.meta.add_business("Acme Agency", owned=1, clients=2)
+        accounts: globex's listed as ``act_<id>``, initech's as the bare id. The sandbox
+        runs provider minutes in seconds: the connector follows (``rate_scale``) and polls
+        report runs quickly."""
+        config = {
+            "rate_scale": self.sandbox.time_scale,
+            "poll_interval": 0.02,
+            "max_poll_interval": 0.1,
+            **(config or {}),
+        }
+        business = self.meta.add_business("Acme Agency", owned=1, clients=2, **business_kwargs)
         first, second = business.clients
         with self.engine.begin() as conn:
             for name, ids in (("globex", [first.id]), ("initech", [second.account_id])):
@@ -63,7 +81,7 @@ class MetaWorld(World):
                 "meta_ads",
                 f"meta-{key}",
                 external_account_id=business.id,
-                config=config or {},
+                config=config,
             )
             db_engine.default_vault().put(conn, iid, dict(business.credentials))
         self.integrations[key] = iid
@@ -127,7 +145,9 @@ def insight_truth(account: MetaAccount, since: date) -> dict[tuple[Any, ...], tu
     return rows
 
 
-def truth(business: MetaBusiness) -> dict[str, dict[tuple[Any, ...], tuple[Any, ...]]]:
+def truth(
+    business: MetaBusiness, days: int = FIRST_SYNC_DAYS
+) -> dict[str, dict[tuple[Any, ...], tuple[Any, ...]]]:
     accounts = business.accounts
     out: dict[str, dict[tuple[Any, ...], tuple[Any, ...]]] = {
         "meta_ad_accounts": {
@@ -168,7 +188,7 @@ def truth(business: MetaBusiness) -> dict[str, dict[tuple[Any, ...], tuple[Any, 
                 _time(ad.created_time),
                 _time(ad.updated_time),
             )
-        since = _today(a) - timedelta(days=FIRST_SYNC_DAYS)
+        since = _today(a) - timedelta(days=days)
         out["meta_ad_insights_daily"].update(insight_truth(a, since))
     return out
 
@@ -218,10 +238,12 @@ COLUMNS = {
 }
 
 
-def stored(engine: sa.Engine, iid: int) -> dict[str, dict[tuple[Any, ...], tuple[Any, ...]]]:
+def stored(
+    engine: sa.Engine, iid: int, columns_of: dict[str, Any] = COLUMNS
+) -> dict[str, dict[tuple[Any, ...], tuple[Any, ...]]]:
     out = {}
     with engine.connect() as conn:
-        for name, (key, columns) in COLUMNS.items():
+        for name, (key, columns) in columns_of.items():
             table = schema.metadata.tables[name]
             query = sa.select(*[table.c[k] for k in key], *[table.c[c] for c in columns]).where(
                 table.c.integration_id == iid, table.c.deleted_at.is_(None)
@@ -230,10 +252,17 @@ def stored(engine: sa.Engine, iid: int) -> dict[str, dict[tuple[Any, ...], tuple
     return out
 
 
-def assert_stored_is_truth(world: MetaWorld, iid: int) -> None:
+def assert_stored_is_truth(world: MetaWorld, iid: int, days: int = FIRST_SYNC_DAYS) -> None:
     assert world.business is not None
-    want, got = truth(world.business), stored(world.engine, iid)
-    for table in COLUMNS:
+    want, got = truth(world.business, days), stored(world.engine, iid)
+    assert_same(want, got)
+
+
+def assert_same(
+    want: dict[str, dict[tuple[Any, ...], tuple[Any, ...]]],
+    got: dict[str, dict[tuple[Any, ...], tuple[Any, ...]]],
+) -> None:
+    for table in want:
         missing = want[table].keys() - got[table].keys()
         extra = got[table].keys() - want[table].keys()
         wrong = {
@@ -357,3 +386,419 @@ def test_incremental_rereads_the_lookback_and_late_conversions(world: MetaWorld)
     got = stored(world.engine, iid)["meta_ad_insights_daily"]
     differ = {k for k in want.keys() & got.keys() if want[k] != got[k]}
     assert differ == {(ad.id, outside)} and want.keys() == got.keys()
+
+
+# -- async report runs ------------------------------------------------------------------------
+def jobs(world: MetaWorld) -> list[ReportRun]:
+    """The report runs the emulator started, oldest first."""
+    return list(world.meta.report_runs.values())
+
+
+def job_range(job: ReportRun) -> tuple[int, str | None]:
+    """(days, campaign filter) of a job."""
+    rules = json.loads(job.params["filtering"]) if job.params.get("filtering") else []
+    campaigns = [r["value"] for r in rules if r["field"] == "campaign.id"]
+    return (job.until - job.since).days + 1, json.dumps(campaigns[0]) if campaigns else None
+
+
+def run_log(world: MetaWorld, run_id: str) -> list[tuple[str, int]]:
+    """(method, status) of every request about one report run, in order."""
+    return [
+        (e.method, e.status)
+        for e in world.sandbox.log.entries()
+        if e.method.startswith("report_run") and e.path.strip("/").split("/")[1] == run_id
+    ]
+
+
+def test_async_jobs_wait_for_completed_and_reread_2601_without_a_new_job(
+    world: MetaWorld,
+) -> None:
+    # 11 days > sync_max_days: the first sync goes through one report run per account.
+    iid = world.add_meta("async", config={"initial_days": 10, "sync_max_days": 5})
+    world.meta.script_next_report(
+        ("Job Running", 100), ("Job Running", 100), ("Job Completed", 100), unready_reads=1
+    )
+    result = sync_meta_ads(integration_id=iid, requested_by=world.users["owner"])
+    assert result["status"] == "succeeded"
+    assert_stored_is_truth(world, iid, days=10)
+    assert world.business is not None
+    started = jobs(world)
+    assert [j.account.id for j in started] == [a.id for a in world.business.accounts]
+    assert world.sandbox.log.count(method="insights.async") == 3
+    assert world.sandbox.log.count(method="insights") == 0  # nothing read synchronously
+    # 100% while running is waited out; the results are read only after "Job Completed",
+    # and the 2601 answer then is read again from the same job.
+    first = started[0].id
+    assert run_log(world, first) == [
+        ("report_run", 200),
+        ("report_run", 200),
+        ("report_run", 200),
+        ("report_run.insights", 400),
+        ("report_run.insights", 200),
+    ]
+
+
+def test_failed_and_skipped_jobs_are_retried_then_split_down_to_campaigns(
+    world: MetaWorld,
+) -> None:
+    iid = world.add_meta("split", config={"initial_days": 1, "sync_max_days": 1})
+    failed, skipped = ("Job Failed", 30), ("Job Skipped", 0)
+    for script in (failed, skipped, failed, failed):  # the 2-day job, then its first day
+        world.meta.script_next_report(script)
+    result = sync_meta_ads(integration_id=iid, requested_by=world.users["owner"])
+    assert result["status"] == "succeeded"
+    assert_stored_is_truth(world, iid, days=1)
+    assert world.business is not None
+    account = world.business.accounts[0]
+    campaigns = list(account.campaigns)
+    mine = [job_range(j) for j in jobs(world) if j.account is account]
+    assert (
+        mine
+        == [
+            (2, None),  # failed
+            (2, None),  # retried once: skipped
+            (1, None),  # split: the first day failed ...
+            (1, None),  # ... twice
+            (1, json.dumps(campaigns[:1])),  # so it is split by campaigns
+            (1, json.dumps(campaigns[1:])),
+            (1, None),  # the second day
+        ]
+    )
+    warnings = result["streams"]["insights_daily"]["warnings"]
+    assert any("split into 2" in w for w in warnings)
+
+
+def test_a_stuck_job_is_split(world: MetaWorld) -> None:
+    iid = world.add_meta(
+        "stuck", config={"initial_days": 3, "sync_max_days": 1, "job_timeout": 0.5}
+    )
+    world.meta.script_next_report(("Job Running", 40))  # never completes
+    result = sync_meta_ads(integration_id=iid, requested_by=world.users["owner"])
+    assert result["status"] == "succeeded"
+    assert_stored_is_truth(world, iid, days=3)
+    assert world.business is not None
+    account = world.business.accounts[0]
+    mine = [j for j in jobs(world) if j.account is account]
+    assert [job_range(j)[0] for j in mine] == [4, 2, 2]
+    assert mine[0].polls >= 3 and mine[0].shown == "Job Running"
+    assert not any(m == "report_run.insights" for m, _ in run_log(world, mine[0].id))
+
+
+# -- throttling -------------------------------------------------------------------------------
+def account_requests(world: MetaWorld, node: str) -> list[tuple[datetime, int, str]]:
+    """(time, status, method) of every request naming ad account ``node``."""
+    return [
+        (e.at, e.status, e.method)
+        for e in world.sandbox.log.entries(provider="meta")
+        if e.path.strip("/").split("/")[1:2] == [node]
+    ]
+
+
+def test_a_throttled_account_pauses_for_the_headers_time_while_others_go_on(
+    world: MetaWorld,
+) -> None:
+    iid = world.add_meta("throttle", config={"initial_days": 5})
+    assert world.business is not None
+    throttled, *others = world.business.accounts
+    world.meta.provider_time_headers = True  # headers in Meta's minutes; rate_scale follows
+    world.meta.throttle(throttled.id, code=17, subcode=2446079, minutes=3)  # 3 s here
+    blocked_until = datetime.now(UTC) + timedelta(seconds=3)
+    result = sync_meta_ads(integration_id=iid, requested_by=world.users["owner"])
+    assert result["status"] == "succeeded"
+    assert_stored_is_truth(world, iid, days=5)
+    assert result["streams"]["campaigns"]["rate_limited"] == 1
+
+    calls = account_requests(world, throttled.id)
+    refused = [c for c in calls if c[1] == 400]
+    assert len(refused) == 1 and refused[0][2] == "campaigns"
+    retry = calls[calls.index(refused[0]) + 1]
+    # The headers said how long the block still lasted (whole Meta minutes, a second each
+    # here): the account called again once it was over -- not before (a second refusal),
+    # and not much after (the rounding up to a minute, plus up to 10% jitter).
+    assert blocked_until <= retry[0] < blocked_until + timedelta(seconds=1.1 + 0.5)
+    # Meanwhile the other accounts were read: their campaigns, at least, in the pause.
+    for account in others:
+        during = [c for c in account_requests(world, account.id) if refused[0][0] < c[0] < retry[0]]
+        assert any(c[2] == "campaigns" and c[1] == 200 for c in during), account.id
+
+
+def test_a_pause_longer_than_the_budget_ends_the_account_and_the_next_run_resumes(
+    world: MetaWorld,
+) -> None:
+    iid = world.add_meta(
+        "budget", config={"throttle_budget": 5, "initial_days": 60, "chunk_days": 20}
+    )
+    assert world.business is not None
+    throttled = world.business.accounts[1]
+    world.meta.provider_time_headers = True
+    # Enough calls for the three listings and about one report run, then code 17 / 2446079
+    # until the end of the emulator's hour (a minute here): far past the run's budget.
+    world.meta.set_call_budget(throttled.id, 9)
+    first = sync_meta_ads(integration_id=iid, requested_by=world.users["owner"])
+    assert first["status"] == "succeeded"
+    warnings = first["streams"]["insights_daily"]["warnings"]
+    assert any(throttled.id in w and "resumes" in w for w in warnings), warnings
+    with world.engine.connect() as conn:
+        saved = conn.execute(
+            sa.select(schema.sync_state.c.cursor).where(
+                schema.sync_state.c.integration_id == iid,
+                schema.sync_state.c.stream == "insights_daily",
+                schema.sync_state.c.partition == throttled.account_id,
+            )
+        ).scalar_one()
+    stopped_at = date.fromisoformat(saved["through"])
+    assert stopped_at < _today(throttled)  # it got part of the way
+    others = [a for a in world.business.accounts if a is not throttled]
+    want, got = truth(world.business, 60), stored(world.engine, iid)
+    for table in ("meta_ad_insights_daily",):
+        for account in others:
+            mine = {k: v for k, v in want[table].items() if v[0] == account.account_id}
+            assert {k: got[table][k] for k in mine if k in got[table]} == mine
+
+    world.meta.set_call_budget(throttled.id, 10_000)
+    world.meta.throttle(throttled.id, minutes=0)  # the hour is over
+    world.meta.report_runs.clear()
+    second = sync_meta_ads(integration_id=iid, requested_by=world.users["owner"])
+    assert second["status"] == "succeeded"
+    assert_stored_is_truth(world, iid, days=60)
+    # It carried on from its cursor (with the lookback), not from its first day again.
+    resumed = [j.since for j in jobs(world) if j.account is throttled]
+    lookback = _today(throttled) - timedelta(days=LOOKBACK_DAYS)
+    assert min(resumed) == min(stopped_at + timedelta(days=1), lookback)
+
+
+# -- tokens -------------------------------------------------------------------------------------
+def test_a_token_expiring_in_5_days_warns_and_the_run_succeeds(world: MetaWorld) -> None:
+    iid = world.add_meta("expiring", config={"initial_days": 2})
+    assert world.business is not None
+    token = world.meta.issue_token(world.business, kind="USER", lifetime=timedelta(days=5))
+    with world.engine.begin() as conn:
+        db_engine.default_vault().put(conn, iid, {"access_token": token.token})
+    result = sync_meta_ads(integration_id=iid, requested_by=world.users["owner"])
+    assert result["status"] == "succeeded"
+    assert_stored_is_truth(world, iid, days=2)
+    [warning] = result["warnings"]
+    assert "Meta Ads access token expires in 5 days" in warning and "7-day" in warning
+    assert token.token not in warning
+    with world.engine.connect() as conn:
+        integ = tenancy.get_integration(conn, iid)
+    assert integ.status == "connected" and integ.status_reason == warning
+    assert world.sandbox.log.entries()[0].method == "debug_token"
+    # The expiry is kept with the credential: `aos-sync status` shows it.
+    from db.health import integration_health
+
+    with world.engine.connect() as conn:
+        rows = integration_health(conn, datetime.now(UTC), {}, agency_id=world.agency_id)
+    [health] = [h for h in rows if h.integration_id == iid]
+    assert health.token_expires_at is not None
+    left = health.token_expires_at - datetime.now(UTC)
+    assert timedelta(days=4) < left <= timedelta(days=5)
+
+
+@pytest.mark.parametrize("when", ["before", "during"])
+def test_code_190_marks_needs_reauth_with_a_clear_message(world: MetaWorld, when: str) -> None:
+    iid = world.add_meta(f"revoked-{when}", config={"initial_days": 2})
+    assert world.business is not None
+    token = world.business.credentials["access_token"]
+    if when == "before":
+        world.meta.expire_token(token)  # 190 / 463
+    else:  # invalidated while the run lists campaigns: 190 / 460
+        world.sandbox.faults.add("meta", kind="revoked", method="campaigns", times=1)
+    with pytest.raises(ReauthRequired, match="needs re-authorisation") as caught:
+        sync_meta_ads(integration_id=iid, requested_by=world.users["owner"])
+    message = str(caught.value)
+    assert "Meta" in message and "access token" in message and "reconnect" in message
+    assert token not in message
+    with world.engine.connect() as conn:
+        integ = tenancy.get_integration(conn, iid)
+    assert integ.status == "needs_reauth"
+    assert "190" in (integ.status_reason or "") and token not in (integ.status_reason or "")
+    calls = world.sandbox.log.entries(method="campaigns")
+    assert len(calls) == (0 if when == "before" else 1)
+
+
+# -- breakdowns -------------------------------------------------------------------------------
+BREAKDOWN_COLUMNS = {
+    "meta_ad_insights_breakdown_daily": (
+        ("ad_id", "date_start", "breakdown", "age", "gender", "country", "publisher_platform"),
+        ("account_id", "impressions", "clicks", "reach", "spend", "conversions", "currency"),
+    )
+}
+
+
+def breakdown_truth(
+    business: MetaBusiness, sets: list[tuple[str, ...]], days: int
+) -> dict[tuple[Any, ...], tuple[Any, ...]]:
+    rows: dict[tuple[Any, ...], tuple[Any, ...]] = {}
+    for account in business.accounts:
+        today = _today(account)
+        for ad in account.ads.values():
+            day = today - timedelta(days=days)
+            while day <= today:
+                numbers = account.ad_day(ad, day)
+                if ad.delivers_on(day, today) and numbers is not None:
+                    for dims in sets:
+                        for bucket, part in _broken_down(numbers, dims):
+                            if part.impressions == 0 and not part.actions:
+                                continue
+                            named = dict(zip(dims, bucket, strict=True))
+                            key = (
+                                ad.id,
+                                day,
+                                ",".join(dims),
+                                *(
+                                    named.get(d, "")
+                                    for d in ("age", "gender", "country", "publisher_platform")
+                                ),
+                            )
+                            conversions = sum(
+                                (
+                                    w.get("value", 0)
+                                    for t, w in part.actions.items()
+                                    if t in CONVERSION_TYPES
+                                ),
+                                0,
+                            )
+                            rows[key] = (
+                                account.account_id,
+                                part.impressions,
+                                part.clicks,
+                                part.reach,
+                                Decimal(account.money(part.spend)),
+                                Decimal(conversions),
+                                account.currency,
+                            )
+                day += timedelta(days=1)
+    return rows
+
+
+def test_opt_in_breakdowns_land_their_own_rows_never_in_the_daily_table(
+    world: MetaWorld,
+) -> None:
+    sets = [("age", "gender"), ("country",)]
+    iid = world.add_meta(
+        "breakdowns",
+        config={"initial_days": 3, "breakdowns": [["gender", "age"], ["country"]]},
+        campaigns=1,
+    )
+    result = sync_meta_ads(integration_id=iid, requested_by=world.users["owner"])
+    assert result["status"] == "succeeded"
+    assert world.business is not None
+    want = {"meta_ad_insights_breakdown_daily": breakdown_truth(world.business, sets, 3)}
+    assert len(want["meta_ad_insights_breakdown_daily"]) > 100
+    assert_same(want, stored(world.engine, iid, BREAKDOWN_COLUMNS))
+    assert_stored_is_truth(world, iid, days=3)  # the daily table is untouched by them
+    asked = {e.params.get("breakdowns") for e in world.sandbox.log.entries(method="insights")}
+    assert asked == {None, "age,gender", "country"}
+    # An integration without breakdowns reads none.
+    plain = world.add_meta("plain", config={"initial_days": 3})
+    world.sandbox.log.clear()
+    assert (
+        sync_meta_ads(integration_id=plain, requested_by=world.users["owner"])["streams"][
+            "insights_breakdown"
+        ]["fetched"]
+        == 0
+    )
+    assert {e.params.get("breakdowns") for e in world.sandbox.log.entries()} == {None}
+
+
+# -- crashes, permissions, backfills ----------------------------------------------------------
+def _count(engine: sa.Engine, table: str, iid: int) -> int:
+    rows = schema.metadata.tables[table]
+    with engine.connect() as conn:
+        query = sa.select(sa.func.count()).select_from(rows).where(rows.c.integration_id == iid)
+        return int(conn.execute(query).scalar_one())
+
+
+def test_sigkill_mid_sync_then_rerun_equals_truth(world: MetaWorld) -> None:
+    # The loader commits every 10 s of a slow API: report pages at 0.3 s each, 20 rows a
+    # page, make the first commit land while most of the insights are still to come.
+    iid = world.add_meta("kill", config={"page_limit": 20})
+    world.sandbox.faults.add(
+        "meta", kind="slow", method="report_run.insights", rate=1.0, seconds=0.3
+    )
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "cli.main",
+            "sync",
+            "meta_ads",
+            "--integration",
+            str(iid),
+            "--as",
+            world.users["owner"],
+        ],
+        env=world.env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline and proc.poll() is None:
+        if _count(world.engine, "meta_ad_insights_daily", iid) > 0:
+            break
+        time.sleep(0.05)
+    assert proc.poll() is None, f"worker ended before it could be killed: {proc.stdout.read()!r}"  # type: ignore[union-attr]
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert world.business is not None
+    total = len(truth(world.business)["meta_ad_insights_daily"])
+    partial = _count(world.engine, "meta_ad_insights_daily", iid)
+    assert 0 < partial < total
+    world.sandbox.faults.clear()
+
+    result = sync_meta_ads(integration_id=iid, requested_by=world.users["owner"])
+    assert result["status"] == "succeeded"
+    assert_stored_is_truth(world, iid)
+    assert _count(world.engine, "meta_ad_insights_daily", iid) == total  # no duplicates
+    with world.engine.connect() as conn:
+        statuses = conn.execute(
+            sa.text(
+                "SELECT string_agg(status, ',' ORDER BY id) FROM sync_run WHERE integration_id = :i"
+            ),
+            {"i": iid},
+        ).scalar_one()
+    assert statuses in ("running,succeeded", "failed,succeeded")
+
+
+@pytest.mark.parametrize("who", ["reader", "rival"])
+def test_denied_before_any_request(world: MetaWorld, who: str) -> None:
+    iid = world.add_meta("deny")
+    principal = world.other_agency_user if who == "rival" else world.users["reader"]
+    world.sandbox.log.clear()
+    with pytest.raises(PermissionDenied, match=principal):
+        sync_meta_ads(integration_id=iid, requested_by=principal)
+    assert len(world.sandbox.log) == 0
+    assert _count(world.engine, "meta_ad_insights_daily", iid) == 0
+
+
+def test_backfill_reads_daily_insights_through_report_runs(world: MetaWorld) -> None:
+    iid = world.add_meta("backfill", config={"initial_days": 3})
+    assert sync_meta_ads(integration_id=iid, requested_by=world.users["owner"])["status"] == (
+        "succeeded"
+    )
+    assert world.business is not None
+    account = world.business.accounts[0]
+    today = _today(account)
+    start, end = today - timedelta(days=40), today - timedelta(days=26)
+    world.sandbox.log.clear()
+    world.meta.report_runs.clear()
+    result = backfill(
+        integration_id=iid, start=start, end=end, requested_by=world.users["owner"], chunk_days=7
+    )
+    assert result["status"] == "succeeded"
+    # Two chunks of 7 days, each one report run per account; nothing read synchronously.
+    assert world.sandbox.log.count(method="insights") == 0
+    ranges = sorted({(j.since, j.until) for j in jobs(world)})
+    assert len(jobs(world)) == 2 * len(world.business.accounts)
+    assert {r[1] - r[0] for r in ranges} == {timedelta(days=6)}
+    # The window now holds the truth (and the first sync's days are as they were).
+    want = truth(world.business, 45)["meta_ad_insights_daily"]
+    got = stored(world.engine, iid)["meta_ad_insights_daily"]
+    window = {
+        k: v
+        for k, v in want.items()
+        if start <= k[1] < end or k[1] >= _today(world.meta.account(v[0])) - timedelta(days=3)
+    }
+    assert got == window

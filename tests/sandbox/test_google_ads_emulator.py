@@ -11,6 +11,7 @@ import os
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from google.ads.googleads.client import GoogleAdsClient
@@ -354,3 +355,148 @@ def test_mutations_new_entities_removal_and_late_conversions(sb: Running) -> Non
     after = sb.stream(acc, q)[0].metrics.conversions
     assert after == pytest.approx(before + 5)
     assert after == pytest.approx(acc.campaign_day(old, day).conversions)
+
+
+def test_a_sandbox_hosts_it_beside_gmail_on_one_google_oauth(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from sandbox import Sandbox
+
+    with Sandbox(providers=("gmail", "google_ads"), seed=3, time_scale=10) as sb:
+        ads = sb.google_ads
+        manager = ads.populate("tiny")
+        env = sb.env
+        for key, value in env.items():
+            monkeypatch.setenv(key, value)
+        # One OAuth store: the token URL the project is given is Gmail's server, and an
+        # access token it issues for the Ads login is good on the gRPC emulator.
+        assert env["AOS_GOOGLE_TOKEN_URL"] == sb.base_url("gmail") + "/token"
+        assert env[ENDPOINT_ENV] == ads.endpoint and env[ROOTS_ENV] == ads.roots_file
+        assert ads.oauth is sb.gmail.oauth
+        login = ads.logins["ads@acme-agency.test"]
+        info = {**ads.credentials_info(login), "token_uri": env["AOS_GOOGLE_TOKEN_URL"]}
+        client = GoogleAdsClient(
+            credentials=Credentials(None, **info),
+            use_proto_plus=True,
+            version="v26",
+            endpoint=env[ENDPOINT_ENV],
+        )
+        service = client.get_service("CustomerService")
+        assert list(service.list_accessible_customers().resource_names) == [
+            f"customers/{manager.id}"
+        ]
+        # The sandbox's fault rules and request log are the emulator's.
+        sb.faults.add("google_ads", kind="503", method="CustomerService.ListAccessibleCustomers")
+        with pytest.raises(core_exceptions.ServiceUnavailable):
+            service.list_accessible_customers()
+        methods = [(e.provider, e.method, e.status) for e in sb.log]
+        assert methods == [
+            ("gmail", "oauth2.token", 200),
+            ("google_ads", "CustomerService.ListAccessibleCustomers", 200),
+            ("google_ads", "CustomerService.ListAccessibleCustomers", 503),
+        ]
+        assert sb.base_url("google_ads") == ads.base_url
+    with pytest.raises(RuntimeError):
+        _ = ads.endpoint  # stopped with the sandbox
+
+
+CHANGES = (
+    "SELECT change_status.resource_name, change_status.last_change_date_time, "
+    "change_status.resource_type, change_status.resource_status, change_status.campaign, "
+    "change_status.ad_group, change_status.ad_group_ad FROM change_status"
+)
+TIME = "change_status.last_change_date_time"
+
+
+def _local(account: AdsAccount, moment: datetime) -> str:
+    return moment.astimezone(ZoneInfo(account.time_zone)).strftime("%Y-%m-%d %H:%M:%S")
+
+
+@pytest.mark.parametrize(
+    ("where", "code"),
+    [
+        ("LIMIT 100", "CHANGE_DATE_RANGE_INFINITE"),
+        ("WHERE {time} >= '{week_ago}' LIMIT 100", "CHANGE_DATE_RANGE_INFINITE"),
+        ("WHERE {time} BETWEEN '{too_old}' AND '{now}' LIMIT 100", "START_DATE_TOO_OLD"),
+        ("WHERE {time} BETWEEN '{now}' AND '{week_ago}' LIMIT 100", "CHANGE_DATE_RANGE_NEGATIVE"),
+        ("WHERE {time} >= '{week_ago}' AND {time} <= '{now}'", "LIMIT_NOT_SPECIFIED"),
+        ("WHERE {time} BETWEEN '{week_ago}' AND '{now}' LIMIT 10001", "INVALID_LIMIT_CLAUSE"),
+    ],
+)
+def test_change_status_needs_a_finite_recent_range_and_a_limit(
+    sb: Running, where: str, code: str
+) -> None:
+    acc = sb.client1
+    query = f"{CHANGES} " + where.format(
+        time=TIME,
+        now=_local(acc, NOW),
+        week_ago=_local(acc, NOW - timedelta(days=7)),
+        too_old=_local(acc, NOW - timedelta(days=91)),
+    )
+    svc = sb.client(sb.manager).get_service("GoogleAdsService")
+    with pytest.raises(GoogleAdsException) as info:
+        list(svc.search_stream(customer_id=str(acc.id), query=query))
+    assert error_code(info.value) == ("change_status_error", code)
+    assert info.value.request_id.startswith("gads-")
+
+
+def test_change_status_lists_what_the_mutations_changed(sb: Running) -> None:
+    acc = sb.client1
+    window = (
+        f"WHERE {TIME} BETWEEN '{_local(acc, NOW - timedelta(days=89))}' AND '{_local(acc, NOW)}'"
+    )
+    assert sb.stream(acc, f"{CHANGES} {window} LIMIT 10000") == []  # the seeded tree is old
+
+    early, late = NOW - timedelta(hours=3), NOW - timedelta(minutes=10)
+    sb.ads.now = lambda: early
+    campaign = sb.ads.add_campaign(acc.id, name="Spring", ad_groups=1, ads_per_group=1)
+    old = next(c for c in acc.campaigns if c.channel == "SEARCH" and c is not campaign)
+    sb.ads.rename(old, "Evergreen")
+    sb.ads.now = lambda: late
+    removed = old.ad_groups[0].ads[0]
+    sb.ads.set_status(removed, "REMOVED")
+    sb.ads.set_status(old, "PAUSED")
+    new_ad = sb.ads.add_ad(old.ad_groups[0])
+    sb.ads.now = lambda: NOW
+
+    rows = sb.stream(acc, f"{CHANGES} {window} ORDER BY {TIME} LIMIT 10000")
+    got = {
+        r.change_status.campaign
+        if r.change_status.resource_type.name == "CAMPAIGN"
+        else r.change_status.ad_group
+        if r.change_status.resource_type.name == "AD_GROUP"
+        else r.change_status.ad_group_ad: (
+            r.change_status.resource_type.name,
+            r.change_status.resource_status.name,
+            r.change_status.last_change_date_time,
+        )
+        for r in rows
+    }
+    group, ad = campaign.ad_groups[0], campaign.ad_groups[0].ads[0]
+    assert got == {
+        campaign.resource_name: ("CAMPAIGN", "ADDED", _local(acc, early)),
+        group.resource_name: ("AD_GROUP", "ADDED", _local(acc, early)),
+        ad.resource_name: ("AD_GROUP_AD", "ADDED", _local(acc, early)),
+        old.resource_name: ("CAMPAIGN", "CHANGED", _local(acc, late)),  # renamed, then paused
+        removed.resource_name: ("AD_GROUP_AD", "REMOVED", _local(acc, late)),
+        new_ad.resource_name: ("AD_GROUP_AD", "ADDED", _local(acc, late)),
+    }
+    times = [r.change_status.last_change_date_time for r in rows]
+    assert times == sorted(times)
+    # An ad's row names its ad group and campaign too.
+    row = next(r for r in rows if r.change_status.ad_group_ad == removed.resource_name)
+    assert row.change_status.ad_group == removed.ad_group.resource_name
+    assert row.change_status.campaign == old.resource_name
+
+    # The range and the other conditions filter; LIMIT cuts.
+    since = f"WHERE {TIME} >= '{_local(acc, late)}' AND {TIME} <= '{_local(acc, NOW)}'"
+    recent = sb.stream(acc, f"{CHANGES} {since} LIMIT 100")
+    assert {r.change_status.resource_status.name for r in recent} == {"CHANGED", "REMOVED", "ADDED"}
+    assert len(recent) == 3
+    ads_only = sb.stream(
+        acc, f"{CHANGES} {window} AND change_status.resource_type IN (AD_GROUP_AD) LIMIT 100"
+    )
+    assert len(ads_only) == 3
+    assert len(sb.stream(acc, f"{CHANGES} {window} LIMIT 2")) == 2
+    # Another account saw none of it.
+    assert sb.stream(sb.manager.children[2], f"{CHANGES} {window} LIMIT 100") == []

@@ -124,8 +124,11 @@ def demo_env(
 ) -> Iterator[sa.Engine]:
     monkeypatch.setenv("AOS_DATABASE_URL", fresh_engine.url.render_as_string(hide_password=False))
     monkeypatch.setenv("AOS_ENCRYPTION_KEY", "demo:" + "B" * 43 + "=")
-    for var in ("AOS_SLACK_API_URL", "AOS_GMAIL_API_URL", "AOS_GOOGLE_TOKEN_URL"):
-        monkeypatch.delenv(var, raising=False)
+    from connectors import registry
+
+    for name in registry.names():  # nothing points at a provider but the demo's sandbox
+        for setting in registry.get(name).settings:
+            monkeypatch.delenv(setting.env, raising=False)
     monkeypatch.setattr(sandbox, "Sandbox", RecordedSandbox)
     RecordedSandbox.instances.clear()
     db_engine.get_engine.cache_clear()
@@ -208,15 +211,16 @@ def test_demo_leaves_real_integrations_alone(demo_env: sa.Engine) -> None:
     assert leaked == [], f"real secrets were sent to the demo's emulator: {leaked}"
     assert _snapshot(engine, real) == before
 
-    # The demo's own integrations synced, through the recorder, with their sandbox tokens.
-    assert result["integrations"] == 6 and result["failed"] == 0, result
+    # The demo's own integrations synced; its Slack ones through the recorder, with their
+    # sandbox tokens (the real integrations here are Slack ones).
+    assert result["integrations"] == 16 and result["failed"] == 0, result
     assert {o["outcome"] for o in result["outcomes"]} == {"succeeded"}
     demo_ids = {o["integration"] for o in result["outcomes"]}
     assert not demo_ids & set(real.values())
     vault = db_engine.default_vault()
     with engine.connect() as conn:
         demo = [tenancy.get_integration(conn, i) for i in sorted(demo_ids)]
-        tokens = {str(vault.get(conn, i.id)["access_token"]) for i in demo}
+        tokens = {str(vault.get(conn, i.id)["access_token"]) for i in demo if i.provider == "slack"}
         runs = dict(
             conn.execute(
                 sa.text(
@@ -227,6 +231,7 @@ def test_demo_leaves_real_integrations_alone(demo_env: sa.Engine) -> None:
         )
     assert all(i.config.get(SANDBOX_MARK) is True and i.status == "connected" for i in demo)
     assert runs == dict.fromkeys(demo_ids, "succeeded")
+    assert len(tokens) == 6
     assert all(any(t in r.text() for r in seen) for t in tokens), "the recorder saw the demo"
 
 

@@ -134,17 +134,21 @@ CASES = [
     Case(
         "garbage grant",
         True,
-        lambda w, i, _: sync_slack(integration_id=i, run_grant="not-a-grant"),
-        lambda w: "(unverified run grant)",
+        lambda w, i, _: sync_slack(
+            integration_id=i, requested_by=_owner(w), run_grant="not-a-grant"
+        ),
+        _owner,  # as claimed; the row says it is unverified
         "malformed token",
     ),
     Case(
         "grant signed with another key",
         True,
         lambda w, i, _: sync_slack(
-            integration_id=i, run_grant=mint_run_grant(OTHER_KEY, _owner(w), i, "sync")
+            integration_id=i,
+            requested_by=_owner(w),
+            run_grant=mint_run_grant(OTHER_KEY, _owner(w), i, "sync"),
         ),
-        lambda w: "(unverified run grant)",
+        _owner,  # as claimed; the row says it is unverified
         "bad signature",
     ),
     Case(
@@ -152,9 +156,10 @@ CASES = [
         True,
         lambda w, i, _: sync_slack(
             integration_id=i,
+            requested_by=_owner(w),
             run_grant=_tampered(mint_run_grant(KEY, w.users["reader"], i, "sync"), sub=_owner(w)),
         ),
-        lambda w: "(unverified run grant)",
+        _owner,  # as claimed; the row says it is unverified
         "bad signature",
     ),
     Case(
@@ -162,6 +167,7 @@ CASES = [
         True,
         lambda w, i, _: sync_slack(
             integration_id=i,
+            requested_by=_owner(w),
             run_grant=mint_run_grant(
                 KEY, _owner(w), i, "sync", now=datetime.now(UTC) - timedelta(hours=1)
             ),
@@ -173,7 +179,9 @@ CASES = [
         "grant for another integration",
         True,
         lambda w, i, other: sync_slack(
-            integration_id=i, run_grant=mint_run_grant(KEY, _owner(w), other, "sync")
+            integration_id=i,
+            requested_by=_owner(w),
+            run_grant=mint_run_grant(KEY, _owner(w), other, "sync"),
         ),
         _owner,
         "wrong integration",
@@ -185,6 +193,7 @@ CASES = [
             integration_id=i,
             start=date(2026, 10, 1),
             end=date(2026, 10, 5),
+            requested_by=_owner(w),
             run_grant=mint_run_grant(KEY, _owner(w), i, "sync"),
         ),
         _owner,
@@ -246,7 +255,7 @@ CASES = [
     Case(
         "no principal at all",
         False,
-        lambda w, i, _: sync_gmail(integration_id=i),
+        lambda w, i, _: sync_gmail(integration_id=i, requested_by=""),
         lambda w: "(none)",
         "no principal",
     ),
@@ -254,9 +263,11 @@ CASES = [
         "a grant while no key is configured",
         False,
         lambda w, i, _: sync_slack(
-            integration_id=i, run_grant=mint_run_grant(KEY, _owner(w), i, "sync")
+            integration_id=i,
+            requested_by=_owner(w),
+            run_grant=mint_run_grant(KEY, _owner(w), i, "sync"),
         ),
-        lambda w: "(unverified run grant)",
+        _owner,  # as claimed; the row says it is unverified
         "cannot be checked",
     ),
 ]
@@ -305,7 +316,7 @@ def test_refusal_reaches_the_cli_as_one_error_line(
     for extra in ({}, {"AOS_RUN_GRANT": forged}):
         proc = subprocess.run(
             [sys.executable, "-m", "cli.main", "sync", "slack", "--integration", str(iid)]
-            + ([] if extra else ["--as", world.users["owner"]]),
+            + ["--as", world.users["owner"]],
             env={**env, **extra},
             capture_output=True,
             text=True,
@@ -315,15 +326,16 @@ def test_refusal_reaches_the_cli_as_one_error_line(
         errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
         assert len(errors) == 1, proc.stderr
         assert "Traceback" not in proc.stderr and "Traceback" not in proc.stdout
+        assert "InvalidRunGrant" not in errors[0] and "PermissionDenied" not in errors[0]
         lines.append(errors[0])
     assert lines[0].startswith(
         f"error: permission denied: requested_by '{world.users['owner']}' alone is not proof"
     )
     assert lines[1].startswith("error: permission denied: invalid run grant: bad signature")
     rows = _audit_since(world.engine, before)
-    assert [(r.action, r.principal) for r in rows] == [
-        ("authorize.refused", world.users["owner"]),
-        ("authorize.refused", "(unverified run grant)"),
+    assert [(r.action, r.principal, r.detail["verified"]) for r in rows] == [
+        ("authorize.refused", world.users["owner"], False),
+        ("authorize.refused", world.users["owner"], False),  # as claimed, not proven
     ]
     _assert_nothing_ran(world)
 
@@ -400,3 +412,26 @@ def test_in_agency_denials_still_say_what_is_missing(world: World) -> None:
         "(slack 'slack-mine'): needs role admin or higher"
     )
     _assert_nothing_ran(world)
+
+
+def test_a_failed_run_reaches_the_cli_as_one_error_line(world: World) -> None:
+    """A run that fails (a token Slack refuses: needs re-auth) prints its sentence once, as
+    ``error: ...``: no traceback, no exception class name, not even in Prefect's own lines on
+    the terminal (the run's log in Prefect keeps them)."""
+    iid = _slack(world, "failing")
+    with world.engine.begin() as conn:
+        db_engine.default_vault().put(conn, iid, {"access_token": "xoxb-not-a-token"})
+    proc = subprocess.run(
+        [sys.executable, "-m", "cli.main", "sync", "slack", "--integration", str(iid)]
+        + ["--as", world.users["owner"]],
+        env=world.env(),
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert proc.returncode == 1, proc.stderr
+    output = proc.stdout + proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "needs re-authorisation" in errors[0], proc.stderr
+    assert "Traceback" not in output and "ReauthRequired" not in output, output
+    assert "xoxb-not-a-token" not in output

@@ -82,7 +82,7 @@ def test_a_grant_runs_once_and_its_stored_copy_is_worthless(world: World) -> Non
     owner = world.users["owner"]
     grant = mint_run_grant(KEY, owner, iid, "sync")
 
-    first = sync_slack(integration_id=iid, run_grant=grant)
+    first = sync_slack(integration_id=iid, requested_by=owner, run_grant=grant)
     assert first["status"] == "succeeded"
     loaded = _scalar(world.engine, "SELECT count(*) FROM slack_messages")
     assert loaded > 0
@@ -103,9 +103,8 @@ def test_a_grant_runs_once_and_its_stored_copy_is_worthless(world: World) -> Non
 
     world.sandbox.log.clear()
     replays = [
-        {"run_grant": grant},  # the same token again
-        {"run_grant": stored["run_grant"]},  # the copy read from the API
-        {"run_grant": stored["run_grant"], "requested_by": owner},
+        {"run_grant": grant, "requested_by": owner},  # the same token again
+        {"run_grant": stored["run_grant"], "requested_by": stored["requested_by"]},  # from the API
     ]
     for params in replays:
         with pytest.raises(InvalidRunGrant, match="already used") as caught:
@@ -140,10 +139,15 @@ def test_a_fresh_grant_still_works_after_a_replay_was_refused(world: World) -> N
     first = mint_run_grant(KEY, admin, iid, "sync")
     second = mint_run_grant(KEY, admin, iid, "sync")
     assert first != second  # same second, same claims: the nonce tells them apart
-    assert sync_slack(integration_id=iid, run_grant=first)["status"] == "succeeded"
+    assert (
+        sync_slack(integration_id=iid, requested_by=admin, run_grant=first)["status"] == "succeeded"
+    )
     with pytest.raises(InvalidRunGrant, match="already used"):
-        sync_slack(integration_id=iid, run_grant=first)
-    assert sync_slack(integration_id=iid, run_grant=second)["status"] == "succeeded"
+        sync_slack(integration_id=iid, requested_by=admin, run_grant=first)
+    assert (
+        sync_slack(integration_id=iid, requested_by=admin, run_grant=second)["status"]
+        == "succeeded"
+    )
     assert _scalar(world.engine, "SELECT count(*) FROM sync_run") == 2
 
 
@@ -167,9 +171,12 @@ def test_a_version_1_grant_verifies_once(world: World) -> None:
     ).rstrip(b"=")
     sig = base64.urlsafe_b64encode(hmac.new(KEY, body, hashlib.sha256).digest()).rstrip(b"=")
     token = f"{body.decode()}.{sig.decode()}"
-    assert sync_slack(integration_id=iid, run_grant=token)["status"] == "succeeded"
+    assert (
+        sync_slack(integration_id=iid, requested_by=world.users["owner"], run_grant=token)["status"]
+        == "succeeded"
+    )
     with pytest.raises(InvalidRunGrant, match="already used"):
-        sync_slack(integration_id=iid, run_grant=token)
+        sync_slack(integration_id=iid, requested_by=world.users["owner"], run_grant=token)
     assert _scalar(world.engine, "SELECT count(*) FROM sync_run") == 1
 
 

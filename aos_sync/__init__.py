@@ -1,0 +1,1 @@
+"""AudienceOS Sync for analysts: ``aos_sync.analytics`` (pandas) and ``aos_sync.export``."""

@@ -1,0 +1,21 @@
+"""What the provider registry builds this provider's connector with (see connectors/registry.py)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from connectors.common import Secret
+
+from . import GoogleAdsConfig, GoogleAdsConnector
+from .budget import OperationBudget
+
+__all__ = ["build_reader"]
+
+
+def build_reader(
+    token: Secret, settings: Mapping[str, Any], budget: OperationBudget | None = None
+) -> GoogleAdsConnector:
+    """The connector for one integration: its token, its config with per-run overrides, and
+    the operations budget the task layer keeps for the OAuth client's project."""
+    return GoogleAdsConnector(token, GoogleAdsConfig.from_dict(settings), budget=budget)

@@ -1,0 +1,218 @@
+"""The one classification of google-ads failures, read from the structured answer.
+
+Failures arrive in two shapes (the library's exception interceptor wraps only some statuses):
+
+* ``GoogleAdsException`` -- INVALID_ARGUMENT, PERMISSION_DENIED, UNAUTHENTICATED, NOT_FOUND:
+  ``.failure.errors[i].error_code`` is a one-of (``query_error``, ``quota_error``, ...),
+  ``.error.code()`` the gRPC status, ``.request_id`` the request id;
+* ``google.api_core.exceptions.GoogleAPICallError`` -- RESOURCE_EXHAUSTED, INTERNAL,
+  UNAVAILABLE, and any error in the middle of a stream: ``.grpc_status_code`` is the status
+  and the ``GoogleAdsFailure`` (with ``quota_error_details.retry_delay``) is in the call's
+  trailing metadata, under ``google.ads.googleads.v26.errors.googleadsfailure-bin``.
+
+A quota error is one thing in either shape: ``RESOURCE_TEMPORARILY_EXHAUSTED`` with a short
+``retry_delay`` is ``RATE_LIMITED`` (waited out, then retried); the daily quota of the OAuth
+client's project (``QuotaError.RESOURCE_EXHAUSTED``, or any delay longer than
+``max_quota_wait``) raises :class:`QuotaExhausted`, which stops the run cleanly. UNAUTHENTICATED
+and ``authentication_error`` are ``AUTH``; INTERNAL, UNAVAILABLE, ABORTED, UNKNOWN and
+DEADLINE_EXCEEDED (ambiguous) are ``TRANSIENT``; every other typed refusal
+(``USER_PERMISSION_DENIED``, ``CUSTOMER_NOT_ENABLED``, query errors) is a
+:class:`GoogleAdsCallError` with the error codes and request id in ``detail``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+from google.ads.googleads.errors import GoogleAdsException
+from google.ads.googleads.v26.errors.types import errors as ads_errors
+from google.api_core import exceptions as core_exceptions
+
+from connectors.common import AuthError, PermanentError
+from connectors.kit import Failure
+
+from . import settings
+
+__all__ = [
+    "FAILURE_KEY",
+    "AdsErrorInfo",
+    "GoogleAdsAuthError",
+    "GoogleAdsCallError",
+    "QuotaExhausted",
+    "classify",
+    "error_info",
+]
+
+FAILURE_KEY = f"google.ads.googleads.{settings.API_VERSION}.errors.googleadsfailure-bin"
+_TRANSIENT = {
+    grpc.StatusCode.INTERNAL,
+    grpc.StatusCode.UNAVAILABLE,
+    grpc.StatusCode.ABORTED,
+    grpc.StatusCode.UNKNOWN,
+}
+_DAILY_QUOTA_CODES = frozenset({"RESOURCE_EXHAUSTED"})
+
+
+class GoogleAdsCallError(PermanentError):
+    """Google Ads refused a query and will refuse it again (a permission, a closed account,
+    a query error)."""
+
+
+class GoogleAdsAuthError(AuthError):
+    """Google Ads refused the access token: the integration must be reconnected."""
+
+
+class QuotaExhausted(Exception):
+    """The operations quota is spent: the provider's daily quota of the OAuth client's
+    project, or this integration's share of it (``connectors.google_ads.budget``).
+
+    Not a :class:`~connectors.common.ConnectorError`: nothing failed. The connector ends the
+    stream cleanly (rows and cursors stored so far stay) and the next run resumes."""
+
+    def __init__(self, message: str, retry_after: float = 0.0) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+@dataclass(frozen=True)
+class AdsErrorInfo:
+    """What one failed call said: its gRPC status, typed errors, quota delay and request id."""
+
+    status: grpc.StatusCode | None
+    codes: tuple[tuple[str, str], ...]  # (family, enum name), e.g. ("quota_error", "...")
+    message: str
+    retry_delay: float | None
+    request_id: str
+
+    def has(self, family: str) -> bool:
+        return any(f == family for f, _ in self.codes)
+
+    def label(self) -> str:
+        status = self.status.name if self.status is not None else "no status"
+        codes = ", ".join(f"{f}.{c}" for f, c in self.codes)
+        return status + (f" ({codes})" if codes else "")
+
+
+def _pb(message: Any) -> Any:
+    """The protobuf message behind a proto-plus wrapper (or the message itself)."""
+    return getattr(message, "_pb", message)
+
+
+def _failure_from_metadata(metadata: Iterable[Any] | None) -> Any:
+    for item in metadata or ():
+        key, value = (item.key, item.value) if hasattr(item, "key") else item
+        if key == FAILURE_KEY and isinstance(value, bytes):
+            try:
+                return ads_errors.GoogleAdsFailure.deserialize(value)
+            except Exception:  # an unreadable trailer is no failure we can use
+                return None
+    return None
+
+
+def _request_id(metadata: Iterable[Any] | None) -> str:
+    for item in metadata or ():
+        key, value = (item.key, item.value) if hasattr(item, "key") else item
+        if key == "request-id":
+            return value.decode() if isinstance(value, bytes) else str(value)
+    return ""
+
+
+def _trailers(call: Any) -> Any:
+    try:
+        return call.trailing_metadata() if call is not None else None
+    except Exception:
+        return None
+
+
+def error_info(error: Exception) -> AdsErrorInfo | None:
+    """The structured content of a google-ads failure; ``None`` for any other exception."""
+    status: grpc.StatusCode | None
+    if isinstance(error, GoogleAdsException):
+        call = error.error
+        status = call.code() if hasattr(call, "code") else None
+        failure, request_id = error.failure, error.request_id or ""
+    elif isinstance(error, core_exceptions.GoogleAPICallError):
+        status = error.grpc_status_code
+        trailers = _trailers(error.response)
+        failure, request_id = _failure_from_metadata(trailers), _request_id(trailers)
+    elif isinstance(error, grpc.RpcError):
+        status = error.code() if hasattr(error, "code") else None
+        trailers = _trailers(error)
+        failure, request_id = _failure_from_metadata(trailers), _request_id(trailers)
+    else:
+        return None
+    codes: list[tuple[str, str]] = []
+    delay: float | None = None
+    message = ""
+    for item in getattr(failure, "errors", None) or ():
+        code = _pb(item.error_code)
+        family = code.WhichOneof("error_code")
+        if family:
+            value = getattr(code, family)
+            enum = code.DESCRIPTOR.fields_by_name[family].enum_type
+            name = enum.values_by_number[value].name if value in enum.values_by_number else "?"
+            codes.append((family, name))
+        message = message or str(item.message)
+        details = _pb(item).details
+        if details.HasField("quota_error_details"):
+            wait = details.quota_error_details.retry_delay
+            delay = max(delay or 0.0, wait.seconds + wait.nanos / 1e9)
+    request_id = request_id or str(getattr(failure, "request_id", "") or "")
+    return AdsErrorInfo(status, tuple(codes), message[:300], delay, request_id)
+
+
+def classify(method: str, error: Exception, *, max_quota_wait: float) -> Failure | None:
+    """The :class:`Failure` ``error`` is; ``None`` when it is not a google-ads failure.
+
+    Raises :class:`QuotaExhausted` for the daily quota (see the module docstring)."""
+    info = error_info(error)
+    if info is None:
+        return None
+    label = info.label()
+    quota = info.has("quota_error") or info.status == grpc.StatusCode.RESOURCE_EXHAUSTED
+    if quota:
+        daily = any(f == "quota_error" and c in _DAILY_QUOTA_CODES for f, c in info.codes)
+        delay = info.retry_delay or 0.0
+        if daily or delay > max_quota_wait:
+            raise QuotaExhausted(
+                f"Google Ads {method}: the project's operations quota is spent ({label}; "
+                f"retry in {round(delay)} s)",
+                retry_after=delay,
+            )
+        return Failure.rate_limited(f"Google Ads {method} throttled ({label})", delay)
+    if info.status == grpc.StatusCode.UNAUTHENTICATED or info.has("authentication_error"):
+        return Failure.refused(
+            GoogleAdsAuthError(
+                f"Google Ads refused the access token ({label})",
+                provider="google_ads",
+                method=method,
+                code=label,
+                detail=_detail(info),
+            )
+        )
+    if info.status in _TRANSIENT or info.has("internal_error"):
+        return Failure.transient(f"Google Ads {method} failed ({label})")
+    if info.status == grpc.StatusCode.DEADLINE_EXCEEDED:
+        return Failure.transient(f"Google Ads {method} timed out", ambiguous=True)
+    first = f"{info.codes[0][0]}.{info.codes[0][1]}" if info.codes else label
+    return Failure.refused(
+        GoogleAdsCallError(
+            f"Google Ads refused {method} ({label}): {info.message}".strip(),
+            provider="google_ads",
+            method=method,
+            code=first,
+            detail=_detail(info),
+        )
+    )
+
+
+def _detail(info: AdsErrorInfo) -> dict[str, Any]:
+    return {
+        "status": info.status.name if info.status is not None else None,
+        "errors": [f"{f}.{c}" for f, c in info.codes],
+        "message": info.message,
+        "request_id": info.request_id,
+    }

@@ -1,0 +1,189 @@
+"""The ``analytics`` views from Python: their names, how to select a date range of one, and
+who may do it.
+
+Revision 0010 creates the views (``docs/data-dictionary.md``, "Analytics views", documents
+every column). They are ``security_invoker``: row-level security applies to whoever queries
+them, so reading them as the application role (the tables' owner) would show every agency.
+:func:`check_analyst` therefore refuses any login that is not a bound analyst before a row is
+read.
+
+View names are an allow-list (:data:`VIEWS`); every identifier reaches SQL through
+``psycopg.sql.Identifier`` and every value as a parameter.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+__all__ = [
+    "SCHEMA",
+    "VIEWS",
+    "Analyst",
+    "NotAnAnalyst",
+    "UnknownView",
+    "View",
+    "check_analyst",
+    "select_range",
+    "view",
+]
+
+SCHEMA = "analytics"
+
+
+@dataclass(frozen=True)
+class View:
+    name: str
+    #: the column a date range applies to
+    day: str
+    #: a unique, stable row order (exports are reproducible)
+    order: tuple[str, ...]
+    summary: str
+
+
+VIEWS: dict[str, View] = {
+    v.name: v
+    for v in (
+        View(
+            "ad_performance_daily",
+            "day",
+            (
+                "day",
+                "platform",
+                "integration_id",
+                "account_id",
+                "campaign_id",
+                "ad_group_id",
+                "ad_id",
+            ),  # fmt: skip
+            "one row per integration, platform, account-local day and ad",
+        ),
+        View(
+            "campaign_performance_daily",
+            "day",
+            ("day", "platform", "integration_id", "account_id", "campaign_id"),
+            "one row per integration, platform, account-local day and campaign",
+        ),
+        View(
+            "client_activity_daily",
+            "day",
+            ("day", "client_id"),
+            "Slack and Gmail messages per client and UTC day",
+        ),
+    )
+}
+
+_COLUMN = re.compile(r"[a-z_][a-z0-9_]{0,62}")
+
+
+class UnknownView(ValueError):
+    """A view name outside :data:`VIEWS` (nothing is sent to the database)."""
+
+
+class NotAnAnalyst(PermissionError):
+    """The login is not a bound analyst: row-level security would not limit what it reads."""
+
+
+@dataclass(frozen=True)
+class Analyst:
+    role: str
+    agency_id: int
+
+
+def view(name: str) -> View:
+    """The view called ``name`` (plain, or ``analytics.``-qualified), or :class:`UnknownView`."""
+    plain = name[len(SCHEMA) + 1 :] if name.startswith(SCHEMA + ".") else name
+    try:
+        return VIEWS[plain]
+    except KeyError:
+        raise UnknownView(
+            f"unknown view {name[:60]!r}; expected one of: {', '.join(VIEWS)}"
+        ) from None
+
+
+def select_range(
+    name: str,
+    since: date | None = None,
+    until: date | None = None,
+    *,
+    columns: Sequence[str] | None = None,
+    client_ids: Sequence[int] | None = None,
+    numeric_scale: int | None = None,
+    numeric_columns: Sequence[str] = (),
+) -> tuple[sql.Composed, list[Any]]:
+    """``SELECT`` of view ``name`` for days ``since`` .. ``until`` (both included; either may
+    be open), optionally some ``columns`` and clients, in the view's stable order.
+
+    ``numeric_scale`` rounds ``numeric_columns`` to that many decimal places (Parquet stores
+    decimals with a fixed scale)."""
+    spec = view(name)
+    wanted = list(columns) if columns else None
+    for column in wanted or ():
+        if not _COLUMN.fullmatch(column):
+            raise ValueError(f"not a column name: {column[:60]!r}")
+    if wanted is None:
+        select: sql.Composable = sql.SQL("*")
+        if numeric_scale is not None and numeric_columns:
+            raise ValueError("rounding numeric columns needs the column list")
+    else:
+        select = sql.SQL(", ").join(
+            sql.SQL("round({c}, {s}) AS {c}").format(
+                c=sql.Identifier(c), s=sql.Literal(numeric_scale)
+            )
+            if numeric_scale is not None and c in numeric_columns
+            else sql.Identifier(c)
+            for c in wanted
+        )
+    where: list[sql.Composable] = []
+    params: list[Any] = []
+    day = sql.Identifier(spec.day)
+    if since is not None:
+        where.append(sql.SQL("{} >= %s").format(day))
+        params.append(since)
+    if until is not None:
+        where.append(sql.SQL("{} <= %s").format(day))
+        params.append(until)
+    if client_ids is not None:
+        where.append(sql.SQL("client_id = ANY(%s)"))
+        params.append([int(c) for c in client_ids])
+    query = sql.SQL("SELECT {} FROM {}.{}").format(
+        select, sql.Identifier(SCHEMA), sql.Identifier(spec.name)
+    )
+    if where:
+        query += sql.SQL(" WHERE ") + sql.SQL(" AND ").join(where)
+    query += sql.SQL(" ORDER BY ") + sql.SQL(", ").join(sql.Identifier(c) for c in spec.order)
+    return query, params
+
+
+def check_analyst(conn: psycopg.Connection[Any]) -> Analyst:
+    """The analyst this connection is, or :class:`NotAnAnalyst`.
+
+    An analyst is a login in group ``aos_analyst`` bound to an agency, with no power that
+    skips row-level security (superuser, ``BYPASSRLS``, or the rights of a table's owner)."""
+    row = conn.execute(
+        """
+        SELECT r.rolname::text, r.rolsuper OR r.rolbypassrls,
+               pg_has_role(session_user, 'aos_analyst', 'MEMBER'),
+               EXISTS (SELECT 1 FROM pg_class c WHERE c.relrowsecurity
+                          AND pg_has_role(session_user, c.relowner, 'USAGE'))
+          FROM pg_roles r WHERE r.rolname = session_user
+        """
+    ).fetchone()
+    assert row is not None
+    role, unbounded, member, owner = row
+    if unbounded or owner or not member:
+        why = "is not an analyst login" if not member else "can bypass row-level security"
+        raise NotAnAnalyst(
+            f"database role {role!r} {why}; connect with an analyst login "
+            "(`aos-sync analyst create --user EMAIL` makes one)"
+        )
+    agency = conn.execute("SELECT aos_rls.analyst_agency()").fetchone()
+    if agency is None or agency[0] is None:
+        raise NotAnAnalyst(f"analyst login {role!r} is bound to no agency")
+    return Analyst(role=role, agency_id=int(agency[0]))

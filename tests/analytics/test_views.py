@@ -1,0 +1,241 @@
+"""The analytics views, per view and per role, over real analyst logins.
+
+Roles: ``owner`` of agency A (whole agency), ``member`` of A with a read grant on client c0
+only, ``b_manager`` of agency B (must see nothing of A). Expected rows come from
+``tests/analytics/seed.py``, computed from the seeded specs in Python.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+import psycopg
+import pytest
+import sqlalchemy as sa
+from psycopg.rows import dict_row
+
+from tests.analytics.seed import KEYS, World, expected
+
+VIEWS = tuple(KEYS)
+ROLES = ("owner", "member", "b_manager")
+
+
+def _rows(conn: psycopg.Connection[Any], view: str) -> list[dict[str, Any]]:
+    with conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute(f"SELECT * FROM analytics.{view}").fetchall()  # noqa: S608
+
+
+def _by_key(rows: list[dict[str, Any]], keys: tuple[str, ...]) -> dict[tuple[Any, ...], Any]:
+    out = {tuple(r[k] for k in keys): r for r in rows}
+    assert len(out) == len(rows), "duplicate keys"
+    return out
+
+
+@pytest.mark.parametrize("who", ROLES)
+@pytest.mark.parametrize("view", VIEWS)
+def test_each_role_sees_exactly_its_rows(world: World, login: Any, view: str, who: str) -> None:
+    want = expected(world, view, who)
+    assert want, "the seed must give every role something to see"
+    got = _rows(login(who), view)
+    keys = KEYS[view]
+    got_by_key, want_by_key = _by_key(got, keys), _by_key(want, keys)
+    assert set(got_by_key) == set(want_by_key)
+    for key, row in want_by_key.items():
+        shown = {column: got_by_key[key][column] for column in row}
+        assert shown == row, key
+
+
+def test_the_roles_differ_as_the_grants_say(world: World, login: Any) -> None:
+    """What tells the three apart: owner all of A (NULL client included), member only c0,
+    B's analyst only B."""
+    owner = {r["client_id"] for r in _rows(login("owner"), "ad_performance_daily")}
+    member = {r["client_id"] for r in _rows(login("member"), "ad_performance_daily")}
+    other = {r["agency_id"] for r in _rows(login("b_manager"), "ad_performance_daily")}
+    assert owner == {*world.a.clients, None}
+    assert member == {world.a.clients[0]}
+    assert other == {world.b.id}
+
+
+def test_views_are_security_invoker_and_analysts_only_read_them(world: World) -> None:
+    with world.engine.connect() as conn:
+        views = conn.execute(
+            sa.text(
+                "SELECT c.relname, c.reloptions, c.relowner::regrole::text FROM pg_class c "
+                "WHERE c.relnamespace = 'analytics'::regnamespace ORDER BY 1"
+            )
+        ).all()
+        grants = conn.execute(
+            sa.text(
+                "SELECT c.relname, has_table_privilege('aos_analyst', c.oid, 'SELECT'), "
+                "has_table_privilege('aos_analyst', c.oid, 'INSERT, UPDATE, DELETE, TRUNCATE, "
+                "REFERENCES, TRIGGER') FROM pg_class c "
+                "WHERE c.relnamespace = 'analytics'::regnamespace"
+            )
+        ).all()
+    options = {name: set(opts or ()) for name, opts, _ in views}
+    assert options == {
+        "ad_performance_daily": {"security_invoker=true"},
+        "campaign_performance_daily": {"security_invoker=true"},
+        "client_activity_daily": {"security_invoker=true"},
+        "integration_lookback": {"security_barrier=true"},
+    }
+    owners = {name: owner for name, _, owner in views}
+    assert owners["integration_lookback"] == "aos_analytics"
+    assert {(name, select, write) for name, select, write in grants} == {
+        (name, True, False) for name in options
+    }
+
+
+@pytest.mark.parametrize(("platform", "window"), [("meta_ads", 3), ("google_ads", 5)])
+def test_is_final_uses_the_integrations_window_for_a_member_too(
+    world: World, login: Any, platform: str, window: int
+) -> None:
+    """A's ads integrations are agency-wide (a member may not read their rows in
+    ``integration``) with windows of 3 (Meta ``lookback_days``) and 5 days (Google
+    ``conversion_window_days``); the member's ``is_final`` still follows them, not the
+    defaults 28 and 30 that B gets."""
+    assert world.a.lookback[platform] == window and world.b.lookback[platform] is None
+    rows = _rows(login("member"), "ad_performance_daily")
+    ten_days = [r for r in rows if r["platform"] == platform and r["day"] == _ago(10)]
+    assert ten_days and all(r["is_final"] for r in ten_days)
+    today = [r for r in rows if r["platform"] == platform and r["day"] == _ago(0)]
+    assert today and not any(r["is_final"] for r in today)
+    b_rows = _rows(login("b_manager"), "ad_performance_daily")
+    b_ten = [r for r in b_rows if r["platform"] == platform and r["day"] == _ago(10)]
+    assert b_ten and not any(r["is_final"] for r in b_ten)
+    b_forty = [r for r in b_rows if r["platform"] == platform and r["day"] == _ago(40)]
+    assert b_forty and all(r["is_final"] for r in b_forty)
+
+
+def _ago(days: int) -> Any:
+    from datetime import timedelta
+
+    from tests.analytics.seed import TODAY
+
+    return TODAY - timedelta(days=days)
+
+
+def _campaign_sums(ads: list[dict[str, Any]]) -> dict[tuple[Any, ...], Decimal]:
+    sums: dict[tuple[Any, ...], Decimal] = {}
+    for a in ads:
+        key = (a["integration_id"], a["campaign_id"], a["day"])
+        sums[key] = sums.get(key, Decimal(0)) + a["spend"]
+    return sums
+
+
+def test_meta_campaign_totals_are_all_ads_deleted_ones_included(world: World, login: Any) -> None:
+    campaigns = _rows(login("owner"), "campaign_performance_daily")
+    ads = [a for a in _rows(login("owner"), "ad_performance_daily") if a["platform"] == "meta_ads"]
+    assert any(a["ad_status"] == "DELETED" for a in ads)
+    live_only = _campaign_sums([a for a in ads if a["ad_status"] != "DELETED"])
+    sums = _campaign_sums(ads)
+    meta = [c for c in campaigns if c["platform"] == "meta_ads"]
+    assert len(meta) == len(sums)
+    for row in meta:
+        key = (row["integration_id"], row["campaign_id"], row["day"])
+        assert row["spend"] == sums[key] != live_only[key]
+
+
+def test_google_campaigns_come_from_campaign_level_data(world: World, login: Any) -> None:
+    """Performance Max has no ad rows, and a Search campaign's own numbers exceed its ads':
+    summing ads would lose both."""
+    campaigns = _rows(login("owner"), "campaign_performance_daily")
+    ads = [
+        a for a in _rows(login("owner"), "ad_performance_daily") if a["platform"] == "google_ads"
+    ]
+    google = [c for c in campaigns if c["platform"] == "google_ads"]
+    pmax = [c for c in google if c["campaign_type"] == "PERFORMANCE_MAX"]
+    assert pmax and not {c["campaign_id"] for c in pmax} & {a["campaign_id"] for a in ads}
+    sums = _campaign_sums(ads)
+    search = [c for c in google if c["campaign_type"] == "SEARCH"]
+    assert search
+    for row in search:
+        key = (row["integration_id"], row["campaign_id"], row["day"])
+        assert row["spend"] == sums[key] + Decimal("3.21")
+
+
+# --- attacks ----------------------------------------------------------------------------------
+def test_a_member_cannot_reach_another_clients_rows_through_a_view(
+    world: World, login: Any
+) -> None:
+    conn = login("member")
+    other = world.a.clients[1]
+    for view in VIEWS:
+        # Asking for them by id returns nothing.
+        assert conn.execute(
+            f"SELECT count(*) FROM analytics.{view} WHERE client_id = %s",  # noqa: S608
+            [other],
+        ).fetchone() == (0,)
+        # A predicate that fails on the first row of the other client it meets: if the policy
+        # let the predicate run before it, this query would raise division by zero.
+        assert conn.execute(
+            f"SELECT count(*) FROM analytics.{view} "  # noqa: S608
+            "WHERE 1 / (CASE WHEN client_id = %s THEN 0 ELSE 1 END) = 1",
+            [other],
+        ).fetchone() == (len(expected(world, view, "member")),)
+
+
+def test_error_messages_show_no_rows_of_others(world: World, login: Any) -> None:
+    """A cast that fails prints the value it failed on: it must be a value the member may see."""
+    conn = login("member")
+    hidden = [world.a.client_names[world.a.clients[1]], "Account 102", "Account 103"]
+    hidden += [world.b.client_names[c] for c in world.b.clients]
+    for view, column in (
+        ("ad_performance_daily", "account_name"),
+        ("ad_performance_daily", "client_name"),
+        ("campaign_performance_daily", "campaign_name"),
+        ("client_activity_daily", "client_name"),
+    ):
+        with pytest.raises(psycopg.errors.InvalidTextRepresentation) as caught:
+            conn.execute(
+                f"SELECT count(*) FROM analytics.{view} WHERE {column}::integer = 1"  # noqa: S608
+            )
+        message = str(caught.value)
+        assert not [h for h in hidden if h in message], message
+
+
+def test_analysts_cannot_change_or_add_views(world: World, login: Any) -> None:
+    conn = login("owner")
+    for stmt in (
+        "CREATE VIEW analytics.mine AS SELECT 1 AS x",
+        "CREATE OR REPLACE VIEW analytics.ad_performance_daily AS "
+        "SELECT * FROM public.meta_ad_insights_daily",
+        "ALTER VIEW analytics.ad_performance_daily SET (security_invoker = false)",
+        "ALTER VIEW analytics.integration_lookback OWNER TO CURRENT_USER",
+        "DROP VIEW analytics.client_activity_daily",
+        "CREATE FUNCTION analytics.f() RETURNS int LANGUAGE sql AS 'SELECT 1'",
+    ):
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            conn.execute(stmt)
+
+
+def test_the_lookback_helper_shows_only_windows_of_ones_own_agency(
+    world: World, login: Any
+) -> None:
+    """It reads ``integration`` as another role; it must still show a member only their agency's
+    agency-wide integrations and their clients' ones, and only the window."""
+    a, b = world.a, world.b
+    seen = {
+        who: set(
+            login(who).execute(
+                "SELECT agency_id, integration_id, provider, lookback_days "
+                "FROM analytics.integration_lookback"
+            )
+        )
+        for who in ROLES
+    }
+    every_a = {
+        (a.id, a.integrations[k], p, a.lookback.get(p))
+        for k, p in (("meta_ads", "meta_ads"), ("google_ads", "google_ads"), ("slack", "slack"),
+                     ("gmail", "gmail"), ("gmail_c1", "gmail"))
+    }  # fmt: skip
+    assert seen["owner"] == every_a
+    # The member holds c0 only: c1's mailbox is not theirs.
+    assert seen["member"] == {r for r in every_a if r[1] != a.integrations["gmail_c1"]}
+    assert {r[0] for r in seen["b_manager"]} == {b.id}
+    with pytest.raises(psycopg.errors.UndefinedColumn):
+        login("member").execute("SELECT config FROM analytics.integration_lookback")
+    # And the integration table itself stays as row-level security makes it for the member.
+    member_integrations = {r[0] for r in login("member").execute("SELECT id FROM integration")}
+    assert a.integrations["meta_ads"] not in member_integrations

@@ -1,0 +1,123 @@
+"""The one classification of google-ads failures, on both shapes a quota error arrives in.
+
+The failures are built the way the library hands them over (a ``GoogleAdsFailure`` serialized
+into the ``...googleadsfailure-bin`` trailer of a gRPC call), from v26 message types; the
+expected kinds are Google's documented meanings, not the classifier's code.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+import pytest
+from google.ads.googleads.errors import GoogleAdsException
+from google.ads.googleads.v26.errors.types import errors as ads_errors
+from google.api_core import exceptions as core_exceptions
+from google.protobuf import duration_pb2
+
+from connectors.common import AuthError
+from connectors.google_ads.errors import (
+    GoogleAdsAuthError,
+    GoogleAdsCallError,
+    QuotaExhausted,
+    classify,
+)
+from connectors.kit import Kind
+
+KEY = "google.ads.googleads.v26.errors.googleadsfailure-bin"
+
+
+@dataclass
+class FakeCall:
+    """What a finished gRPC call offers: its status and trailing metadata."""
+
+    status: grpc.StatusCode
+    trailers: tuple[tuple[str, Any], ...]
+
+    def code(self) -> grpc.StatusCode:
+        return self.status
+
+    def trailing_metadata(self) -> tuple[tuple[str, Any], ...]:
+        return self.trailers
+
+
+def failure(family: str, code: str, delay: float | None = None) -> Any:
+    error = ads_errors.GoogleAdsError(
+        error_code=ads_errors.ErrorCode(**{family: code}), message=f"{family} {code}"
+    )
+    if delay is not None:
+        whole = int(delay)
+        error.details = ads_errors.ErrorDetails(
+            quota_error_details=ads_errors.QuotaErrorDetails(
+                rate_scope="DEVELOPER",
+                retry_delay=duration_pb2.Duration(seconds=whole, nanos=int((delay - whole) * 1e9)),
+            )
+        )
+    return ads_errors.GoogleAdsFailure(errors=[error], request_id="req-1")
+
+
+def wrapped(status: grpc.StatusCode, family: str, code: str, delay: float | None = None) -> Any:
+    """The ``GoogleAdsException`` shape (what Google's own examples catch)."""
+    found = failure(family, code, delay)
+    call = FakeCall(status, ((KEY, ads_errors.GoogleAdsFailure.serialize(found)),))
+    return GoogleAdsException(call, call, found, "req-1")  # type: ignore[arg-type]
+
+
+def plain(status: grpc.StatusCode, family: str, code: str, delay: float | None = None) -> Any:
+    """The ``google.api_core`` shape: the failure only in the trailing metadata."""
+    found = ads_errors.GoogleAdsFailure.serialize(failure(family, code, delay))
+    call = FakeCall(status, ((KEY, found), ("request-id", "req-2")))
+    exc = core_exceptions.from_grpc_status(status, "failed", response=call)
+    return exc
+
+
+@pytest.mark.parametrize("shape", [wrapped, plain], ids=["GoogleAdsException", "api_core"])
+def test_a_short_quota_wait_is_honoured_in_both_shapes(shape: Any) -> None:
+    error = shape(
+        grpc.StatusCode.RESOURCE_EXHAUSTED, "quota_error", "RESOURCE_TEMPORARILY_EXHAUSTED", 7.5
+    )
+    found = classify("q", error, max_quota_wait=120)
+    assert found is not None
+    assert found.kind is Kind.RATE_LIMITED and found.retry_after == 7.5
+
+
+@pytest.mark.parametrize("shape", [wrapped, plain], ids=["GoogleAdsException", "api_core"])
+def test_the_daily_quota_stops_the_run_in_both_shapes(shape: Any) -> None:
+    daily = shape(grpc.StatusCode.RESOURCE_EXHAUSTED, "quota_error", "RESOURCE_EXHAUSTED", 86000)
+    with pytest.raises(QuotaExhausted) as stop:
+        classify("q", daily, max_quota_wait=120)
+    assert stop.value.retry_after == 86000
+    # A "temporary" answer asking for more than we wait in a run is the same thing.
+    long = shape(
+        grpc.StatusCode.RESOURCE_EXHAUSTED, "quota_error", "RESOURCE_TEMPORARILY_EXHAUSTED", 600
+    )
+    with pytest.raises(QuotaExhausted):
+        classify("q", long, max_quota_wait=120)
+    assert not issubclass(QuotaExhausted, core_exceptions.GoogleAPIError)
+
+
+def test_refusals_auth_and_server_errors() -> None:
+    denied = wrapped(
+        grpc.StatusCode.PERMISSION_DENIED, "authorization_error", "USER_PERMISSION_DENIED"
+    )
+    found = classify("q", denied, max_quota_wait=120)
+    assert found is not None and found.kind is Kind.PERMANENT
+    assert isinstance(found.refusal, GoogleAdsCallError)
+    assert found.refusal.code == "authorization_error.USER_PERMISSION_DENIED"
+    assert found.refusal.detail["request_id"] == "req-1"
+
+    auth = wrapped(grpc.StatusCode.UNAUTHENTICATED, "authentication_error", "OAUTH_TOKEN_INVALID")
+    found = classify("q", auth, max_quota_wait=120)
+    assert found is not None and found.kind is Kind.AUTH
+    assert isinstance(found.refusal, GoogleAdsAuthError | AuthError)
+
+    for status in (grpc.StatusCode.INTERNAL, grpc.StatusCode.UNAVAILABLE):
+        broken = plain(status, "internal_error", "INTERNAL_ERROR")
+        found = classify("q", broken, max_quota_wait=120)
+        assert found is not None and found.kind is Kind.TRANSIENT
+    bare = core_exceptions.ServiceUnavailable("front end")  # no failure, no call
+    found = classify("q", bare, max_quota_wait=120)
+    assert found is not None and found.kind is Kind.TRANSIENT
+    assert classify("q", ValueError("a bug"), max_quota_wait=120) is None
