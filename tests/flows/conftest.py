@@ -5,7 +5,11 @@ from __future__ import annotations
 import base64
 import contextlib
 import os
-from collections.abc import Iterator
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -120,3 +124,36 @@ def world(
         World, fresh_engine, monkeypatch, providers=("slack",), time_scale=60, seed=11
     ) as w:
         yield w
+
+
+def kill_cli_midway(
+    env: Mapping[str, str],
+    args: Sequence[str],
+    ready: Callable[[], bool],
+    *,
+    timeout: float = 180,
+    poll: float = 0.05,
+) -> None:
+    """Run ``aos-sync ARGS`` in a worker process of its own, wait until ``ready()`` says it is
+    mid-way (rows committed, chunks done), then SIGKILL its whole process group: nothing of it
+    gets to clean up, as when a machine dies. Fails when the worker ended before that."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cli.main", *args],
+        env=dict(env),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and proc.poll() is None and not ready():
+            time.sleep(poll)
+        if proc.poll() is not None:
+            output = proc.stdout.read() if proc.stdout else b""
+            raise AssertionError(f"the worker ended before it could be killed: {output!r}")
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        if proc.stdout:
+            proc.stdout.close()

@@ -2,11 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
-import time
 from datetime import UTC, date, datetime
 
 import pytest
@@ -14,7 +9,7 @@ import sqlalchemy as sa
 
 from db.rbac import PermissionDenied
 from flows.backfill import backfill, chunks
-from tests.flows.conftest import World
+from tests.flows.conftest import World, kill_cli_midway
 from tests.flows.test_sync_slack import actual, expected
 
 START = datetime(2026, 9, 1, tzinfo=UTC)
@@ -102,37 +97,15 @@ def test_interrupted_backfill_resumes_from_its_last_chunk(world: World) -> None:
     world.sandbox.faults.add(
         "slack", kind="slow", method="conversations.history", rate=1.0, seconds=0.1
     )
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "cli.main",
-            "backfill",
-            "--integration",
-            str(iid),
-            "--start",
-            "2026-09-01",
-            "--end",
-            "2026-09-29",
-            "--chunk-days",
-            "7",
-            "--as",
-            world.users["owner"],
-        ],
-        env=world.env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
+    window = ["--start", "2026-09-01", "--end", "2026-09-29", "--chunk-days", "7"]
+    kill_cli_midway(
+        world.env(),
+        ["backfill", "--integration", str(iid), *window, "--as", world.users["owner"]],
+        lambda: (
+            len(_state(world, iid).get("backfill/2026-09-01..2026-09-29", {}).get("done", [])) >= 2
+        ),
+        timeout=120,
     )
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and proc.poll() is None:
-        done = _state(world, iid).get("backfill/2026-09-01..2026-09-29", {}).get("done", [])
-        if len(done) >= 2:
-            break
-        time.sleep(0.05)
-    assert proc.poll() is None, f"backfill ended before it could be killed: {proc.stdout.read()!r}"
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
     done = _state(world, iid)["backfill/2026-09-01..2026-09-29"]["done"]
     assert 2 <= len(done) < 4
     world.sandbox.faults.clear()

@@ -2,19 +2,14 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 import threading
-import time
 from datetime import UTC, datetime
 
 import pytest
 import sqlalchemy as sa
 
 from flows import sync_all, sync_slack
-from tests.flows.conftest import World
+from tests.flows.conftest import World, kill_cli_midway
 from tests.flows.test_sync_slack import _scalar, assert_equal_to_truth
 
 START = datetime(2026, 10, 1, tzinfo=UTC)
@@ -36,23 +31,13 @@ def test_killed_dispatcher_then_rerun_converges(world: World) -> None:
     world.sandbox.faults.add(
         "slack", kind="slow", method="conversations.history", rate=1.0, seconds=0.1
     )
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "cli.main", "sync", "all"],
-        env=world.env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
+    kill_cli_midway(
+        world.env(),
+        ["sync", "all"],
+        lambda: _scalar(world.engine, "SELECT count(*) FROM slack_messages") >= 400,
+        timeout=120,
+        poll=0.1,
     )
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and proc.poll() is None:
-        if _scalar(world.engine, "SELECT count(*) FROM slack_messages") >= 400:
-            break
-        time.sleep(0.1)
-    assert proc.poll() is None, (
-        f"dispatcher ended before it could be killed: {proc.stdout.read()!r}"
-    )
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
     world.sandbox.faults.clear()
 
     outcomes = sync_all(provider="slack")

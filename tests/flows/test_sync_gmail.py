@@ -9,12 +9,7 @@ connector's parsing code.
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -29,7 +24,7 @@ from db import engine as db_engine
 from db import schema, tenancy
 from db.rbac import PermissionDenied
 from flows import sync_gmail
-from tests.flows.conftest import World, seeded_world
+from tests.flows.conftest import World, kill_cli_midway, seeded_world
 
 START = datetime(2026, 9, 1, tzinfo=UTC)
 HIDDEN = {"SPAM", "TRASH"}  # a default sync leaves spam and trash out
@@ -496,31 +491,12 @@ def test_sigkill_mid_sync_then_rerun_equals_truth(gworld: GmailWorld) -> None:
         "kill", messages=600, start=START, span_days=30, config={"batch_size": 20}
     )
     gworld.sandbox.faults.add("gmail", kind="slow", method="batch", rate=1.0, seconds=0.5)
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "cli.main",
-            "sync",
-            "gmail",
-            "--integration",
-            str(iid),
-            "--as",
-            gworld.users["owner"],
-        ],
-        env=gworld.env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
+    kill_cli_midway(
+        gworld.env(),
+        ["sync", "gmail", "--integration", str(iid), "--as", gworld.users["owner"]],
+        lambda: _scalar(gworld.engine, "SELECT count(*) FROM gmail_messages") > 0,
+        timeout=120,
     )
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and proc.poll() is None:
-        if _scalar(gworld.engine, "SELECT count(*) FROM gmail_messages") > 0:
-            break
-        time.sleep(0.05)
-    assert proc.poll() is None, f"worker ended before it could be killed: {proc.stdout.read()!r}"
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
     total = len(_visible(gworld, "kill"))
     partial = _scalar(gworld.engine, "SELECT count(*) FROM gmail_messages")
     assert 0 < partial < total

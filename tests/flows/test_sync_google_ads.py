@@ -8,13 +8,8 @@ record code.
 
 from __future__ import annotations
 
-import os
 import re
-import signal
-import subprocess
-import sys
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -30,7 +25,7 @@ from db.rbac import PermissionDenied
 from flows import backfill, sync_google_ads
 from sandbox.google_ads import SEARCH_STREAM, AdsAccount, GoogleAdsEmulator, Login
 from sandbox.google_ads.data import BIDDING, DayMetrics
-from tests.flows.conftest import World, seeded_world
+from tests.flows.conftest import World, kill_cli_midway, seeded_world
 
 FIRST_SYNC_DAYS = 90  # the connector's default first-sync depth
 WINDOW_DAYS = 30  # the default conversion window
@@ -590,31 +585,12 @@ def test_sigkill_mid_sync_then_rerun_equals_the_truth(world: AdsWorld) -> None:
     iid = world.add_google_ads("kill")
     # Slow queries: the loader's first commit of daily rows lands while more are to come.
     world.sandbox.faults.add("google_ads", kind="slow", method=SEARCH_STREAM, rate=1.0, seconds=0.4)
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "cli.main",
-            "sync",
-            "google_ads",
-            "--integration",
-            str(iid),
-            "--as",
-            world.users["owner"],
-        ],
-        env=world.env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
+    kill_cli_midway(
+        world.env(),
+        ["sync", "google_ads", "--integration", str(iid), "--as", world.users["owner"]],
+        lambda: _scalar(world.engine, "SELECT count(*) FROM google_ads_campaign_daily") > 0,
+        timeout=180,
     )
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline and proc.poll() is None:
-        if _scalar(world.engine, "SELECT count(*) FROM google_ads_campaign_daily") > 0:
-            break
-        time.sleep(0.05)
-    assert proc.poll() is None, f"worker ended before it could be killed: {proc.stdout!r}"
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
     want = truth(world.trees["kill"])
     partial = _scalar(world.engine, "SELECT count(*) FROM google_ads_ad_daily")
     assert partial < len(want["google_ads_ad_daily"])

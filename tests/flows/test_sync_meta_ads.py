@@ -8,11 +8,6 @@ Expected rows are built from the emulator's own objects (its ads tree and
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -30,7 +25,7 @@ from sandbox.meta import MetaBusiness, MetaEmulator, ReportRun
 from sandbox.meta.data import MetaAccount
 from sandbox.meta.insights import _broken_down
 from tasks.sync import ReauthRequired
-from tests.flows.conftest import World, seeded_world
+from tests.flows.conftest import World, kill_cli_midway, seeded_world
 
 CONVERSION_TYPES = {
     "offsite_conversion.fb_pixel_purchase",
@@ -717,31 +712,12 @@ def test_sigkill_mid_sync_then_rerun_equals_truth(world: MetaWorld) -> None:
     world.sandbox.faults.add(
         "meta", kind="slow", method="report_run.insights", rate=1.0, seconds=0.3
     )
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "cli.main",
-            "sync",
-            "meta_ads",
-            "--integration",
-            str(iid),
-            "--as",
-            world.users["owner"],
-        ],
-        env=world.env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
+    kill_cli_midway(
+        world.env(),
+        ["sync", "meta_ads", "--integration", str(iid), "--as", world.users["owner"]],
+        lambda: _count(world.engine, "meta_ad_insights_daily", iid) > 0,
+        timeout=180,
     )
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline and proc.poll() is None:
-        if _count(world.engine, "meta_ad_insights_daily", iid) > 0:
-            break
-        time.sleep(0.05)
-    assert proc.poll() is None, f"worker ended before it could be killed: {proc.stdout.read()!r}"  # type: ignore[union-attr]
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
     assert world.business is not None
     total = len(truth(world.business)["meta_ad_insights_daily"])
     partial = _count(world.engine, "meta_ad_insights_daily", iid)

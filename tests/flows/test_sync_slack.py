@@ -4,11 +4,6 @@ PostgreSQL and real Prefect (one test harness per session)."""
 from __future__ import annotations
 
 import math
-import os
-import signal
-import subprocess
-import sys
-import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -19,7 +14,7 @@ from db import schema, tenancy
 from db.engine import default_vault
 from db.rbac import PermissionDenied
 from flows import sync_slack
-from tests.flows.conftest import World
+from tests.flows.conftest import World, kill_cli_midway
 
 START = datetime(2026, 10, 1, tzinfo=UTC)
 MESSAGE_COLUMNS = (
@@ -254,33 +249,13 @@ def test_sigkill_mid_sync_then_rerun_equals_clean_sync(world: World) -> None:
     world.sandbox.faults.add(
         "slack", kind="slow", method="conversations.history", rate=1.0, seconds=0.15
     )
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "cli.main",
-            "sync",
-            "slack",
-            "--integration",
-            str(iid),
-            "--as",
-            world.users["owner"],
-        ],
-        env=world.env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
+    kill_cli_midway(
+        world.env(),
+        ["sync", "slack", "--integration", str(iid), "--as", world.users["owner"]],
+        lambda: _scalar(world.engine, "SELECT count(*) FROM slack_messages") >= 300,
+        timeout=120,
+        poll=0.1,
     )
-    deadline = time.monotonic() + 120
-    loaded = 0
-    while time.monotonic() < deadline and proc.poll() is None:
-        loaded = _scalar(world.engine, "SELECT count(*) FROM slack_messages")
-        if loaded >= 300:
-            break
-        time.sleep(0.1)
-    assert proc.poll() is None, f"worker ended before it could be killed: {proc.stdout.read()!r}"
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
     total = len(expected(world.workspaces["kill"])["messages"])
     partial = _scalar(world.engine, "SELECT count(*) FROM slack_messages")
     assert 0 < partial < total
