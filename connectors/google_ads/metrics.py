@@ -30,7 +30,7 @@ from typing import Any, Final
 from zoneinfo import ZoneInfo
 
 from connectors.common import Page, Reconcile
-from connectors.kit.reader import Window
+from connectors.kit.reader import Window, day_span
 
 from . import settings
 from .config import GoogleAdsConfig
@@ -76,24 +76,15 @@ class MetricsReader:
         self, customer: Customer, cursor: Mapping[str, Any] | None, window: Window | None
     ) -> tuple[date, date, date | None]:
         """``(first day, last day, through)`` of this run's read of ``customer``."""
-        today = self.today(customer)
-        oldest = today - timedelta(days=RETENTION_DAYS)
-        saved = (cursor or {}).get("through")
-        through = date.fromisoformat(saved) if saved else None
-        if window is not None and window.own_cursors:
-            start = window.start or oldest
-            end = min(window.end - timedelta(days=1), today) if window.end else today
-            if through is not None:
-                start = max(start, through + timedelta(days=1))
-            return max(start, oldest), end, through
-        if through is None:
-            start = self.config.start_date or today - timedelta(days=self.config.initial_days)
-        else:
-            lookback = today - timedelta(days=self.config.conversion_window_days)
-            start = min(through + timedelta(days=1), lookback)
-        if window is not None:
-            start = min(start, window.start or oldest)
-        return max(start, oldest), today, through
+        return day_span(
+            self.today(customer),
+            cursor,
+            window,
+            lookback_days=self.config.conversion_window_days,
+            initial_days=self.config.initial_days,
+            start_date=self.config.start_date,
+            retention_days=RETENTION_DAYS,
+        )
 
     def read(
         self,

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from itertools import chain
 from types import MappingProxyType
 from typing import Any, NotRequired, get_origin, get_type_hints
@@ -44,6 +44,7 @@ __all__ = [
     "StreamFunction",
     "Window",
     "WindowedFunction",
+    "day_span",
     "declare_streams",
 ]
 
@@ -75,6 +76,43 @@ class Window:
             raise ValueError(f"empty window {self.start} .. {self.end} (end is exclusive)")
         if not self.own_cursors and self.end is not None:
             raise ValueError("a window read on top of the cursors runs up to now (no end)")
+
+
+def day_span(
+    today: date,
+    cursor: Mapping[str, Any] | None,
+    window: Window | None,
+    *,
+    lookback_days: int,
+    initial_days: int,
+    start_date: date | None = None,
+    retention_days: int,
+) -> tuple[date, date, date | None]:
+    """``(first day, last day, through)`` of one account's read of a daily stream whose past
+    days keep changing for ``lookback_days`` (late conversions), ``today`` being the account's.
+
+    The account's cursor is ``{"through": "YYYY-MM-DD"}``: every day up to it was read once.
+    An incremental run reads from ``min(through + 1, today - lookback_days)`` to today; a first
+    one from ``start_date`` (default ``initial_days`` back). A ``since`` run or full refresh
+    widens that to ``window.start`` (or the provider's retention); a backfill chunk
+    (``own_cursors``) reads ``[start, end)`` alone, resuming after its own cursor. Nothing
+    older than ``retention_days`` is asked for. ``through`` is the saved cursor's day."""
+    oldest = today - timedelta(days=retention_days)
+    saved = (cursor or {}).get("through")
+    through = date.fromisoformat(saved) if saved else None
+    if window is not None and window.own_cursors:
+        start = window.start or oldest
+        end = min(window.end - timedelta(days=1), today) if window.end else today
+        if through is not None:
+            start = max(start, through + timedelta(days=1))
+        return max(start, oldest), end, through
+    if through is None:
+        start = start_date or today - timedelta(days=initial_days)
+    else:
+        start = min(through + timedelta(days=1), today - timedelta(days=lookback_days))
+    if window is not None:
+        start = min(start, window.start or oldest)
+    return max(start, oldest), today, through
 
 
 # A stream's reader: given what ``partition_by`` says it gets, it yields the stream's pages.

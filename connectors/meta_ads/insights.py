@@ -36,7 +36,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from connectors.common import Page
-from connectors.kit.reader import Window
+from connectors.kit.reader import Window, day_span
 
 from . import settings
 from .config import MetaAdsConfig
@@ -90,25 +90,15 @@ class InsightsReader:
     ) -> tuple[date, date, date | None]:
         """``(first day, last day, through)`` of this run's read for ``account``;
         ``through`` is the saved cursor's day (``None``: none)."""
-        today = self.today(account)
-        oldest = today - timedelta(days=settings.RETENTION_DAYS)
-        saved = (cursor or {}).get("through")
-        through = date.fromisoformat(saved) if saved else None
-        if window is not None and window.own_cursors:
-            start = window.start or oldest
-            end = min(window.end - timedelta(days=1), today) if window.end else today
-            if through is not None:
-                start = max(start, through + timedelta(days=1))
-            return max(start, oldest), end, through
-        if through is None:
-            start = self.config.start_date or today - timedelta(days=self.config.initial_days)
-        else:
-            start = min(
-                through + timedelta(days=1), today - timedelta(days=self.config.lookback_days)
-            )
-        if window is not None:
-            start = min(start, window.start or oldest)
-        return max(start, oldest), today, through
+        return day_span(
+            self.today(account),
+            cursor,
+            window,
+            lookback_days=self.config.lookback_days,
+            initial_days=self.config.initial_days,
+            start_date=self.config.start_date,
+            retention_days=settings.RETENTION_DAYS,
+        )
 
     def read(
         self, account: Account, cursor: Mapping[str, Any] | None, window: Window | None
