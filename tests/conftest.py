@@ -32,6 +32,7 @@ ROOT = Path(__file__).resolve().parent.parent
 # rebuilding a shared template would pull it from under another's CREATE DATABASE.
 TEMPLATE = f"aos_test_template_{uuid.uuid4().hex[:8]}"
 TEST_HOME = ROOT / ".aos" / "test-cluster"
+MIGRATION_LOCK = 0x414F535F4D4947  # any fixed key: the sessions' template migrations queue on it
 
 
 class Cluster:
@@ -132,7 +133,15 @@ def cluster(request: pytest.FixtureRequest) -> Cluster:
     request.addfinalizer(lambda: c.drop(TEMPLATE))
     url = c.create(TEMPLATE)
     engine = make_engine(url)
-    upgrade(engine)
+    # Sessions side by side (pytest-xdist workers) migrate their templates one at a time: the
+    # migrations also create cluster-wide roles, and two CREATE ROLE of one name at the same
+    # moment fail on a fresh cluster however the migration checks first.
+    with c.admin() as lock:
+        lock.execute("SELECT pg_advisory_lock(%s)", (MIGRATION_LOCK,))
+        try:
+            upgrade(engine)
+        finally:
+            lock.execute("SELECT pg_advisory_unlock(%s)", (MIGRATION_LOCK,))
     engine.dispose()
     return c
 
