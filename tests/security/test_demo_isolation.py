@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -120,8 +121,12 @@ class RecordedSandbox(sandbox.Sandbox):
 
 @pytest.fixture
 def demo_env(
-    fresh_engine: sa.Engine, prefect_harness: None, monkeypatch: pytest.MonkeyPatch
+    fresh_engine: sa.Engine,
+    prefect_harness: None,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
 ) -> Iterator[sa.Engine]:
+    monkeypatch.setenv("AOS_HOME", str(tmp_path))  # the demo's analyst password file goes here
     monkeypatch.setenv("AOS_DATABASE_URL", fresh_engine.url.render_as_string(hide_password=False))
     monkeypatch.setenv("AOS_ENCRYPTION_KEY", "demo:" + "B" * 43 + "=")
     from connectors import registry
