@@ -1,13 +1,14 @@
 """Shared fixtures: one embedded PostgreSQL cluster per test session, a fresh database per module.
 
-The cluster lives in ``.aos/test-cluster`` (reused between runs, fsync off) unless
-``AOS_TEST_DATABASE_URL`` names a server to use instead. Migrations run once into a template
+The cluster lives in ``.aos/test-cluster`` (``AOS_TEST_HOME``; reused between runs, fsync off)
+unless ``AOS_TEST_DATABASE_URL`` names a server to use instead. Migrations run once into a template
 database; each module gets ``CREATE DATABASE ... TEMPLATE`` (about 0.1 s).
 
 Like the application, the tests connect to the embedded cluster as ``aos_app`` (no superuser):
 the superuser only creates the databases, owned by ``aos_app``, so a test passes here only if
-it would pass with the rights the application really has. A session stops the cluster at the
-end when it started it and no other session is still using it.
+it would pass with the rights the application really has. Sessions may run side by side (the
+pytest-xdist workers of ``run.py test``): the last one to finish stops the cluster when a
+session of the run started it, and leaves alone a server that was already running.
 """
 
 from __future__ import annotations
@@ -31,7 +32,10 @@ ROOT = Path(__file__).resolve().parent.parent
 # One template per session: sessions run side by side on the shared cluster, and one session
 # rebuilding a shared template would pull it from under another's CREATE DATABASE.
 TEMPLATE = f"aos_test_template_{uuid.uuid4().hex[:8]}"
-TEST_HOME = ROOT / ".aos" / "test-cluster"
+TEST_HOME = Path(os.environ.get("AOS_TEST_HOME") or ROOT / ".aos" / "test-cluster")
+# Present while a cluster some session of the test run started is up (a server that was already
+# running before the run is left running).
+STARTED_BY_TESTS = TEST_HOME / ".started-by-tests"
 MIGRATION_LOCK = 0x414F535F4D4947  # any fixed key: the sessions' template migrations queue on it
 
 
@@ -57,6 +61,8 @@ class Cluster:
         )
         fcntl.flock(self._sessions, fcntl.LOCK_SH)
         self._base = sa.make_url(self.pg.ensure_running())
+        if self.pg.started:  # a session of this run started it: the last one out stops it
+            STARTED_BY_TESTS.touch(mode=0o600)
 
     def url(self, database: str) -> str:
         return self._base.set(database=database).render_as_string(hide_password=False)
@@ -110,17 +116,18 @@ class Cluster:
                     pass  # still used elsewhere: leave it, it is bound to nothing
 
     def close(self) -> None:
-        """Stop the embedded server if this session started it and no other session uses it;
-        a server that was already running is left as it was."""
+        """The last session out stops the embedded server when a session of this run started
+        it; a server that was already running is left as it was."""
         if self._sessions is None or self.pg is None:
             return
         try:
-            if self.pg.started:
-                try:
-                    fcntl.flock(self._sessions, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                except BlockingIOError:
-                    return  # another session is using the server: it stays up
+            try:
+                fcntl.flock(self._sessions, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return  # another session (a parallel worker) still uses it: the last one stops it
+            if STARTED_BY_TESTS.exists():
                 self.pg.stop()
+                STARTED_BY_TESTS.unlink(missing_ok=True)
         finally:
             os.close(self._sessions)
             self._sessions = None
