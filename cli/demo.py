@@ -24,12 +24,12 @@ import os
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
 
 from cli.context import engine as project_engine
+from cli.demo_plan import SANDBOX_MARK, SIZES, plan_agency
 from cli.output import CliError
 from db import tenancy
 from db.analyst import create_analyst
@@ -41,19 +41,7 @@ DEMO_AGENCIES = (
     ("Northwind Agency", "northwind", ("Contoso", "Fabrikam")),
     ("Bluebird Media", "bluebird", ("Globex", "Initech")),
 )
-SIZES = {
-    "tiny": dict(users=4, channels=3, messages_per_channel=25),
-    "default": dict(users=12, channels=5, messages_per_channel=300),
-}
-#: Ads per account: campaigns x ad sets (ad groups) x ads.
-ADS_SIZES = {
-    "tiny": dict(campaigns=1, adsets_per_campaign=1, ads_per_adset=2),
-    "default": dict(campaigns=2, adsets_per_campaign=2, ads_per_adset=3),
-}
-DAYS = 30  # days of history in every emulator
 ROLES = ("owner", "admin", "manager", "member")
-#: The key in ``integration.config`` that says "created by the demo, credentials are fake".
-SANDBOX_MARK = "sandbox"
 
 
 @dataclass
@@ -72,155 +60,6 @@ def _find_or(create: Any, find: Any) -> Any:
         return create()
 
 
-@dataclass
-class _Planned:
-    """One integration the demo wants: its provider, name, client (``None``: agency-wide),
-    external account, fake credentials and config."""
-
-    provider: str
-    name: str
-    client: str | None
-    external_id: str
-    credentials: dict[str, Any]
-    config: dict[str, Any]
-
-
-@dataclass
-class _Client:
-    name: str
-    email_domains: list[str]
-    slack_channel_ids: list[str]
-    ad_account_ids: list[str]
-
-
-def _plan(
-    sandbox: Any, name: str, slug: str, client_names: tuple[str, ...], size: str
-) -> tuple[list[_Client], list[_Planned]]:
-    """The agency's accounts in the emulators, and the clients and integrations that use them.
-
-    Per agency: Slack (an agency-wide workspace with a channel per client, and a workspace per
-    client), a Gmail mailbox (mail attributed by the clients' domains), a Meta business (an
-    owned ad account and a client's) plus a client's own ad account, and a Google Ads manager
-    tree plus a client's own account. The agency-wide integrations' rows are attributed to
-    clients through channels, domains and ad account ids."""
-    today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
-    start = today - timedelta(days=DAYS)
-    shape = {**SIZES[size], "start": start, "span_days": DAYS, "thread_ratio": 0.1}
-    clients = [_Client(c, [f"{c.lower()}.example"], [], []) for c in client_names]
-    plans: list[_Planned] = []
-    mark = {SANDBOX_MARK: True}
-
-    # Slack: rows of the agency-wide workspace are attributed by channel.
-    shared = sandbox.slack.add_workspace(name=f"{name} (agency-wide)", **shape)
-    slack_config = {"auto_join": True, "rate_scale": sandbox.time_scale, **mark}
-    plans.append(
-        _Planned("slack", f"{name} Slack", None, shared.team_id, shared.credentials, slack_config)
-    )
-    for i, client in enumerate(clients):
-        client.slack_channel_ids.append(shared.channel_ids[i])
-        ws = sandbox.slack.add_workspace(name=f"{client.name} workspace", **shape)
-        plans.append(
-            _Planned(
-                "slack",
-                f"{client.name} Slack",
-                client.name,
-                ws.team_id,
-                ws.credentials,
-                slack_config,
-            )
-        )
-
-    # Gmail: the agency's mailbox, its mail attributed by the clients' domains.
-    mailbox = sandbox.gmail.add_mailbox(
-        f"ops@{slug}.test",
-        messages=SIZES[size]["messages_per_channel"],
-        domains=(*(d for c in clients for d in c.email_domains), "example.org"),
-        start=start,
-        span_days=DAYS,
-    )
-    plans.append(
-        _Planned(
-            "gmail",
-            f"{name} Gmail",
-            None,
-            mailbox.email,
-            mailbox.credentials,
-            {"start_date": start.date().isoformat(), **mark},
-        )
-    )
-
-    # Meta: the agency's business (its own account and the first client's), and the second
-    # client's own account.
-    ads_shape = ADS_SIZES[size]
-    meta_config = {"initial_days": DAYS, "rate_scale": sandbox.time_scale, **mark}
-    business = sandbox.meta_ads.add_business(
-        f"{name} business", owned=1, clients=1, days=DAYS, **ads_shape
-    )
-    clients[0].ad_account_ids.append(business.clients[0].account_id)
-    plans.append(
-        _Planned("meta_ads", f"{name} Meta", None, business.id, business.credentials, meta_config)
-    )
-    own = sandbox.meta_ads.add_business(
-        f"{clients[1].name} ads", owned=1, clients=0, days=DAYS, **ads_shape
-    )
-    plans.append(
-        _Planned(
-            "meta_ads",
-            f"{clients[1].name} Meta",
-            clients[1].name,
-            own.id,
-            own.credentials,
-            meta_config,
-        )
-    )
-
-    # Google Ads: the agency's manager tree (the first enabled client account is the first
-    # client's), and the second client's own account.
-    ads = sandbox.google_ads
-    history = (today - timedelta(days=DAYS)).date()
-    manager = ads.add_manager_tree(
-        f"{name} MCC",
-        clients=2,
-        campaigns=ads_shape["campaigns"],
-        ad_groups=ads_shape["adsets_per_campaign"],
-        ads_per_group=ads_shape["ads_per_adset"],
-        history_start=history,
-    )
-    leaves = [
-        a
-        for a, _ in manager.descendants()
-        if not a.manager and a.status == "ENABLED" and not a.hidden and not a.test_account
-    ]
-    clients[0].ad_account_ids.append(str(leaves[0].id))
-    login = ads.add_login(f"ads@{slug}.test", manager)
-    google_config = {"initial_days": DAYS, **mark}
-    plans.append(
-        _Planned(
-            "google_ads",
-            f"{name} Google Ads",
-            None,
-            login.email,
-            ads.credentials(login),
-            google_config,
-        )
-    )
-    direct = ads.add_account(f"{clients[1].name} Direct", history_start=history)
-    for channel in ("SEARCH", "DISPLAY"):
-        direct.add_campaign(channel=channel)
-    direct_login = ads.add_login(f"ads@{clients[1].name.lower()}.example", direct)
-    plans.append(
-        _Planned(
-            "google_ads",
-            f"{clients[1].name} Google Ads",
-            clients[1].name,
-            direct_login.email,
-            ads.credentials(direct_login),
-            google_config,
-        )
-    )
-    return clients, plans
-
-
 def seed(conn: sa.Connection, sandbox: Any, size: str) -> list[DemoAgency]:
     """Create (or find) the demo tenants and point their integrations at ``sandbox``."""
     vault = default_vault()
@@ -230,7 +69,7 @@ def seed(conn: sa.Connection, sandbox: Any, size: str) -> list[DemoAgency]:
             lambda n=name: tenancy.create_agency(conn, n),
             lambda n=name: tenancy.find_agency(conn, n).id,
         )
-        clients, plans = _plan(sandbox, name, slug, client_names, size)
+        clients, plans = plan_agency(sandbox, name, slug, client_names, size)
         client_ids = {
             c.name: _find_or(
                 lambda c=c, a=agency_id: tenancy.add_client(
