@@ -53,38 +53,41 @@ class DemoClient:
     ad_account_ids: list[str]
 
 
+@dataclass
+class _Agency:
+    """What every provider's plan needs to know about the agency being seeded."""
+
+    sandbox: Any
+    name: str
+    slug: str
+    clients: list[DemoClient]
+    size: str
+    today: datetime
+    mark: dict[str, Any]
+
+
 def plan_agency(
     sandbox: Any, name: str, slug: str, client_names: tuple[str, ...], size: str
 ) -> tuple[list[DemoClient], list[Planned]]:
     """The agency's clients and integrations (see the module docstring)."""
     today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
     clients = [DemoClient(c, [f"{c.lower()}.example"], [], []) for c in client_names]
-    mark = {SANDBOX_MARK: True}
+    agency = _Agency(sandbox, name, slug, clients, size, today, {SANDBOX_MARK: True})
     return clients, [
-        *_slack(sandbox, name, clients, size, today, mark),
-        *_gmail(sandbox, name, slug, clients, size, today, mark),
-        *_meta(sandbox, name, clients, size, mark),
-        *_google_ads(sandbox, name, slug, clients, size, today, mark),
+        plan for provider in (_slack, _gmail, _meta, _google_ads) for plan in provider(agency)
     ]
 
 
-def _slack(
-    sandbox: Any,
-    name: str,
-    clients: list[DemoClient],
-    size: str,
-    today: datetime,
-    mark: dict[str, Any],
-) -> list[Planned]:
+def _slack(a: _Agency) -> list[Planned]:
     """An agency-wide workspace (its rows attributed by channel) and one per client."""
-    shape = {**SIZES[size], "start": today - timedelta(days=DAYS), "span_days": DAYS}
+    shape = {**SIZES[a.size], "start": a.today - timedelta(days=DAYS), "span_days": DAYS}
     shape["thread_ratio"] = 0.1
-    config = {"auto_join": True, "rate_scale": sandbox.time_scale, **mark}
-    shared = sandbox.slack.add_workspace(name=f"{name} (agency-wide)", **shape)
-    plans = [Planned("slack", f"{name} Slack", None, shared.team_id, shared.credentials, config)]
-    for i, client in enumerate(clients):
+    config = {"auto_join": True, "rate_scale": a.sandbox.time_scale, **a.mark}
+    shared = a.sandbox.slack.add_workspace(name=f"{a.name} (agency-wide)", **shape)
+    plans = [Planned("slack", f"{a.name} Slack", None, shared.team_id, shared.credentials, config)]
+    for i, client in enumerate(a.clients):
         client.slack_channel_ids.append(shared.channel_ids[i])
-        ws = sandbox.slack.add_workspace(name=f"{client.name} workspace", **shape)
+        ws = a.sandbox.slack.add_workspace(name=f"{client.name} workspace", **shape)
         plans.append(
             Planned(
                 "slack", f"{client.name} Slack", client.name, ws.team_id, ws.credentials, config
@@ -93,63 +96,50 @@ def _slack(
     return plans
 
 
-def _gmail(
-    sandbox: Any,
-    name: str,
-    slug: str,
-    clients: list[DemoClient],
-    size: str,
-    today: datetime,
-    mark: dict[str, Any],
-) -> list[Planned]:
+def _gmail(a: _Agency) -> list[Planned]:
     """The agency's mailbox; its mail is attributed by the clients' domains."""
-    start = today - timedelta(days=DAYS)
-    mailbox = sandbox.gmail.add_mailbox(
-        f"ops@{slug}.test",
-        messages=SIZES[size]["messages_per_channel"],
-        domains=(*(d for c in clients for d in c.email_domains), "example.org"),
+    start = a.today - timedelta(days=DAYS)
+    mailbox = a.sandbox.gmail.add_mailbox(
+        f"ops@{a.slug}.test",
+        messages=SIZES[a.size]["messages_per_channel"],
+        domains=(*(d for c in a.clients for d in c.email_domains), "example.org"),
         start=start,
         span_days=DAYS,
     )
-    config = {"start_date": start.date().isoformat(), **mark}
-    return [Planned("gmail", f"{name} Gmail", None, mailbox.email, mailbox.credentials, config)]
+    config = {"start_date": start.date().isoformat(), **a.mark}
+    return [Planned("gmail", f"{a.name} Gmail", None, mailbox.email, mailbox.credentials, config)]
 
 
-def _meta(
-    sandbox: Any, name: str, clients: list[DemoClient], size: str, mark: dict[str, Any]
-) -> list[Planned]:
+def _meta(a: _Agency) -> list[Planned]:
     """The agency's business (its own ad account and the first client's) and the second
     client's own account."""
-    shape = ADS_SIZES[size]
-    config = {"initial_days": DAYS, "rate_scale": sandbox.time_scale, **mark}
-    meta = sandbox.meta_ads
-    business = meta.add_business(f"{name} business", owned=1, clients=1, days=DAYS, **shape)
-    clients[0].ad_account_ids.append(business.clients[0].account_id)
-    own = meta.add_business(f"{clients[1].name} ads", owned=1, clients=0, days=DAYS, **shape)
+    shape = ADS_SIZES[a.size]
+    config = {"initial_days": DAYS, "rate_scale": a.sandbox.time_scale, **a.mark}
+    meta = a.sandbox.meta_ads
+    business = meta.add_business(f"{a.name} business", owned=1, clients=1, days=DAYS, **shape)
+    a.clients[0].ad_account_ids.append(business.clients[0].account_id)
+    own = meta.add_business(f"{a.clients[1].name} ads", owned=1, clients=0, days=DAYS, **shape)
     return [
-        Planned("meta_ads", f"{name} Meta", None, business.id, business.credentials, config),
+        Planned("meta_ads", f"{a.name} Meta", None, business.id, business.credentials, config),
         Planned(
-            "meta_ads", f"{clients[1].name} Meta", clients[1].name, own.id, own.credentials, config
+            "meta_ads",
+            f"{a.clients[1].name} Meta",
+            a.clients[1].name,
+            own.id,
+            own.credentials,
+            config,
         ),
     ]
 
 
-def _google_ads(
-    sandbox: Any,
-    name: str,
-    slug: str,
-    clients: list[DemoClient],
-    size: str,
-    today: datetime,
-    mark: dict[str, Any],
-) -> list[Planned]:
+def _google_ads(a: _Agency) -> list[Planned]:
     """The agency's manager tree (its first enabled client account is the first client's)
     and the second client's own account, each reached by a login of its own."""
-    shape = ADS_SIZES[size]
-    ads = sandbox.google_ads
-    history = (today - timedelta(days=DAYS)).date()
+    shape = ADS_SIZES[a.size]
+    ads = a.sandbox.google_ads
+    history = (a.today - timedelta(days=DAYS)).date()
     manager = ads.add_manager_tree(
-        f"{name} MCC",
+        f"{a.name} MCC",
         clients=2,
         campaigns=shape["campaigns"],
         ad_groups=shape["adsets_per_campaign"],
@@ -157,25 +147,25 @@ def _google_ads(
         history_start=history,
     )
     leaves = [
-        a
-        for a, _ in manager.descendants()
-        if not a.manager and a.status == "ENABLED" and not a.hidden and not a.test_account
+        acc
+        for acc, _ in manager.descendants()
+        if not acc.manager and acc.status == "ENABLED" and not acc.hidden and not acc.test_account
     ]
-    clients[0].ad_account_ids.append(str(leaves[0].id))
-    login = ads.add_login(f"ads@{slug}.test", manager)
-    direct = ads.add_account(f"{clients[1].name} Direct", history_start=history)
+    a.clients[0].ad_account_ids.append(str(leaves[0].id))
+    login = ads.add_login(f"ads@{a.slug}.test", manager)
+    direct = ads.add_account(f"{a.clients[1].name} Direct", history_start=history)
     for channel in ("SEARCH", "DISPLAY"):
         direct.add_campaign(channel=channel)
-    own = ads.add_login(f"ads@{clients[1].name.lower()}.example", direct)
-    config = {"initial_days": DAYS, **mark}
+    own = ads.add_login(f"ads@{a.clients[1].name.lower()}.example", direct)
+    config = {"initial_days": DAYS, **a.mark}
     return [
         Planned(
-            "google_ads", f"{name} Google Ads", None, login.email, ads.credentials(login), config
+            "google_ads", f"{a.name} Google Ads", None, login.email, ads.credentials(login), config
         ),
         Planned(
             "google_ads",
-            f"{clients[1].name} Google Ads",
-            clients[1].name,
+            f"{a.clients[1].name} Google Ads",
+            a.clients[1].name,
             own.email,
             ads.credentials(own),
             config,
