@@ -10,7 +10,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from cli.context import engine, vault
+from cli.context import engine, integration_ref, vault
 from cli.output import CliError, whole_number
 from connectors import registry
 from db import tenancy
@@ -330,7 +330,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         help="store new credentials for an integration "
         "(e.g. after needs_reauth) and mark it connected",
     )
-    p.add_argument("--integration", type=whole_number, required=True)
+    p.add_argument("--integration", type=integration_ref, metavar="ID|NAME", required=True)
     p.add_argument("--credentials-file", required=True, metavar="PATH|-")
     p.add_argument("--as", dest="as_", metavar="EMAIL", help="the acting user (RBAC-checked)")
     p.set_defaults(func=cmd_integration_reconnect)
@@ -338,7 +338,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         "disconnect",
         help="revoke the token at the provider, destroy the credential, mark it disabled",
     )
-    p.add_argument("--integration", type=whole_number, required=True)
+    p.add_argument("--integration", type=integration_ref, metavar="ID|NAME", required=True)
     p.add_argument("--as", dest="as_", required=True, metavar="EMAIL", help="the acting user")
     p.add_argument("--purge", action="store_true", help="also delete its synced rows and cursors")
     p.set_defaults(func=cmd_integration_disconnect)
@@ -352,7 +352,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     )
     p = runs.add_parser("list", help="recent sync runs")
     p.add_argument("--agency")
-    p.add_argument("--integration", type=whole_number)
+    p.add_argument("--integration", type=integration_ref, metavar="ID|NAME")
     p.add_argument("--limit", type=whole_number, default=30)
     p.set_defaults(func=cmd_runs_list)
 
@@ -381,7 +381,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         dest="sub", required=True
     )
     p = grant.add_parser("mint", help="a single-use run grant (needs AOS_RUN_GRANT_KEY)")
-    p.add_argument("--integration", type=whole_number, required=True)
+    p.add_argument("--integration", type=integration_ref, metavar="ID|NAME", required=True)
     p.add_argument("--action", choices=["sync", "backfill"], default="sync")
     p.add_argument("--as", dest="as_", required=True, metavar="EMAIL", help="the acting user")
     p.add_argument("--minutes", type=whole_number, default=15, help="lifetime (1-60, default 15)")

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from cli.context import engine, vault
+from cli.context import engine, integration_ref, vault
 from cli.output import CliError, whole_number
 from connectors import oauth
 from db import tenancy
@@ -208,6 +208,9 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--agency", required=True, help="agency name or id")
     p.add_argument("--client", help="client name or id (omit for agency-wide)")
     p.add_argument(
-        "--integration", type=whole_number, help="reconnect this integration (same account)"
+        "--integration",
+        type=integration_ref,
+        metavar="ID|NAME",
+        help="reconnect this integration (same account)",
     )
     p.add_argument("--as", dest="as_", required=True, metavar="EMAIL", help="the acting user")

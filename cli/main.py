@@ -106,6 +106,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     _setup_logging(args.verbose)
     try:
+        if isinstance(getattr(args, "integration", None), str):  # a name (cli.context)
+            from cli.context import resolve_integration
+
+            args.integration = resolve_integration(args.integration)
         result = args.func(args)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -14,7 +14,7 @@ import sys
 from collections.abc import Iterator
 from typing import Any
 
-from cli.context import integration_ref, resolve_integration
+from cli.context import integration_ref
 from cli.output import CliError, iso_date, whole_number
 from connectors import registry
 
@@ -117,7 +117,7 @@ def _prefect_env() -> None:
 
 
 def cmd_sync(a: argparse.Namespace) -> Any:
-    integration_id = resolve_integration(a.integration)  # before Prefect: a typo fails fast
+    integration_id = a.integration  # a name is resolved by cli.main, before Prefect starts
     _prefect_env()
     from flows import flow_for
 
@@ -151,7 +151,7 @@ def cmd_sync_all(a: argparse.Namespace) -> Any:
 
 
 def cmd_backfill(a: argparse.Namespace) -> Any:
-    integration_id = resolve_integration(a.integration)
+    integration_id = a.integration
     _prefect_env()
     from flows import backfill
 

@@ -214,6 +214,11 @@ def test_integrations_are_named_by_id_or_by_an_unambiguous_name(
     assert code == 1 and err == (
         f"error: 2 integrations are named 'Shared name' (ids {ids[0]}, {ids[1]}): pass the id\n"
     )
+    # Every command's --integration takes a name: resolved once, before the command runs.
+    code, out, err = aos("--json", "runs", "list", "--integration", "Mail")
+    assert (code, err) == (0, "") and json.loads(out) == []
+    code, _, err = aos("runs", "list", "--integration", "Nope")
+    assert code == 1 and err.startswith("error: no integration named 'Nope'")
 
 
 def test_unexpected_failures_print_the_message_without_a_class_name(
