@@ -778,3 +778,44 @@ def test_backfill_reads_daily_insights_through_report_runs(world: MetaWorld) -> 
         if start <= k[1] < end or k[1] >= _today(world.meta.account(v[0])) - timedelta(days=3)
     }
     assert got == window
+
+
+# -- damaged answers ------------------------------------------------------------------------------
+@pytest.mark.parametrize("kind", ["truncated_body", "truncated", "reset", "500"])
+def test_damaged_answers_are_never_read_as_empty_and_the_next_run_heals(
+    world: MetaWorld, kind: str
+) -> None:
+    """A listing page cut in half (still framed as complete), a connection cut mid-body or
+    reset, a 500: first now and then (retried, the run ends equal to the truth), then on every
+    call (the run fails and says so). Either way no stored ad is soft-deleted as if the
+    damaged page had been an empty listing, and the next clean run is equal to the truth."""
+    from tasks.run import SyncFailed
+
+    # A first sync as deep as the lookback: every later run re-reads exactly those days.
+    iid = world.add_meta(f"damaged-{kind}", config={"initial_days": LOOKBACK_DAYS})
+    assert (
+        sync_meta_ads(integration_id=iid, requested_by=world.users["owner"])["status"]
+        == "succeeded"
+    )
+    assert_stored_is_truth(world, iid, days=LOOKBACK_DAYS)
+
+    world.sandbox.faults.add("meta", kind=kind, method="ads", times=2)
+    result = sync_meta_ads(integration_id=iid, requested_by=world.users["owner"])
+    assert result["status"] == "succeeded", result
+    assert_stored_is_truth(world, iid, days=LOOKBACK_DAYS)
+    assert len([e for e in world.sandbox.log.entries(method="ads") if e.fault == kind]) == 2
+
+    world.sandbox.faults.clear()
+    world.sandbox.faults.add("meta", kind=kind, method="ads", rate=1.0)
+    with pytest.raises(SyncFailed, match="ads"):
+        sync_meta_ads(integration_id=iid, requested_by=world.users["owner"])
+    assert_stored_is_truth(
+        world, iid, days=LOOKBACK_DAYS
+    )  # nothing soft-deleted, nothing half-written
+
+    world.sandbox.faults.clear()
+    assert (
+        sync_meta_ads(integration_id=iid, requested_by=world.users["owner"])["status"]
+        == "succeeded"
+    )
+    assert_stored_is_truth(world, iid, days=LOOKBACK_DAYS)
