@@ -26,7 +26,7 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from bench.common import bench_engine
-from db import tenancy
+from db import agencydb, readers, schema, tenancy
 from db.analyst import create_analyst
 
 RSS_GROWTH = 1.25
@@ -100,11 +100,21 @@ def seed(engine: sa.Engine, rows: int) -> dict[str, str]:
             client = tenancy.add_client(conn, agency, "Bench client")
             tenancy.add_user(conn, agency, f"owner@bench-export-{ads}.test", "owner")
             params = {"a": agency, "c": client, "ads": ads, "days": DAYS, "first": FIRST_DAY}
-            for provider, script in (("meta_ads", SEED_META), ("google_ads", SEED_GOOGLE)):
-                integration = tenancy.add_integration(conn, agency, provider, f"bench {provider}")
-                for statement in filter(str.strip, script.split(";")):
-                    conn.execute(sa.text(statement), {**params, "i": integration})
-        login = create_analyst(conn, f"owner@bench-export-{ads}.test")
+            made = [
+                (tenancy.add_integration(conn, agency, p, f"bench {p}"), script, p)
+                for p, script in (("meta_ads", SEED_META), ("google_ads", SEED_GOOGLE))
+            ]
+        else:
+            made = []
+    for integration, script, provider in made:
+        prefix = "meta_" if provider == "meta_ads" else "google_ads_"
+        tables = [t for t in schema.agency_metadata.tables if t.startswith(prefix)]
+        data = readers.attach(engine, int(str(params["a"])), integration, tables)
+        with data.begin() as conn:
+            for statement in filter(str.strip, script.split(";")):
+                conn.execute(sa.text(statement), {**params, "i": integration})
+    login = create_analyst(engine, f"owner@bench-export-{ads}.test")
+    engine = agencydb.engine_for(engine, login.agency_id)
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         conn.execute(sa.text("VACUUM ANALYZE"))
     url = engine.url.set(drivername="postgresql", username=login.role_name, password=login.password)

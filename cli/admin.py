@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from cli.context import engine, integration_ref, vault
 from cli.output import CliError, whole_number
 from connectors import registry
-from db import tenancy
+from db import agencydb, readers, tenancy
 from db.analyst import create_analyst, drop_analyst
 from db.runs import list_runs
 
@@ -28,9 +28,46 @@ def _client_id(conn: Any, agency_id: int, ref: str | None) -> int | None:
     return None if ref is None else tenancy.find_client(conn, agency_id, ref)
 
 
+def _refresh(agency_id: int) -> None:
+    """After a change of clients, grants or integrations: every analyst login of the agency
+    reaches exactly what it now may (``db/readers.py``), from its next query on."""
+    readers.refresh(engine(), agency_id)
+
+
 def cmd_agency_create(a: argparse.Namespace) -> Any:
     with engine().begin() as conn:
-        return {"agency_id": tenancy.create_agency(conn, a.name), "name": a.name}
+        agency_id = tenancy.create_agency(conn, a.name)
+    where = agencydb.provision(engine(), agency_id, a.database_url)
+    return {"agency_id": agency_id, "name": a.name, "database": where.database}
+
+
+def cmd_agency_delete(a: argparse.Namespace) -> Any:
+    """Delete an agency and everything of it: its database is dropped, its users, clients,
+    integrations and credentials go from the control database."""
+    from db.analyst import drop_agency_logins
+
+    eng = engine()
+    with eng.connect() as conn:
+        agency = tenancy.find_agency(conn, a.agency)
+    if a.confirm != agency.name:
+        raise CliError(
+            f"to delete agency {agency.name!r} and all its data, pass --confirm with its name"
+        )
+    database = agencydb.drop_database(eng, agency.id)
+    logins = drop_agency_logins(eng, agency.id)
+    with eng.begin() as conn:
+        tenancy.delete_agency(conn, agency.id)
+    return {"deleted": agency.name, "database": database, "analyst_logins_dropped": logins}
+
+
+def cmd_agency_move(a: argparse.Namespace) -> Any:
+    """Move an agency's database to another server (or back), nothing lost."""
+    from db.placement import move_agency
+
+    eng = engine()
+    with eng.connect() as conn:
+        agency = tenancy.find_agency(conn, a.agency)
+    return move_agency(eng, agency.id, a.database_url)
 
 
 def cmd_user_add(a: argparse.Namespace) -> Any:
@@ -51,6 +88,7 @@ def cmd_client_add(a: argparse.Namespace) -> Any:
             slack_channel_ids=a.slack_channel,
             ad_account_ids=a.ad_account,
         )
+    _refresh(agency_id)
     return {"client_id": cid, "name": a.name, "agency_id": agency_id}
 
 
@@ -62,6 +100,7 @@ def cmd_access(a: argparse.Namespace) -> Any:
             tenancy.grant_access(conn, user.id, client_id, a.permission)
         else:
             tenancy.revoke_access(conn, user.id, client_id)
+    _refresh(user.agency_id)
     return {
         "user": user.email,
         "client_id": client_id,
@@ -100,6 +139,7 @@ def cmd_integration_add(a: argparse.Namespace) -> Any:
             config=config,
         )
         v.put(conn, iid, bundle)  # the vault reads expires_at from the bundle
+    _refresh(agency_id)
     return {
         "integration_id": iid,
         "provider": a.provider,
@@ -137,7 +177,10 @@ def cmd_integration_disconnect(a: argparse.Namespace) -> Any:
     """Revoke at the provider, destroy the credential, disable; ``--purge`` deletes its rows."""
     from deployments.connect_service import disconnect
 
-    return disconnect(engine(), vault(), a.integration, a.as_, purge=a.purge)
+    done = disconnect(engine(), vault(), a.integration, a.as_, purge=a.purge)
+    with engine().connect() as conn:
+        _refresh(tenancy.get_integration(conn, a.integration).agency_id)
+    return done
 
 
 def cmd_integration_list(a: argparse.Namespace) -> Any:
@@ -233,21 +276,20 @@ def cmd_analyst_list(a: argparse.Namespace) -> Any:
 
 
 def cmd_analyst_drop(a: argparse.Namespace) -> Any:
-    with engine().begin() as conn:
-        drop_analyst(conn, a.role)
+    drop_analyst(engine(), a.role)
     return {"dropped": a.role}
 
 
 def cmd_analyst_create(a: argparse.Namespace) -> Any:
     eng = engine()
-    with eng.begin() as conn:
-        role = create_analyst(conn, a.user, role_name=a.role_name)
-    url = eng.url
+    role = create_analyst(eng, a.user, role_name=a.role_name)
+    url = sa.make_url(agencydb.placement(eng, role.agency_id).url)
     return {
         "role": role.role_name,
         "password": role.password,
         "agency_id": role.agency_id,
-        "psql": f"psql 'postgresql://{role.role_name}@{url.host}:{url.port}/{url.database}'",
+        "database": role.database,
+        "psql": f"psql 'postgresql://{role.role_name}@{url.host}:{url.port}/{role.database}'",
         "note": "the password is shown once; set PGPASSWORD or answer psql's prompt",
     }
 
@@ -270,9 +312,25 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     agency = sub.add_parser("agency", help="agencies (tenants)").add_subparsers(
         dest="sub", required=True
     )
-    p = agency.add_parser("create", help="create an agency")
+    p = agency.add_parser("create", help="create an agency (and its own database)")
     p.add_argument("name")
+    p.add_argument(
+        "--database-url",
+        help="the PostgreSQL server of the agency's database (default: the control database's "
+        "server); the role in the URL needs CREATEDB and CREATEROLE there",
+    )
     p.set_defaults(func=cmd_agency_create)
+    p = agency.add_parser("delete", help="delete an agency: its database and all its rows")
+    p.add_argument("agency", help="agency name or id")
+    p.add_argument("--confirm", required=True, help="the agency's name, to confirm")
+    p.set_defaults(func=cmd_agency_delete)
+    p = agency.add_parser("move", help="move an agency's database to another server, or back")
+    p.add_argument("agency", help="agency name or id")
+    p.add_argument(
+        "--database-url",
+        help="the target server (omit: back to the control database's server)",
+    )
+    p.set_defaults(func=cmd_agency_move)
 
     user = sub.add_parser("user", help="users and roles").add_subparsers(dest="sub", required=True)
     p = user.add_parser("add", help="add a user with a role")

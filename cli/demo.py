@@ -126,7 +126,7 @@ def seed(conn: sa.Connection, sandbox: Any, size: str) -> list[DemoAgency]:
 def _provider_tables() -> dict[str, list[str]]:
     """Every provider's tables, from the schema (``slack_messages`` is Slack's, ...)."""
     from connectors import registry
-    from db.schema import metadata
+    from db.schema import agency_metadata as metadata
 
     prefixes = {
         "slack": "slack_",
@@ -142,21 +142,24 @@ def _provider_tables() -> dict[str, list[str]]:
 
 
 def _summary(eng: sa.Engine, agencies: list[DemoAgency]) -> None:
+    from db.agencydb import engine_for
+
     tables = _provider_tables()
     with eng.connect() as conn:
         for agency in agencies:
             print(f"\n  {agency.name} (agency {agency.id})")
-            for provider, names in tables.items():
-                counts = []
-                for table in names:
-                    n = conn.execute(
-                        sa.text(
-                            f"SELECT count(*) FROM {table} WHERE agency_id = :a AND deleted_at IS NULL"  # noqa: S608 - names from the schema
-                        ),
-                        {"a": agency.id},
-                    ).scalar()
-                    counts.append(f"{table} {n:,}")
-                print(f"    {provider:<11} " + ", ".join(counts))
+            with engine_for(eng, agency.id).connect() as data:
+                for provider, names in tables.items():
+                    counts = []
+                    for table in names:
+                        n = data.execute(
+                            sa.text(
+                                f"SELECT count(*) FROM {table} WHERE agency_id = :a AND deleted_at IS NULL"  # noqa: S608 - names from the schema
+                            ),
+                            {"a": agency.id},
+                        ).scalar()
+                        counts.append(f"{table} {n:,}")
+                    print(f"    {provider:<11} " + ", ".join(counts))
             runs = conn.execute(
                 sa.text(
                     "SELECT count(*), count(*) FILTER (WHERE status = 'failed') FROM sync_run "
@@ -182,8 +185,7 @@ def _demo_analyst(eng: sa.Engine, email: str) -> Any:
     except (OSError, ValueError):
         known = {}
     password = known.get(database, {}).get(email) or secrets.token_urlsafe(18)
-    with eng.begin() as conn:
-        role = create_analyst(conn, email, password=password)
+    role = create_analyst(eng, email, password=password)
     known.setdefault(database, {})[email] = password
     saved.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     tmp = saved.with_suffix(".tmp")
@@ -200,13 +202,13 @@ ANALYST_QUERIES = (
         "Paid media per platform and client (Google Ads and Meta in one view)",
         "SELECT platform, client_name, currency, sum(impressions)::bigint AS impressions, "
         "sum(clicks)::bigint AS clicks, sum(spend) AS spend, sum(conversions) AS conversions "
-        "FROM analytics.ad_performance_daily GROUP BY 1, 2, 3 ORDER BY 1, 2, 3",
+        "FROM ad_performance_daily GROUP BY 1, 2, 3 ORDER BY 1, 2, 3",
     ),
     (
         "Conversations per client (Slack and Gmail)",
         "SELECT client_name, sum(slack_messages)::int AS slack, sum(gmail_inbound)::int AS mail_in, "
         "sum(gmail_outbound)::int AS mail_out, max(last_activity_at) AS latest "
-        "FROM analytics.client_activity_daily GROUP BY 1 ORDER BY 1",
+        "FROM client_activity_daily GROUP BY 1 ORDER BY 1",
     ),
 )
 
@@ -214,11 +216,15 @@ ANALYST_QUERIES = (
 def _analyst_example(eng: sa.Engine, agency: DemoAgency) -> dict[str, Any]:
     import pandas as pd
 
+    from db.agencydb import placement
+
     role = _demo_analyst(eng, agency.member_email)
-    url = eng.url.set(username=role.role_name, password=role.password)
+    url = sa.make_url(placement(eng, agency.id).url).set(
+        username=role.role_name, password=role.password
+    )
     print(
         f"\n==> Analyst queries, as {agency.member_email} (a member with write on one client;"
-        " row-level security hides every other row):"
+        " the agency's own database, and only that client's partitions in it):"
     )
     analyst = sa.create_engine(url)
     try:
@@ -232,9 +238,9 @@ def _analyst_example(eng: sa.Engine, agency: DemoAgency) -> dict[str, Any]:
     return {
         "role": role.role_name,
         "password": role.password,
-        "host": eng.url.host,
-        "port": eng.url.port,
-        "database": eng.url.database,
+        "host": url.host,
+        "port": url.port,
+        "database": url.database,
     }
 
 

@@ -25,16 +25,12 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
 
-from db import tenancy
+from db import locks, tenancy
 from db.connect_tokens import ConnectClaims
 from db.schema import (
-    TENANT_COLUMNS,
     connect_state,
     integration,
     integration_credential,
-    metadata,
-    sync_reject,
-    sync_state,
 )
 from db.vault import Vault
 
@@ -203,13 +199,8 @@ def attach(
     """Store ``bundle`` as the credentials of the account's integration (see the module
     docstring). ``integration_id`` names the integration being reconnected, when known."""
     ids = [external_account_id, *aliases]
-    conn.execute(  # one attach per (agency, provider, account) at a time
-        sa.select(
-            sa.func.pg_advisory_xact_lock(
-                sa.func.hashtextextended(f"connect:{agency_id}:{provider}:{external_account_id}", 0)
-            )
-        )
-    )
+    # one attach per (agency, provider, account) at a time
+    locks.xact_lock(conn, f"connect:{agency_id}:{provider}:{external_account_id}")
     target = _find(conn, agency_id, provider, ids)
     if integration_id is not None:
         asked = tenancy.get_integration(conn, integration_id)
@@ -295,20 +286,10 @@ def forget_credentials(conn: sa.Connection, integration_id: int) -> bool:
     return gone is not None
 
 
-def purge_synced_rows(conn: sa.Connection, agency_id: int, integration_id: int) -> dict[str, int]:
-    """Delete every synced row of the integration (every provider table: those carrying the
-    tenant columns), its cursors and its rejects; the run ledger and the audit log stay."""
-    counts: dict[str, int] = {}
-    tables = [t for t in metadata.sorted_tables if set(TENANT_COLUMNS) <= set(t.c.keys())] + [
-        sync_state,
-        sync_reject,
-    ]
-    for table in tables:
-        result = conn.execute(
-            table.delete().where(
-                table.c.agency_id == agency_id, table.c.integration_id == integration_id
-            )
-        )
-        if result.rowcount:
-            counts[table.name] = int(result.rowcount)
-    return counts
+def purge_synced_rows(control: sa.Engine, agency_id: int, integration_id: int) -> dict[str, int]:
+    """Drop every partition of the integration in the agency's database (its synced rows), its
+    cursors and its rejects; returns the rows each held. The run ledger and the audit log stay."""
+    from db.agencydb import drop_partitions, engine_for
+
+    with engine_for(control, agency_id).begin() as conn:
+        return drop_partitions(conn, integration_id)

@@ -68,7 +68,7 @@ APP_ROLE = "aos_app"
 #: ADMIN OPTION on, so roles the superuser made in older clusters are delegated to ``aos_app``.
 _DELEGATED_ROLES = ("aos_analyst", "aos_rls")
 _APP_ROLE_ATTRIBUTES = (
-    "LOGIN INHERIT NOSUPERUSER CREATEROLE NOCREATEDB NOREPLICATION NOBYPASSRLS CONNECTION LIMIT -1"
+    "LOGIN INHERIT NOSUPERUSER CREATEROLE CREATEDB NOREPLICATION NOBYPASSRLS CONNECTION LIMIT -1"
 )
 _SECRET_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 
@@ -550,7 +550,7 @@ class EmbeddedPostgres:
             "listen_addresses = '127.0.0.1'",
             "unix_socket_directories = ''",
             "password_encryption = 'scram-sha-256'",
-            "max_connections = 200",
+            "max_connections = 400",
             "shared_buffers = 256MB",
             "wal_compression = on",
         ]
@@ -612,7 +612,7 @@ class EmbeddedPostgres:
         with self._admin() as conn:
             row = conn.execute(
                 "SELECT rolpassword, (rolcanlogin AND rolinherit AND NOT rolsuper AND rolcreaterole"
-                " AND NOT rolcreatedb AND NOT rolreplication AND NOT rolbypassrls"
+                " AND rolcreatedb AND NOT rolreplication AND NOT rolbypassrls"
                 " AND rolconnlimit = -1) FROM pg_authid WHERE rolname = %s",
                 (APP_ROLE,),
             ).fetchone()
@@ -631,7 +631,27 @@ class EmbeddedPostgres:
                 )
             if conn.info.server_version >= 160000:
                 self._delegate_roles(conn)
+            # Ending an analyst's sessions (a revoked grant, a dropped agency database).
+            conn.execute(psql.SQL("GRANT pg_signal_backend TO {}").format(role))
+        for database in ("postgres", "template1"):
+            self._lock_down(database)
         self.create_database("aos", exist_ok=True)
+
+    def _lock_down(self, database: str) -> None:
+        """Nothing for PUBLIC in the cluster's own databases: no CONNECT, no TEMPORARY, and no
+        large objects (every agency database is a copy of ``template1``, so it inherits the
+        last: an analyst can create nothing, not even a large object)."""
+        with self._admin(database) as conn:
+            conn.execute(
+                psql.SQL("REVOKE CONNECT, TEMPORARY ON DATABASE {} FROM PUBLIC").format(
+                    psql.Identifier(database)
+                )
+            )
+            conn.execute(
+                "REVOKE EXECUTE ON FUNCTION pg_catalog.lo_create(oid), pg_catalog.lo_creat(integer),"
+                " pg_catalog.lo_from_bytea(oid, bytea), pg_catalog.lo_import(text),"
+                " pg_catalog.lo_import(text, oid) FROM PUBLIC"
+            )
 
     def _delegate_roles(self, conn: psycopg.Connection[tuple[object, ...]]) -> None:
         """Give ``aos_app`` ADMIN OPTION (without inheriting their rights) on the migrations'

@@ -10,7 +10,15 @@ import sqlalchemy as sa
 
 from db.embedded import EmbeddedPostgres
 
-__all__ = ["aos_home", "database_url", "default_vault", "embedded", "get_engine", "make_engine"]
+__all__ = [
+    "agency_engine",
+    "aos_home",
+    "database_url",
+    "default_vault",
+    "embedded",
+    "get_engine",
+    "make_engine",
+]
 
 
 def aos_home() -> Path:
@@ -50,6 +58,13 @@ def make_engine(url: str, **kw: object) -> sa.Engine:
 @functools.cache
 def get_engine() -> sa.Engine:
     return make_engine(database_url())
+
+
+def agency_engine(agency_id: int) -> sa.Engine:
+    """An engine on the agency's own database (``db/agencydb.py``), made on first use."""
+    from db.agencydb import engine_for
+
+    return engine_for(get_engine(), agency_id)
 
 
 def default_vault():

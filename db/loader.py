@@ -51,6 +51,7 @@ from psycopg.adapt import Dumper
 from psycopg.pq import Format
 
 from db import rejects
+from db.agencydb import partition_name
 from db.load_checks import approx_row_bytes, check_for, describe
 from db.load_sql import (
     BIGINT_OID,
@@ -519,6 +520,12 @@ class TableLoader:
         raw = self._raw = _raw(conn)
         with conn.begin():
             cur = raw.cursor()
+            # An agency database's provider tables are partitioned by integration: rows go
+            # straight into the integration's partition (a plain table, so RETURNING may read
+            # xmax, and no row is routed).
+            part = partition_name(self.table.name, self.tenant.integration_id)
+            if cur.execute("SELECT to_regclass(%s)", [f"public.{part}"]).fetchone()[0]:  # type: ignore[index]
+                self._target = sql.Identifier("public", part)
             rows = cur.execute(
                 "SELECT attname, format_type(atttypid, atttypmod), atttypid FROM pg_attribute "
                 "WHERE attrelid = %s::regclass AND attnum > 0 AND NOT attisdropped",

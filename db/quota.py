@@ -28,9 +28,10 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from db import locks
+
 __all__ = ["ProjectQuota"]
 
-_LOCK = sa.text("SELECT pg_advisory_xact_lock(hashtextextended(:name, 0))")
 _USE = sa.text(
     "SELECT coalesce(sum(operations), 0),"
     " coalesce(sum(operations) FILTER (WHERE integration_id = :integration), 0),"
@@ -81,7 +82,7 @@ class ProjectQuota:
         """Book ``operations`` now if both the project and this integration's share allow."""
         params = {**self._params(), "operations": operations}
         with self.engine.begin() as conn:
-            conn.execute(_LOCK, {"name": f"aos-sync:quota:{self.provider}:{self.project}"})
+            locks.xact_lock(conn, f"quota:{self.provider}:{self.project}")
             if not self._pruned:
                 conn.execute(_PRUNE, params)
                 self._pruned = True

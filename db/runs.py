@@ -15,11 +15,10 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from db import locks
 from db.schema import integration, sync_run
 
 __all__ = ["SyncLocked", "finish_run", "integration_lock", "list_runs", "start_run"]
-
-_LOCK_KEY = sa.text("SELECT hashtextextended('aos-sync:integration:' || :id, 0)")
 
 
 class SyncLocked(RuntimeError):
@@ -36,16 +35,16 @@ class SyncLocked(RuntimeError):
 @contextlib.contextmanager
 def integration_lock(engine: sa.Engine, integration_id: int) -> Iterator[None]:
     """Hold the integration's advisory lock for the ``with`` block, or raise ``SyncLocked``."""
+    name = f"integration:{integration_id}"
     with engine.connect() as conn:
-        key = conn.execute(_LOCK_KEY, {"id": str(integration_id)}).scalar_one()
-        got = conn.execute(sa.text("SELECT pg_try_advisory_lock(:k)"), {"k": key}).scalar_one()
+        got = locks.try_lock(conn, name)
         conn.commit()
         if not got:
             raise SyncLocked(integration_id)
         try:
             yield
         finally:
-            conn.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+            locks.unlock(conn, name)
             conn.commit()
 
 

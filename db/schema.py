@@ -1,12 +1,15 @@
-"""Tables (SQLAlchemy Core). Alembic migrations in ``db/migrations`` create them.
+"""Tables (SQLAlchemy Core), in two databases of their own kind.
 
-Two kinds of table live here:
-
-* platform tables: tenancy (agency, app_user, role, client), access grants, integrations and
-  their encrypted credentials, sync state, the run ledger and the audit log;
-* provider tables, all built by :func:`provider_table`, so every one carries the tenant columns
-  (``agency_id``, ``integration_id``, ``client_id``), ``synced_at`` and ``deleted_at``, and has
-  the primary key ``integration_id`` + the provider's natural key.
+* ``metadata``: the control database (migrations in ``db/migrations/versions``): what spans
+  agencies. Tenancy (agency, app_user, role, client), access grants, integrations and their
+  encrypted credentials, the run ledger, the audit log, quota ledgers, connect states. No
+  analyst ever connects to it.
+* ``agency_metadata``: each agency's own database (migrations in ``db/migrations/agency``):
+  provider tables, all built by :func:`provider_table`, so every one carries the tenant columns
+  (``agency_id``, ``integration_id``, ``client_id``), ``synced_at`` and ``deleted_at``, has the
+  primary key ``integration_id`` + the provider's natural key and is partitioned by integration;
+  their sync state (cursors commit with rows) and quarantine; a copy of the agency's clients
+  and integrations. See ``db/agencydb.py``.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from sqlalchemy.dialects.postgresql import ARRAY, BYTEA, JSONB, UUID
 __all__ = [
     "ROLE_LEVELS",
     "TENANT_COLUMNS",
+    "agency_metadata",
     "metadata",
     "provider_table",
 ]
@@ -32,6 +36,11 @@ metadata = sa.MetaData(
         "pk": "pk_%(table_name)s",
     }
 )
+
+#: The tables of an agency's own database (``db/agencydb.py``): its provider tables (each
+#: partitioned by integration), their sync state and quarantine, and a copy of the agency's own
+#: clients and integrations for the analytics views. Nothing of another agency is ever in it.
+agency_metadata = sa.MetaData(naming_convention=metadata.naming_convention)
 
 ROLE_LEVELS = {"owner": 40, "admin": 30, "manager": 20, "member": 10}
 INTEGRATION_STATUSES = ("connected", "needs_reauth", "error", "disabled")
@@ -53,7 +62,21 @@ agency = sa.Table(
     metadata,
     sa.Column("id", sa.BigInteger, sa.Identity(), primary_key=True),
     sa.Column("name", sa.Text, nullable=False, unique=True),
+    # The agency's own database (``db/agencydb.py``): a random name that says nothing about the
+    # agency, and the server it lives on (NULL: the control database's server).
+    sa.Column("database_name", sa.Text, unique=True),
+    sa.Column("database_url", sa.Text),
     _created(),
+)
+
+# One row: secrets of this installation that no analyst can read (the control database is out
+# of their reach), e.g. the salt of advisory lock keys (``db/locks.py``).
+installation = sa.Table(
+    "aos_installation",
+    metadata,
+    sa.Column("id", sa.Boolean, primary_key=True, server_default=sa.true()),
+    sa.Column("lock_salt", sa.Text, nullable=False),
+    sa.CheckConstraint("id", name="one_row"),
 )
 
 role = sa.Table(
@@ -196,20 +219,6 @@ integration_credential = sa.Table(
     _of_integration("integration_credential"),
 )
 
-sync_state = sa.Table(
-    "sync_state",
-    metadata,
-    sa.Column("integration_id", sa.BigInteger, primary_key=True),
-    sa.Column("agency_id", sa.BigInteger, nullable=False),
-    sa.Column("stream", sa.Text, primary_key=True),
-    sa.Column("partition", sa.Text, primary_key=True, server_default=""),
-    sa.Column("cursor", JSONB, nullable=False),
-    sa.Column(
-        "updated_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
-    ),
-    _of_integration("sync_state"),
-)
-
 sync_run = sa.Table(
     "sync_run",
     metadata,
@@ -309,9 +318,60 @@ sa.Index(
 )
 
 
+# --- an agency's own database (``agency_metadata``) --------------------------------------------
+# The agency's clients and integrations as the analytics views need them, copied from the control
+# database (``db/agencydb.py``); their ids are the control database's.
+agency_client = sa.Table(
+    "client",
+    agency_metadata,
+    sa.Column("agency_id", sa.BigInteger, nullable=False),
+    sa.Column("id", sa.BigInteger, nullable=False),
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("email_domains", ARRAY(sa.Text), nullable=False, server_default="{}"),
+    sa.PrimaryKeyConstraint("agency_id", "id"),
+)
+
+agency_integration = sa.Table(
+    "integration",
+    agency_metadata,
+    sa.Column("agency_id", sa.BigInteger, nullable=False),
+    sa.Column("id", sa.BigInteger, nullable=False),
+    sa.Column("client_id", sa.BigInteger),
+    sa.Column("provider", sa.Text, nullable=False),
+    sa.Column("name", sa.Text, nullable=False),
+    # The integration's re-read window in days when its settings name one (Google Ads:
+    # ``conversion_window_days``, Meta Ads: ``lookback_days``): when a day is final.
+    sa.Column("lookback_days", sa.Integer),
+    sa.PrimaryKeyConstraint("agency_id", "id"),
+)
+
+
+def _of_agency_integration(table: str) -> sa.ForeignKeyConstraint:
+    return sa.ForeignKeyConstraint(
+        ["agency_id", "integration_id"],
+        ["integration.agency_id", "integration.id"],
+        ondelete="CASCADE",
+        name=f"fk_{table}_integration",
+    )
+
+
+sync_state = sa.Table(
+    "sync_state",
+    agency_metadata,
+    sa.Column("integration_id", sa.BigInteger, primary_key=True),
+    sa.Column("agency_id", sa.BigInteger, nullable=False),
+    sa.Column("stream", sa.Text, primary_key=True),
+    sa.Column("partition", sa.Text, primary_key=True, server_default=""),
+    sa.Column("cursor", JSONB, nullable=False),
+    sa.Column(
+        "updated_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
+    ),
+    _of_agency_integration("sync_state"),
+)
+
 sync_reject = sa.Table(
     "sync_reject",
-    metadata,
+    agency_metadata,
     sa.Column("agency_id", sa.BigInteger, nullable=False),
     sa.Column("integration_id", sa.BigInteger, nullable=False),
     sa.Column("table_name", sa.Text, nullable=False),
@@ -328,14 +388,16 @@ sync_reject = sa.Table(
         "last_seen", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
     ),
     sa.PrimaryKeyConstraint("agency_id", "integration_id", "table_name", "record_key"),
-    _of_integration("sync_reject"),
+    _of_agency_integration("sync_reject"),
 )
 
 
 def provider_table(
     name: str, natural_key: list[sa.Column[object]], *columns: sa.Column[object] | sa.Index
 ) -> sa.Table:
-    """A provider table with the tenant conventions (see module docstring)."""
+    """A provider table with the tenant conventions (see module docstring), in an agency's own
+    database and partitioned by integration: each integration's rows are a relation of their own
+    (``db/agencydb.py`` creates it), so a member's views can name exactly their clients' rows."""
     tenant: list[sa.Column[Any]] = [
         sa.Column("integration_id", sa.BigInteger, nullable=False),
         *[sa.Column(c.name, c.type, nullable=False) for c in natural_key],
@@ -350,13 +412,14 @@ def provider_table(
     ]
     return sa.Table(
         name,
-        metadata,
+        agency_metadata,
         *tenant,
         *columns,
         *tail,
         sa.PrimaryKeyConstraint("agency_id", "integration_id", *(c.name for c in natural_key)),
-        _of_integration(name),
+        _of_agency_integration(name),
         sa.Index(f"ix_{name}_agency_client", "agency_id", "client_id"),
+        postgresql_partition_by="LIST (integration_id)",
     )
 
 

@@ -1,6 +1,7 @@
 """Sync state: one cursor (a JSON object) per (integration, stream, partition).
 
-Why a module of its own: the cursor must commit in the same transaction as the rows it
+It lives in the agency's own database (``db/agencydb.py``), beside the rows. Why a module of
+its own: the cursor must commit in the same transaction as the rows it
 describes, so :func:`save_state` takes the caller's connection and never commits;
 the loader calls it inside each batch's transaction. Partitions are e.g. Slack channel ids or ad
 account ids; streams without partitions use ``""``.
@@ -14,7 +15,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
 
-from db.schema import integration, sync_state
+from db.schema import agency_integration as integration
+from db.schema import sync_state
 
 __all__ = ["clear_state", "load_state", "save_state"]
 

@@ -47,6 +47,7 @@ __all__ = [
     "add_user",
     "client_attribution_map",
     "create_agency",
+    "delete_agency",
     "find_agency",
     "find_client",
     "find_user",
@@ -155,6 +156,12 @@ def create_agency(conn: sa.Connection, name: str) -> int:
     if new_id is None:
         raise Conflict(f"agency {name!r} already exists")
     return int(new_id)
+
+
+def delete_agency(conn: sa.Connection, agency_id: int) -> None:
+    """Delete the agency's row and, by cascade, its users, clients, integrations, credentials,
+    runs and audit rows (its database is dropped first, by ``db.agencydb.drop_database``)."""
+    conn.execute(agency_t.delete().where(agency_t.c.id == agency_id))
 
 
 def find_agency(conn: sa.Connection, name_or_id: str | int) -> Agency:

@@ -297,7 +297,7 @@ def disconnect(
             except oauth.OAuthError as exc:
                 revoked = f"revocation failed ({exc})"
         had_credential = store.forget_credentials(conn, integration_id)
-        purged = store.purge_synced_rows(conn, integ.agency_id, integration_id) if purge else {}
+        purged = store.purge_synced_rows(engine, integ.agency_id, integration_id) if purge else {}
         tenancy.set_integration_status(
             conn, integration_id, "disabled", f"disconnected by {principal}", actor=principal
         )

@@ -24,7 +24,7 @@ from prefect.runtime import flow_run
 
 from connectors import registry
 from db import runs, state, tenancy
-from db.engine import get_engine
+from db.engine import agency_engine, get_engine
 from db.health import integration_health
 
 __all__ = [
@@ -314,10 +314,16 @@ def wait_for_flow_runs(run_ids: list[str], poll_seconds: float = 2.0) -> dict[st
     return states
 
 
+def _agency_engine_of(integration_id: int) -> Any:
+    with get_engine().connect() as conn:
+        agency_id = tenancy.get_integration(conn, integration_id).agency_id
+    return agency_engine(agency_id)
+
+
 @task(name="chunks-done")
 def chunks_done(integration_id: int, window: str) -> list[str]:
     """The finished chunks of a backfill window (a rerun of the window skips them)."""
-    with get_engine().connect() as conn:
+    with _agency_engine_of(integration_id).connect() as conn:
         saved = state.load_state(conn, integration_id, BACKFILL_PROGRESS).get(window, {})
     return list(saved.get("done", []))
 
@@ -325,7 +331,7 @@ def chunks_done(integration_id: int, window: str) -> list[str]:
 @task(name="record-chunk")
 def record_chunk(integration_id: int, window: str, chunk: str) -> None:
     """Mark a chunk of a window as finished (after all its rows and cursors committed)."""
-    with get_engine().begin() as conn:
+    with _agency_engine_of(integration_id).begin() as conn:
         done = state.load_state(conn, integration_id, BACKFILL_PROGRESS).get(window, {})
         finished = sorted({*done.get("done", []), chunk})
         state.save_state(conn, integration_id, BACKFILL_PROGRESS, window, {"done": finished})

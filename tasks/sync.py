@@ -20,7 +20,7 @@ from prefect.exceptions import MissingContextError
 from connectors import registry
 from connectors.common import AuthError, Page, PermanentError, Secret, StreamReader
 from connectors.kit.reader import Window
-from db import schema, state, tenancy
+from db import readers, schema, state, tenancy
 from db.engine import default_vault, get_engine
 from db.grants import InvalidRunGrant, consume_run_grant, resolve_run, signing_key_from_env
 from db.loader import LoadError, TableLoader, Tenant
@@ -267,12 +267,15 @@ def sync_stream(integration_id: int, stream: str, mode: RunMode = INCREMENTAL) -
     with eng.begin() as conn:
         integ = tenancy.get_integration(conn, integration_id)
         bundle = default_vault().get(conn, integration_id)
-        saved = state.load_state(conn, integration_id, state_stream)
     provider = registry.get(integ.provider)
     window = mode.window(stream, provider.windowed)
     budget = _quota_budget(provider, integ, bundle)
     reader = provider.build_reader(Secret(str(bundle["access_token"])), integ.config, budget)
     spec = reader.streams[stream]
+    tables = sorted({s.table for s in reader.streams.values()})
+    target = readers.attach(eng, integ.agency_id, integ.id, tables)
+    with target.connect() as conn:
+        saved = state.load_state(conn, integration_id, state_stream)
     client_map: dict[str, int] = {}
     if spec.client_match and integ.client_id is None:
         with eng.connect() as conn:
@@ -284,7 +287,7 @@ def sync_stream(integration_id: int, stream: str, mode: RunMode = INCREMENTAL) -
         client_map=client_map,
         client_field=spec.client_field,
     )
-    loader = TableLoader(eng, schema.metadata.tables[spec.table], tenant)
+    loader = TableLoader(target, schema.agency_metadata.tables[spec.table], tenant)
     started = time.monotonic()
     try:
         pages = _read(reader, stream, mode.cursors(saved), window)

@@ -99,16 +99,28 @@ class Cluster:
         """Drop the database and the analyst logins bound in it (roles are cluster-wide and
         would otherwise pile up in the reused test cluster)."""
         roles: list[str] = []
+        agencies: list[str] = []
         try:
             url = self._base.set(database=name, drivername="postgresql")
             with psycopg.connect(url.render_as_string(hide_password=False)) as conn:
                 roles = [r for (r,) in conn.execute("SELECT role_name FROM analyst_binding")]
+                agencies = [
+                    str(d)
+                    for (d,) in conn.execute(
+                        "SELECT database_name FROM agency"
+                        " WHERE database_name IS NOT NULL AND database_url IS NULL"
+                    )
+                ]
         except psycopg.Error:
             pass  # gone already, or never migrated
         with self.admin() as conn:
-            conn.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-            )
+            for database in (*agencies, name):
+                conn.execute(
+                    sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
+                        sql.Identifier(database)
+                    )
+                )
+            roles += [f"{database}_all" for database in agencies]
             for role in roles:
                 try:
                     conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))

@@ -16,8 +16,8 @@ from typing import Any, TypeVar
 import pytest
 import sqlalchemy as sa
 
+from db import agencydb, tenancy
 from db import engine as db_engine
-from db import tenancy
 from sandbox import Sandbox
 
 W = TypeVar("W", bound="World")
@@ -36,6 +36,11 @@ class World:
     other_agency_user: str
     integrations: dict[str, int] = field(default_factory=dict)
     workspaces: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def data(self) -> sa.Engine:
+        """The agency's own database: its synced rows, cursors and quarantine."""
+        return agencydb.engine_for(self.engine, self.agency_id)
 
     def env(self) -> dict[str, str]:
         """Environment for a subprocess worker pointed at this world."""

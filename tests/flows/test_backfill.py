@@ -21,7 +21,7 @@ def _in_window(key: tuple, lo: date, hi: date) -> bool:
 
 
 def _state(world: World, iid: int) -> dict[str, dict]:
-    with world.engine.connect() as conn:
+    with world.data.connect() as conn:
         rows = conn.execute(
             sa.text("SELECT stream, partition, cursor FROM sync_state WHERE integration_id = :i"),
             {"i": iid},
@@ -67,7 +67,7 @@ def test_backfill_loads_the_window_only_and_keeps_the_incremental_cursor(world: 
         for k, v in expected(world.workspaces["bf"])["messages"].items()
         if not v[5] and _in_window(k, lo, hi)
     }  # top-level messages of the window
-    got = actual(world.engine, iid)["messages"]
+    got = actual(world.data, iid)["messages"]
     assert {k: got[k] for k in want} == want
     top_level_outside = [k for k, v in got.items() if not v[5] and not _in_window(k, lo, hi)]
     assert top_level_outside == []
@@ -129,7 +129,7 @@ def test_interrupted_backfill_resumes_from_its_last_chunk(world: World) -> None:
         for k, v in expected(world.workspaces["bfkill"])["messages"].items()
         if _in_window(k, date(2026, 9, 1), date(2026, 9, 29))
     }
-    got = actual(world.engine, iid)["messages"]
+    got = actual(world.data, iid)["messages"]
     assert {k: got.get(k) for k in want} == want
     runs = [
         r[0]

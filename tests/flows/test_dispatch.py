@@ -34,7 +34,7 @@ def test_killed_dispatcher_then_rerun_converges(world: World) -> None:
     kill_cli_midway(
         world.env(),
         ["sync", "all"],
-        lambda: _scalar(world.engine, "SELECT count(*) FROM slack_messages") >= 400,
+        lambda: _scalar(world.data, "SELECT count(*) FROM slack_messages") >= 400,
         timeout=120,
         poll=0.1,
     )

@@ -96,7 +96,7 @@ def test_a_poison_message_is_set_aside_and_its_channel_moves_on(world: World) ->
     channel = next(c for c in ws.channel_ids if ws.channel(c).is_member)
     poison = ws.post_message(channel, "poison-7f3a")
     later = ws.post_message(channel, "after the poison")
-    with world.engine.begin() as conn:
+    with world.data.begin() as conn:
         conn.execute(
             sa.text(
                 "ALTER TABLE slack_messages ADD CONSTRAINT refuse_poison "
@@ -105,10 +105,10 @@ def test_a_poison_message_is_set_aside_and_its_channel_moves_on(world: World) ->
         )
     result = sync_slack(integration_id=iid, requested_by=world.users["owner"])
     assert result["status"] == "succeeded" and result["streams"]["messages"]["rejected"] == 1
-    want, got = expected(ws)["messages"], actual(world.engine, iid)["messages"]
+    want, got = expected(ws)["messages"], actual(world.data, iid)["messages"]
     assert set(want) - set(got) == {(channel, poison["ts"])}  # all but the poison one
     assert (channel, later["ts"]) in got
-    with world.engine.connect() as conn:
+    with world.data.connect() as conn:
         reject = conn.execute(sa.select(schema.sync_reject)).one()
         cursor = conn.execute(
             sa.select(schema.sync_state.c.cursor).where(
@@ -120,11 +120,11 @@ def test_a_poison_message_is_set_aside_and_its_channel_moves_on(world: World) ->
     assert reject.record_key == [channel, poison["ts"]] and "refuse_poison" in reject.reason
     assert float(cursor["cursor"]) >= float(later["ts"])  # the channel's read completed
 
-    with world.engine.begin() as conn:
+    with world.data.begin() as conn:
         conn.execute(sa.text("ALTER TABLE slack_messages DROP CONSTRAINT refuse_poison"))
     sync_slack(integration_id=iid, requested_by=world.users["owner"])
-    assert (channel, poison["ts"]) in actual(world.engine, iid)["messages"]
-    with world.engine.connect() as conn:
+    assert (channel, poison["ts"]) in actual(world.data, iid)["messages"]
+    with world.data.connect() as conn:
         assert (
             conn.execute(sa.select(sa.func.count()).select_from(schema.sync_reject)).scalar() == 0
         )
@@ -138,7 +138,7 @@ def test_a_truncated_listing_during_a_resync_soft_deletes_nothing(
     stored message was soft-deleted by a run that ended 'succeeded'."""
     iid = gworld.add_gmail("cut", messages=60, start=START, span_days=10, config={"max_retries": 1})
     sync_gmail(integration_id=iid, requested_by=gworld.users["owner"])
-    with gworld.engine.connect() as conn:
+    with gworld.data.connect() as conn:
         stored = conn.execute(sa.text("SELECT count(*) FROM gmail_messages")).scalar()
     gworld.mailboxes["cut"].deliver(subject="while history was lost")  # the saved id is older
     gworld.mailboxes["cut"].expire_history()
@@ -147,7 +147,7 @@ def test_a_truncated_listing_during_a_resync_soft_deletes_nothing(
     )
     with pytest.raises(SyncFailed, match="users.messages.list"):
         sync_gmail(integration_id=iid, requested_by=gworld.users["owner"])
-    with gworld.engine.connect() as conn:
+    with gworld.data.connect() as conn:
         deleted = conn.execute(
             sa.text("SELECT count(*) FROM gmail_messages WHERE deleted_at IS NOT NULL")
         ).scalar()

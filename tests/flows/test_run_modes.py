@@ -42,7 +42,7 @@ def _assert_rows(table: str, want: Mapping[Any, Any], got: Mapping[Any, Any]) ->
 
 def _cursors(world: World, iid: int) -> dict[str, dict[str, Any]]:
     """Every saved cursor of the integration: ``stream/partition`` -> cursor."""
-    with world.engine.connect() as conn:
+    with world.data.connect() as conn:
         rows = conn.execute(
             sa.text("SELECT stream, partition, cursor FROM sync_state WHERE integration_id = :i"),
             {"i": iid},
@@ -111,7 +111,7 @@ def _slack_pick(
 
 
 def _slack_messages(world: World, key: str) -> dict[tuple, tuple]:
-    return sl.actual(world.engine, world.integrations[key])["messages"]
+    return sl.actual(world.data, world.integrations[key])["messages"]
 
 
 def _ts_cursors(world: World, iid: int) -> dict[str, Decimal]:
@@ -355,7 +355,7 @@ def _history_id(world: gm.GmailWorld, iid: int) -> int:
 
 
 def _gmail_messages(world: gm.GmailWorld, key: str) -> dict[str, tuple]:
-    return gm.actual(world.engine, world.integrations[key])["messages"]
+    return gm.actual(world.data, world.integrations[key])["messages"]
 
 
 def test_gmail_incremental_keeps_rows_below_start_date_current(gworld: gm.GmailWorld) -> None:
@@ -405,7 +405,7 @@ def test_gmail_since_rereads_from_the_date_on_top_of_a_newer_cursor(
     mb.deliver(subject="dated after the date", at=datetime.now(UTC) - timedelta(days=10))
     mb.deliver(subject="dated before the date", at=datetime.now(UTC) - timedelta(days=30))
     skipped = {"v": 1, "history_id": str(mb.history.current), "full_sync": None}
-    with gworld.engine.begin() as conn:
+    with gworld.data.begin() as conn:
         state.save_state(conn, iid, "messages", "", skipped)
 
     result = sync_gmail(integration_id=iid, requested_by=gworld.users["admin"], since=since)
@@ -417,7 +417,7 @@ def test_gmail_since_rereads_from_the_date_on_top_of_a_newer_cursor(
         _merged(truth["messages"], before, lambda _key, row: row[2] >= edge),
         _gmail_messages(gworld, "since"),
     )
-    labels = gm.actual(gworld.engine, iid)["labels"]
+    labels = gm.actual(gworld.data, iid)["labels"]
     _assert_rows("labels", truth["labels"], labels)
     assert _history_id(gworld, iid) >= int(skipped["history_id"])
 

@@ -232,7 +232,7 @@ def actual(engine: sa.Engine, integration_id: int) -> dict[str, dict[str, Any]]:
 
 def assert_equal_to_truth(world: GmailWorld, key: str) -> dict[str, dict[str, Any]]:
     want = expected(world, key)
-    got = actual(world.engine, world.integrations[key])
+    got = actual(world.data, world.integrations[key])
     for table in ("messages", "labels"):
         w, g = want[table], got[table]
         missing, extra = w.keys() - g.keys(), g.keys() - w.keys()
@@ -380,13 +380,13 @@ def test_expired_history_id_triggers_a_full_resync(gworld: GmailWorld) -> None:
     assert _calls(gworld, "users.messages.list") >= 1
     # The resync's reconcile soft-deleted what vanished while history was unavailable.
     assert (
-        _scalar(gworld.engine, "SELECT count(*) FROM gmail_messages WHERE deleted_at IS NOT NULL")
+        _scalar(gworld.data, "SELECT count(*) FROM gmail_messages WHERE deleted_at IS NOT NULL")
         == 3
     )
     with gworld.engine.connect() as conn:
         run = conn.execute(sa.select(schema.sync_run).order_by(schema.sync_run.c.id.desc())).first()
     assert any("expired" in w for w in run.streams["messages"]["warnings"])
-    assert changed["rescued"] in actual(gworld.engine, iid)["messages"]
+    assert changed["rescued"] in actual(gworld.data, iid)["messages"]
     # And back on the History API afterwards.
     gworld.mailboxes["exp"].deliver(subject="after the resync")
     gworld.sandbox.log.clear()
@@ -481,7 +481,7 @@ def test_revoked_refresh_token_ends_in_needs_reauth(gworld: GmailWorld) -> None:
     # One refusal is enough: no retried refresh, and Gmail itself was never called.
     assert [e.status for e in gworld.sandbox.log.entries(method=TOKEN)] == [400]
     assert len(gworld.sandbox.log) == 1
-    assert _scalar(gworld.engine, "SELECT count(*) FROM gmail_messages") == 0
+    assert _scalar(gworld.data, "SELECT count(*) FROM gmail_messages") == 0
 
 
 def test_sigkill_mid_sync_then_rerun_equals_truth(gworld: GmailWorld) -> None:
@@ -494,18 +494,18 @@ def test_sigkill_mid_sync_then_rerun_equals_truth(gworld: GmailWorld) -> None:
     kill_cli_midway(
         gworld.env(),
         ["sync", "gmail", "--integration", str(iid), "--as", gworld.users["owner"]],
-        lambda: _scalar(gworld.engine, "SELECT count(*) FROM gmail_messages") > 0,
+        lambda: _scalar(gworld.data, "SELECT count(*) FROM gmail_messages") > 0,
         timeout=120,
     )
     total = len(_visible(gworld, "kill"))
-    partial = _scalar(gworld.engine, "SELECT count(*) FROM gmail_messages")
+    partial = _scalar(gworld.data, "SELECT count(*) FROM gmail_messages")
     assert 0 < partial < total
     gworld.sandbox.faults.clear()
     gworld.sandbox.log.clear()
 
     sync_gmail(integration_id=iid, requested_by=gworld.users["owner"])
     assert_equal_to_truth(gworld, "kill")
-    assert _scalar(gworld.engine, "SELECT count(*) FROM gmail_messages") == total
+    assert _scalar(gworld.data, "SELECT count(*) FROM gmail_messages") == total
     # The rerun resumed from the committed cursor: it fetched at most what was not stored
     # (plus the batch in flight), not the whole mailbox again.
     assert _calls(gworld, "users.messages.get") <= total - partial + 20
@@ -560,7 +560,7 @@ def test_denied_before_any_request_and_audited(gworld: GmailWorld, who: str) -> 
     with pytest.raises(PermissionDenied, match=principal):
         sync_gmail(integration_id=iid, requested_by=principal)
     assert len(gworld.sandbox.log) == 0
-    assert _scalar(gworld.engine, "SELECT count(*) FROM gmail_messages") == 0
+    assert _scalar(gworld.data, "SELECT count(*) FROM gmail_messages") == 0
     assert _scalar(gworld.engine, "SELECT count(*) FROM sync_run") == 0
     audited = _scalar(
         gworld.engine,

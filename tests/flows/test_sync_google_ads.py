@@ -307,7 +307,7 @@ def differences(want: dict[str, dict[Any, Any]], got: dict[str, dict[Any, Any]])
 
 
 def assert_stored_is_truth(world: AdsWorld, key: str) -> None:
-    problems = differences(truth(world.trees[key]), stored(world.engine, world.integrations[key]))
+    problems = differences(truth(world.trees[key]), stored(world.data, world.integrations[key]))
     assert not problems, problems
 
 
@@ -350,7 +350,7 @@ def test_full_sync_lands_the_truth_through_the_manager_tree(world: AdsWorld) -> 
     # Performance Max: metrics at campaign level only, no ad groups or ads.
     pmax = [c for a in enabled_clients(manager) for c in a.campaigns if not c.has_ad_groups]
     assert pmax
-    got = stored(world.engine, iid)
+    got = stored(world.data, iid)
     assert any(k[0] == pmax[0].id for k in got["google_ads_campaign_daily"])
     assert result["streams"]["ad_daily"]["inserted"] == len(want["google_ads_ad_daily"])
 
@@ -453,7 +453,7 @@ def test_incremental_conversion_window_late_conversions_and_a_removed_ad(
     assert conversions(outside) == before_outside
     for stream in ("campaign_daily", "ad_group_daily", "ad_daily"):
         assert third["streams"][stream]["updated"] >= 1, stream
-    got = stored(world.engine, iid)
+    got = stored(world.data, iid)
     assert got["google_ads_ads"][(removed.ad_group.id, removed.id)][4] == "REMOVED"
     assert history > 0
     assert history == _scalar(
@@ -517,7 +517,7 @@ def test_daily_quota_exhausted_mid_sync_stops_cleanly_and_the_next_run_resumes(
     assert first["status"] == "succeeded", first
     warnings = [w for s in STREAMS for w in first["streams"][s]["warnings"]]
     assert any("quota" in w and "next run resumes" in w for w in warnings), warnings
-    partial = stored(world.engine, iid)
+    partial = stored(world.data, iid)
     want = truth(world.trees["quota"])
     assert partial["google_ads_customers"] == want["google_ads_customers"]
     assert 0 < len(partial["google_ads_campaign_daily"])
@@ -564,7 +564,7 @@ def test_two_agencies_share_the_project_budget_and_both_progress(
     # The first takes at most half (a share is left for a newcomer), the second a third.
     assert used(a) == 30 and used(b) == 20
     for iid, key in ((a, "big"), (b, "small")):
-        rows = stored(world.engine, iid)
+        rows = stored(world.data, iid)
         assert rows["google_ads_campaigns"] and rows["google_ads_campaign_daily"], key
     last = first["streams"]["ad_daily"]
     assert last["operations_left"] == 0 and any("share" in w for w in last["warnings"])
@@ -588,18 +588,18 @@ def test_sigkill_mid_sync_then_rerun_equals_the_truth(world: AdsWorld) -> None:
     kill_cli_midway(
         world.env(),
         ["sync", "google_ads", "--integration", str(iid), "--as", world.users["owner"]],
-        lambda: _scalar(world.engine, "SELECT count(*) FROM google_ads_campaign_daily") > 0,
+        lambda: _scalar(world.data, "SELECT count(*) FROM google_ads_campaign_daily") > 0,
         timeout=180,
     )
     want = truth(world.trees["kill"])
-    partial = _scalar(world.engine, "SELECT count(*) FROM google_ads_ad_daily")
+    partial = _scalar(world.data, "SELECT count(*) FROM google_ads_ad_daily")
     assert partial < len(want["google_ads_ad_daily"])
     world.sandbox.faults.clear()
 
     result = sync_google_ads(integration_id=iid, requested_by=world.users["owner"])
     assert result["status"] == "succeeded"
     assert_stored_is_truth(world, "kill")
-    everything = stored(world.engine, iid, live=False)
+    everything = stored(world.data, iid, live=False)
     assert all(len(everything[t]) == len(want[t]) for t in COLUMNS)  # nothing twice, no ghosts
     statuses = _scalar(world.engine, "SELECT string_agg(status, ',' ORDER BY id) FROM sync_run")
     assert statuses == "failed,succeeded"  # the killed run's ledger row is closed as failed
@@ -619,7 +619,7 @@ def test_denied_before_any_request(world: AdsWorld, who: str) -> None:
     with pytest.raises(PermissionDenied, match=principal):
         sync_google_ads(integration_id=iid, requested_by=principal)
     assert len(world.sandbox.log) == 0
-    assert _scalar(world.engine, "SELECT count(*) FROM google_ads_customers") == 0
+    assert _scalar(world.data, "SELECT count(*) FROM google_ads_customers") == 0
     assert _scalar(world.engine, "SELECT count(*) FROM provider_quota_use") == 0
 
 
@@ -721,7 +721,7 @@ def test_backfill_reads_its_window_only(world: AdsWorld) -> None:
     sync_google_ads(integration_id=iid, requested_by=world.users["owner"])
     since = {account.id: today - timedelta(days=FIRST_SYNC_DAYS)}
     want = truth(world.trees["back"], since)
-    got = stored(world.engine, iid)
+    got = stored(world.data, iid)
     daily = ("google_ads_campaign_daily", "google_ads_ad_group_daily", "google_ads_ad_daily")
     for table in daily:
         recent = {k: v for k, v in got[table].items() if k[-1] >= since[account.id]}
@@ -809,7 +809,7 @@ def test_a_second_run_reads_only_the_changed_entities_through_change_status(
         (1, 0, 0),
         (2, 1, 0),
     ]
-    got = stored(world.engine, iid)
+    got = stored(world.data, iid)
     assert got["google_ads_ads"][(removed.ad_group.id, removed.id)][4] == "REMOVED"
     assert got["google_ads_campaigns"][(renamed.id,)][1:3] == ("Renamed", "PAUSED")
 
@@ -830,7 +830,7 @@ def test_entities_fall_back_to_a_snapshot_on_too_many_changes_or_an_old_cursor(
     # The ad groups' cursors of ``quiet`` are older than change_status reaches.
     world.ads.rename(quiet.campaigns[0].ad_groups[0], "Quiet group")
     old = (datetime.now(UTC) - timedelta(days=100)).isoformat()
-    with world.engine.begin() as conn:
+    with world.data.begin() as conn:
         conn.execute(
             schema.sync_state.update()
             .where(

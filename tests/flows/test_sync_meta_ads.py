@@ -249,7 +249,7 @@ def stored(
 
 def assert_stored_is_truth(world: MetaWorld, iid: int, days: int = FIRST_SYNC_DAYS) -> None:
     assert world.business is not None
-    want, got = truth(world.business, days), stored(world.engine, iid)
+    want, got = truth(world.business, days), stored(world.data, iid)
     assert_same(want, got)
 
 
@@ -378,7 +378,7 @@ def test_incremental_rereads_the_lookback_and_late_conversions(world: MetaWorld)
     assert (insights["inserted"], insights["updated"]) == (0, 1)
     # The stored table is the truth except for the day the lookback no longer reaches.
     want = truth(world.business)["meta_ad_insights_daily"]
-    got = stored(world.engine, iid)["meta_ad_insights_daily"]
+    got = stored(world.data, iid)["meta_ad_insights_daily"]
     differ = {k for k in want.keys() & got.keys() if want[k] != got[k]}
     assert differ == {(ad.id, outside)} and want.keys() == got.keys()
 
@@ -533,7 +533,7 @@ def test_a_pause_longer_than_the_budget_ends_the_account_and_the_next_run_resume
     assert first["status"] == "succeeded"
     warnings = first["streams"]["insights_daily"]["warnings"]
     assert any(throttled.id in w and "resumes" in w for w in warnings), warnings
-    with world.engine.connect() as conn:
+    with world.data.connect() as conn:
         saved = conn.execute(
             sa.select(schema.sync_state.c.cursor).where(
                 schema.sync_state.c.integration_id == iid,
@@ -544,7 +544,7 @@ def test_a_pause_longer_than_the_budget_ends_the_account_and_the_next_run_resume
     stopped_at = date.fromisoformat(saved["through"])
     assert stopped_at < _today(throttled)  # it got part of the way
     others = [a for a in world.business.accounts if a is not throttled]
-    want, got = truth(world.business, 60), stored(world.engine, iid)
+    want, got = truth(world.business, 60), stored(world.data, iid)
     for table in ("meta_ad_insights_daily",):
         for account in others:
             mine = {k: v for k, v in want[table].items() if v[0] == account.account_id}
@@ -681,7 +681,7 @@ def test_opt_in_breakdowns_land_their_own_rows_never_in_the_daily_table(
     assert world.business is not None
     want = {"meta_ad_insights_breakdown_daily": breakdown_truth(world.business, sets, 3)}
     assert len(want["meta_ad_insights_breakdown_daily"]) > 100
-    assert_same(want, stored(world.engine, iid, BREAKDOWN_COLUMNS))
+    assert_same(want, stored(world.data, iid, BREAKDOWN_COLUMNS))
     assert_stored_is_truth(world, iid, days=3)  # the daily table is untouched by them
     asked = {e.params.get("breakdowns") for e in world.sandbox.log.entries(method="insights")}
     assert asked == {None, "age,gender", "country"}
@@ -715,19 +715,19 @@ def test_sigkill_mid_sync_then_rerun_equals_truth(world: MetaWorld) -> None:
     kill_cli_midway(
         world.env(),
         ["sync", "meta_ads", "--integration", str(iid), "--as", world.users["owner"]],
-        lambda: _count(world.engine, "meta_ad_insights_daily", iid) > 0,
+        lambda: _count(world.data, "meta_ad_insights_daily", iid) > 0,
         timeout=180,
     )
     assert world.business is not None
     total = len(truth(world.business)["meta_ad_insights_daily"])
-    partial = _count(world.engine, "meta_ad_insights_daily", iid)
+    partial = _count(world.data, "meta_ad_insights_daily", iid)
     assert 0 < partial < total
     world.sandbox.faults.clear()
 
     result = sync_meta_ads(integration_id=iid, requested_by=world.users["owner"])
     assert result["status"] == "succeeded"
     assert_stored_is_truth(world, iid)
-    assert _count(world.engine, "meta_ad_insights_daily", iid) == total  # no duplicates
+    assert _count(world.data, "meta_ad_insights_daily", iid) == total  # no duplicates
     with world.engine.connect() as conn:
         statuses = conn.execute(
             sa.text(
@@ -746,7 +746,7 @@ def test_denied_before_any_request(world: MetaWorld, who: str) -> None:
     with pytest.raises(PermissionDenied, match=principal):
         sync_meta_ads(integration_id=iid, requested_by=principal)
     assert len(world.sandbox.log) == 0
-    assert _count(world.engine, "meta_ad_insights_daily", iid) == 0
+    assert _count(world.data, "meta_ad_insights_daily", iid) == 0
 
 
 def test_backfill_reads_daily_insights_through_report_runs(world: MetaWorld) -> None:
@@ -771,7 +771,7 @@ def test_backfill_reads_daily_insights_through_report_runs(world: MetaWorld) -> 
     assert {r[1] - r[0] for r in ranges} == {timedelta(days=6)}
     # The window now holds the truth (and the first sync's days are as they were).
     want = truth(world.business, 45)["meta_ad_insights_daily"]
-    got = stored(world.engine, iid)["meta_ad_insights_daily"]
+    got = stored(world.data, iid)["meta_ad_insights_daily"]
     window = {
         k: v
         for k, v in want.items()

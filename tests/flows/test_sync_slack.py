@@ -98,7 +98,7 @@ def actual(engine: sa.Engine, integration_id: int) -> dict[str, dict[tuple, tupl
 
 def assert_equal_to_truth(world: World, key: str, **kw: Any) -> None:
     want = expected(world.workspaces[key], **kw)
-    got = actual(world.engine, world.integrations[key])
+    got = actual(world.data, world.integrations[key])
     for table in ("users", "channels", "messages"):
         missing = want[table].keys() - got[table].keys()
         extra = got[table].keys() - want[table].keys()
@@ -137,12 +137,11 @@ def test_full_sync_lands_the_truth_with_ledger_and_artifact(world: World) -> Non
     )
     # Tenant columns set by the loader: this agency and the integration's client.
     assert (
-        _scalar(world.engine, "SELECT count(DISTINCT (agency_id, client_id)) FROM slack_messages")
+        _scalar(world.data, "SELECT count(DISTINCT (agency_id, client_id)) FROM slack_messages")
         == 1
     )
     assert (
-        _scalar(world.engine, "SELECT min(client_id) FROM slack_messages")
-        == world.clients["globex"]
+        _scalar(world.data, "SELECT min(client_id) FROM slack_messages") == world.clients["globex"]
     )
     with world.engine.connect() as conn:
         run = conn.execute(sa.select(schema.sync_run)).one()
@@ -229,8 +228,7 @@ def test_incremental_after_mutations_within_request_budget(world: World) -> None
     per_channel_window = math.ceil(300 * 10 / 60 / 50) + 1
     assert history <= 3 * per_channel_window, history
     assert (
-        _scalar(world.engine, "SELECT count(*) FROM slack_messages WHERE deleted_at IS NOT NULL")
-        == 2
+        _scalar(world.data, "SELECT count(*) FROM slack_messages WHERE deleted_at IS NOT NULL") == 2
     )
 
 
@@ -252,19 +250,19 @@ def test_sigkill_mid_sync_then_rerun_equals_clean_sync(world: World) -> None:
     kill_cli_midway(
         world.env(),
         ["sync", "slack", "--integration", str(iid), "--as", world.users["owner"]],
-        lambda: _scalar(world.engine, "SELECT count(*) FROM slack_messages") >= 300,
+        lambda: _scalar(world.data, "SELECT count(*) FROM slack_messages") >= 300,
         timeout=120,
         poll=0.1,
     )
     total = len(expected(world.workspaces["kill"])["messages"])
-    partial = _scalar(world.engine, "SELECT count(*) FROM slack_messages")
+    partial = _scalar(world.data, "SELECT count(*) FROM slack_messages")
     assert 0 < partial < total
     world.sandbox.faults.clear()
     world.sandbox.log.clear()
 
     sync_slack(integration_id=iid, requested_by=world.users["owner"])
     assert_equal_to_truth(world, "kill")
-    assert _scalar(world.engine, "SELECT count(*) FROM slack_messages") == total
+    assert _scalar(world.data, "SELECT count(*) FROM slack_messages") == total
     # The rerun resumed: it did not re-read the history that the killed run had committed.
     assert world.sandbox.log.count(method="conversations.history") < math.ceil(600 / 40) * 4
     statuses = _scalar(world.engine, "SELECT string_agg(status, ',' ORDER BY id) FROM sync_run")
@@ -320,8 +318,8 @@ def test_revoked_token_ends_in_needs_reauth_then_reconnect_resumes(world: World)
         run = conn.execute(sa.select(schema.sync_run)).one()
     assert integ.status == "needs_reauth" and "token_revoked" in (integ.status_reason or "")
     assert run.status == "failed" and "needs re-authorisation" in run.error
-    assert _scalar(world.engine, "SELECT count(*) FROM slack_messages") == 0
-    assert _scalar(world.engine, "SELECT count(*) FROM slack_users") == len(ws.truth()["users"])
+    assert _scalar(world.data, "SELECT count(*) FROM slack_messages") == 0
+    assert _scalar(world.data, "SELECT count(*) FROM slack_users") == len(ws.truth()["users"])
     # A scheduled run does not hammer a dead token; a person reconnects, then it resumes.
     with pytest.raises(PermissionDenied):
         sync_slack(integration_id=iid, requested_by=f"scheduler:{world.agency_id}")
@@ -349,7 +347,7 @@ def test_denied_before_any_request_and_audited(world: World, who: str) -> None:
     with pytest.raises(PermissionDenied, match=principal):
         sync_slack(integration_id=iid, requested_by=principal)
     assert len(world.sandbox.log) == 0
-    assert _scalar(world.engine, "SELECT count(*) FROM slack_messages") == 0
+    assert _scalar(world.data, "SELECT count(*) FROM slack_messages") == 0
     assert _scalar(world.engine, "SELECT count(*) FROM sync_run") == 0
     audited = _scalar(
         world.engine,
@@ -375,7 +373,7 @@ def test_second_concurrent_sync_exits_cleanly(world: World) -> None:
     )
     with integration_lock(world.engine, iid), pytest.raises(SyncLocked, match="already being"):
         sync_slack(integration_id=iid, requested_by=world.users["owner"])
-    assert _scalar(world.engine, "SELECT count(*) FROM slack_users") == 0
+    assert _scalar(world.data, "SELECT count(*) FROM slack_users") == 0
 
 
 def test_non_marketplace_backfill_across_runs_uses_the_budget(world: World) -> None:
