@@ -24,7 +24,14 @@ def engine() -> sa.Engine:
     a configured server is migrated only by ``aos-sync db upgrade`` (deploys decide when)."""
     eng = get_engine()
     if embedded_mode():
-        upgrade(eng)
+        with eng.connect() as conn:
+            shared = conn.execute(sa.text("SELECT to_regclass('public.sync_state')")).scalar()
+        if shared:  # an installation of the shared layout: move its rows first
+            from db.relayout import upgrade_installation
+
+            upgrade_installation(eng)
+        else:
+            upgrade(eng)
     return eng
 
 

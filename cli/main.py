@@ -21,12 +21,19 @@ __all__ = ["main"]
 
 
 def cmd_db_upgrade(a: argparse.Namespace) -> Any:
+    """Migrate the control database, move rows of the shared layout into each agency's own
+    database (resumable), and migrate every agency database (``db/relayout.py``)."""
     from db.engine import get_engine
-    from db.migrate import upgrade
+    from db.relayout import upgrade_installation
 
     eng = get_engine()
-    upgrade(eng)
-    return {"database": eng.url.render_as_string(hide_password=True), "migrated": "head"}
+    done = upgrade_installation(eng, progress=lambda m: print(m, file=sys.stderr, flush=True))
+    return {
+        "database": eng.url.render_as_string(hide_password=True),
+        "migrated": "head",
+        "agencies": done["agencies"],
+        "rows_moved": sum(v["rows"] for v in done["moved"].values()),
+    }
 
 
 def cmd_db_stop(a: argparse.Namespace) -> Any:
