@@ -285,6 +285,12 @@ class EmbeddedPostgres:
                 if template:
                     stmt += psql.SQL(" TEMPLATE {}").format(psql.Identifier(template))
                 conn.execute(stmt)
+                # Database privileges are not copied from a template: none for PUBLIC.
+                conn.execute(
+                    psql.SQL("REVOKE CONNECT, TEMPORARY ON DATABASE {} FROM PUBLIC").format(
+                        psql.Identifier(name)
+                    )
+                )
             elif row[0] != APP_ROLE:
                 conn.execute(
                     psql.SQL("ALTER DATABASE {} OWNER TO {}").format(
@@ -633,14 +639,22 @@ class EmbeddedPostgres:
                 self._delegate_roles(conn)
             # Ending an analyst's sessions (a revoked grant, a dropped agency database).
             conn.execute(psql.SQL("GRANT pg_signal_backend TO {}").format(role))
-        for database in ("postgres", "template1"):
-            self._lock_down(database)
         self.create_database("aos", exist_ok=True)
+        with self._admin() as conn:
+            databases = [
+                str(name)
+                for (name,) in conn.execute(
+                    "SELECT datname FROM pg_database WHERE datallowconn ORDER BY datname"
+                )
+            ]
+        for database in databases:
+            self._lock_down(database)
 
     def _lock_down(self, database: str) -> None:
-        """Nothing for PUBLIC in the cluster's own databases: no CONNECT, no TEMPORARY, and no
+        """Nothing for PUBLIC in any database of the cluster: no CONNECT, no TEMPORARY, and no
         large objects (every agency database is a copy of ``template1``, so it inherits the
-        last: an analyst can create nothing, not even a large object)."""
+        last: an analyst can create nothing, not even a large object). Each database's owner
+        keeps its own rights; an analyst login is granted CONNECT on its agency's alone."""
         with self._admin(database) as conn:
             conn.execute(
                 psql.SQL("REVOKE CONNECT, TEMPORARY ON DATABASE {} FROM PUBLIC").format(
