@@ -42,10 +42,21 @@ def _libpq(url: str) -> str:
     return sa.make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
-def _project_database() -> sa.URL:
-    from db.engine import database_url
+def _agency_database(role: str) -> sa.URL:
+    """The database of the agency the analyst login ``role`` belongs to, looked up in the
+    project's control database (this needs the operator's settings, not the analyst's)."""
+    from db.agencydb import placement
+    from db.engine import get_engine
+    from db.schema import analyst_binding
 
-    return sa.make_url(database_url())
+    control = get_engine()
+    with control.connect() as conn:
+        agency_id = conn.execute(
+            sa.select(analyst_binding.c.agency_id).where(analyst_binding.c.role_name == role)
+        ).scalar()
+    if agency_id is None:
+        raise NotAnAnalyst(f"{role!r} is not an analyst login of this installation")
+    return sa.make_url(placement(control, int(agency_id)).url)
 
 
 def analyst_url(
@@ -64,7 +75,7 @@ def analyst_url(
         )
     if password is None:
         password = os.environ.get("AOS_ANALYST_PASSWORD")
-    base = _project_database().set(username=role, password=password)
+    base = _agency_database(role).set(username=role, password=password)
     return _libpq(base.render_as_string(hide_password=False))
 
 

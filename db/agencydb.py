@@ -22,6 +22,7 @@ else. The control database (``AOS_DATABASE_URL``) keeps what spans agencies.
 from __future__ import annotations
 
 import contextlib
+import os
 import secrets
 import threading
 from collections.abc import Iterable, Iterator
@@ -46,6 +47,7 @@ __all__ = [
     "drop_database",
     "engine_for",
     "ensure_partitions",
+    "forget_all",
     "forget_engine",
     "server_connection",
     "partition_name",
@@ -107,13 +109,32 @@ def placement(control: sa.Engine, agency_id: int) -> Placement:
 
 
 def engine_for(control: sa.Engine, agency_id: int) -> sa.Engine:
-    """An engine on the agency's database (one per database and process)."""
+    """An engine on the agency's database. A process keeps the engines of the
+    ``AOS_AGENCY_ENGINES`` (default 16) agencies it used last, so a worker serving many
+    agencies holds a bounded number of connections."""
     where = placement(control, agency_id)
+    evicted: list[sa.Engine] = []
     with _guard:
-        engine = _engines.get(where.url)
+        engine = _engines.pop(where.url, None)
         if engine is None:
-            engine = _engines[where.url] = make_engine(where.url)
+            engine = make_engine(where.url, pool_size=2, max_overflow=8)
+        _engines[where.url] = engine  # the most recently used last
+        keep = max(1, int(os.environ.get("AOS_AGENCY_ENGINES", "16")))
+        while len(_engines) > keep:
+            evicted.append(_engines.pop(next(iter(_engines))))
+    for old in evicted:
+        old.dispose()
     return engine
+
+
+def forget_all() -> None:
+    """Dispose of every agency engine of this process (tests, between databases)."""
+    with _guard:
+        engines = list(_engines.values())
+        _engines.clear()
+        _ready.clear()
+    for engine in engines:
+        engine.dispose()
 
 
 def provision(control: sa.Engine, agency_id: int, server_url: str | None = None) -> Placement:

@@ -1,11 +1,10 @@
 """The ``analytics`` views from Python: their names, how to select a date range of one, and
 who may do it.
 
-Revision 0010 creates the views (``docs/data-dictionary.md``, "Analytics views", documents
-every column). They are ``security_invoker``: row-level security applies to whoever queries
-them, so reading them as the application role (the tables' owner) would show every agency.
-:func:`check_analyst` therefore refuses any login that is not a bound analyst before a row is
-read.
+``db/analytics_views.py`` defines the views (``docs/data-dictionary.md``, "Analytics views",
+documents every column); ``db/readers.py`` puts them where each analyst login reads them. Read
+as the application role, an agency database shows the whole agency, so :func:`check_analyst`
+refuses any login that is not one of the agency's analysts before a row is read.
 
 View names are an allow-list (:data:`VIEWS`); every identifier reaches SQL through
 ``psycopg.sql.Identifier`` and every value as a parameter.
@@ -93,7 +92,7 @@ class NotAnAnalyst(PermissionError):
 @dataclass(frozen=True)
 class Analyst:
     role: str
-    agency_id: int
+    agency_id: int | None
 
 
 def view(name: str) -> View:
@@ -152,9 +151,9 @@ def select_range(
     if client_ids is not None:
         where.append(sql.SQL("client_id = ANY(%s)"))
         params.append([int(c) for c in client_ids])
-    query = sql.SQL("SELECT {} FROM {}.{}").format(
-        select, sql.Identifier(SCHEMA), sql.Identifier(spec.name)
-    )
+    # Unqualified: each login's search_path leads to the views it may read (``analytics`` for
+    # the whole agency, a member's own schema for a member).
+    query = sql.SQL("SELECT {} FROM {}").format(select, sql.Identifier(spec.name))
     if where:
         query += sql.SQL(" WHERE ") + sql.SQL(" AND ").join(where)
     query += sql.SQL(" ORDER BY ") + sql.SQL(", ").join(sql.Identifier(c) for c in spec.order)
@@ -164,26 +163,35 @@ def select_range(
 def check_analyst(conn: psycopg.Connection[Any]) -> Analyst:
     """The analyst this connection is, or :class:`NotAnAnalyst`.
 
-    An analyst is a login in group ``aos_analyst`` bound to an agency, with no power that
-    skips row-level security (superuser, ``BYPASSRLS``, or the rights of a table's owner)."""
+    An analyst is a login of an agency's database that reads it as a reader of the agency
+    (``db/readers.py``): a member of the database's reader group, or the holder of a member
+    schema; never the database's owner (the application), a superuser, or a role that skips
+    grants."""
     row = conn.execute(
         """
         SELECT r.rolname::text, r.rolsuper OR r.rolbypassrls,
-               pg_has_role(session_user, 'aos_analyst', 'MEMBER'),
-               EXISTS (SELECT 1 FROM pg_class c WHERE c.relrowsecurity
-                          AND pg_has_role(session_user, c.relowner, 'USAGE'))
-          FROM pg_roles r WHERE r.rolname = session_user
+               pg_has_role(session_user, d.datdba, 'USAGE'),
+               EXISTS (SELECT 1 FROM pg_roles g WHERE g.rolname = current_database() || '_all'
+                          AND pg_has_role(session_user, g.oid, 'MEMBER'))
+               OR EXISTS (SELECT 1 FROM pg_namespace n WHERE n.nspname LIKE 'm\\_%'
+                             AND has_schema_privilege(n.oid, 'USAGE')
+                             AND NOT pg_has_role(session_user, n.nspowner, 'USAGE'))
+          FROM pg_roles r, pg_database d
+         WHERE r.rolname = session_user AND d.datname = current_database()
         """
     ).fetchone()
     assert row is not None
-    role, unbounded, member, owner = row
-    if unbounded or owner or not member:
-        why = "is not an analyst login" if not member else "can bypass row-level security"
+    role, unbounded, owner, reader = row
+    if unbounded or owner:
         raise NotAnAnalyst(
-            f"database role {role!r} {why}; connect with an analyst login "
+            f"database role {role!r} is not an analyst login (it owns the database or skips "
+            "grants, so it would read the whole agency); connect with an analyst login "
             "(`aos-sync analyst create --user EMAIL` makes one)"
         )
-    agency = conn.execute("SELECT aos_rls.analyst_agency()").fetchone()
-    if agency is None or agency[0] is None:
-        raise NotAnAnalyst(f"analyst login {role!r} is bound to no agency")
-    return Analyst(role=role, agency_id=int(agency[0]))
+    if not reader:
+        raise NotAnAnalyst(
+            f"database role {role!r} is not an analyst login of this agency database; "
+            "`aos-sync analyst create --user EMAIL` makes one"
+        )
+    agency = conn.execute("SELECT min(agency_id) FROM integration").fetchone()
+    return Analyst(role=role, agency_id=int(agency[0]) if agency and agency[0] else None)

@@ -640,14 +640,9 @@ class EmbeddedPostgres:
             # Ending an analyst's sessions (a revoked grant, a dropped agency database).
             conn.execute(psql.SQL("GRANT pg_signal_backend TO {}").format(role))
         self.create_database("aos", exist_ok=True)
-        with self._admin() as conn:
-            databases = [
-                str(name)
-                for (name,) in conn.execute(
-                    "SELECT datname FROM pg_database WHERE datallowconn ORDER BY datname"
-                )
-            ]
-        for database in databases:
+        # The cluster's own databases; every other one is made by create_database or by
+        # db/agencydb.py, both of which revoke the same from PUBLIC as they make it.
+        for database in ("postgres", "template1", "aos"):
             self._lock_down(database)
 
     def _lock_down(self, database: str) -> None:

@@ -131,9 +131,14 @@ def ensure_shared_objects(conn: sa.Connection) -> None:
         raw.execute(sql.SQL("CREATE ROLE {} NOLOGIN NOINHERIT").format(group))
     raw.execute(sql.SQL("REVOKE ALL ON SCHEMA public FROM PUBLIC"))
     raw.execute(sql.SQL("GRANT USAGE ON SCHEMA public TO {}").format(group))
+    present = [
+        t
+        for t in readable_tables()
+        if raw.execute("SELECT to_regclass(%s)", (f"public.{t}",)).fetchone()[0]  # type: ignore[index]
+    ]
     raw.execute(
         sql.SQL("GRANT SELECT ON {} TO {}").format(
-            sql.SQL(", ").join(sql.Identifier("public", t) for t in readable_tables()), group
+            sql.SQL(", ").join(sql.Identifier("public", t) for t in present), group
         )
     )
     current = raw.execute(

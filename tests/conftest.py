@@ -24,6 +24,7 @@ import pytest
 import sqlalchemy as sa
 from psycopg import sql
 
+from db import agencydb
 from db.embedded import EmbeddedPostgres
 from db.engine import make_engine
 from db.migrate import upgrade
@@ -172,6 +173,7 @@ def _fresh(cluster: Cluster) -> Iterator[sa.Engine]:
         yield engine
     finally:
         engine.dispose()
+        agencydb.forget_all()
         cluster.drop(name)
 
 

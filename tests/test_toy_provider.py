@@ -10,8 +10,8 @@ import pytest
 import sqlalchemy as sa
 
 from connectors import registry
+from db import agencydb, schema, tenancy
 from db import engine as db_engine
-from db import rls, schema, tenancy
 from sandbox import Sandbox
 from tests.flows.conftest import TEST_KEY
 
@@ -28,21 +28,19 @@ TOY = registry.ProviderEntry(
 
 
 @pytest.fixture
-def toy(fresh_engine: sa.Engine) -> Iterator[sa.Table]:
-    """The provider's three parts outside the registry: its table (declared like every provider
-    table), its migration (the table and its row-level security), its registry entry."""
+def toy() -> Iterator[sa.Table]:
+    """The provider's parts outside the registry: its table (declared like every provider
+    table; made in the agency's database below, as its migration would) and its registry
+    entry."""
     table = schema.provider_table(
         "toy_items", [sa.Column("item_id", sa.Text)], sa.Column("title", sa.Text, nullable=False)
     )
     try:
-        with fresh_engine.begin() as conn:
-            table.create(conn)
-            conn.exec_driver_sql(rls.tenant_policy_sql("toy_items"))
         registry.register(TOY)
         yield table
     finally:
         registry.unregister("toy")
-        schema.metadata.remove(table)
+        schema.agency_metadata.remove(table)
 
 
 def test_a_toy_provider_syncs_end_to_end(
@@ -68,10 +66,13 @@ def test_a_toy_provider_syncs_end_to_end(
             tenancy.add_user(conn, agency, "owner@toy.test", "owner")
             iid = tenancy.add_integration(conn, agency, "toy", "toy account")
             db_engine.default_vault().put(conn, iid, {"access_token": emulator.token})
+        data = agencydb.engine_for(fresh_engine, agency)
+        with data.begin() as conn:
+            toy.create(conn)
 
         result = flow_for("toy")(integration_id=iid, requested_by="owner@toy.test")
         assert result["status"] == "succeeded"
-        with fresh_engine.connect() as conn:
+        with data.connect() as conn:
             stored = dict(
                 conn.execute(
                     sa.select(toy.c.item_id, toy.c.title).where(toy.c.deleted_at.is_(None))
@@ -84,7 +85,7 @@ def test_a_toy_provider_syncs_end_to_end(
         emulator.items["item-9"] = "new"
         outcomes = sync_all(provider="toy")
         assert [o["outcome"] for o in outcomes] == ["succeeded"]
-        with fresh_engine.connect() as conn:
+        with data.connect() as conn:
             live = dict(
                 conn.execute(
                     sa.select(toy.c.item_id, toy.c.title).where(toy.c.deleted_at.is_(None))

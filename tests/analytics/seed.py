@@ -1,7 +1,10 @@
 """Two agencies with ads, Slack and Gmail rows, and what each analytics view must show.
 
-The rows are written straight into the provider tables (the views only read them). The
-expected view rows are computed here in Python from the same plain specs, with an independent
+The rows are written straight into the provider tables of each agency's own database (the
+views only read them). An integration of the specs below that holds rows of several clients is
+stored as one integration per client (bound to it) plus an agency-wide one for rows of no
+client, as connecting each client's account would make them: a member reads the integrations of
+its granted clients, never agency-wide ones. The expected view rows are computed here in Python from the same plain specs, with an independent
 idea of each rule (``zoneinfo`` for an account's local today, Python sets for domains), never
 by running the views' SQL.
 """
@@ -17,7 +20,8 @@ from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 
-from db import schema, tenancy
+from db import agencydb, readers, schema, tenancy
+from db.agencydb import placement
 from db.analyst import create_analyst
 
 TODAY = datetime.now(UTC).date()
@@ -59,9 +63,55 @@ def is_final(day: date, time_zone: str, lookback: int) -> bool:
     return day < local_today(time_zone) - timedelta(days=lookback)
 
 
+#: Rows waiting for their agency's database: (table, rows), written by :func:`_flush`.
+_PENDING: list[tuple[str, list[dict[str, Any]]]] = []
+#: (agency-wide integration, client) -> the integration bound to that client.
+_SPLIT: dict[tuple[int, int | None], int] = {}
+
+
 def _insert(conn: sa.Connection, table: str, rows: list[dict[str, Any]]) -> None:
-    if rows:
-        conn.execute(schema.metadata.tables[table].insert(), rows)
+    _PENDING.append((table, [_routed(r) for r in rows]))
+
+
+def _routed(row: dict[str, Any]) -> dict[str, Any]:
+    """The row in the integration of its own client (see the module docstring)."""
+    key = (row["integration_id"], row.get("client_id"))
+    return {**row, "integration_id": _SPLIT.get(key, row["integration_id"])}
+
+
+def _integration(
+    conn: sa.Connection,
+    agency: Agency,
+    provider: str,
+    name: str,
+    config: dict[str, Any] | None = None,
+) -> int:
+    """An agency-wide integration and one bound to each client, for rows of that client."""
+    wide = tenancy.add_integration(conn, agency.id, provider, name, config=config)
+    for client in agency.clients:
+        _SPLIT[(wide, client)] = tenancy.add_integration(
+            conn, agency.id, provider, f"{name}-{client}", client_id=client, config=config
+        )
+    return wide
+
+
+def _flush(engine: sa.Engine, agency: Agency) -> None:
+    """Write the pending rows into the agency's database (partitions made first)."""
+    by_integration: dict[int, set[str]] = {}
+    for table, rows in _PENDING:
+        for row in rows:
+            by_integration.setdefault(row["integration_id"], set()).add(table)
+    for integration, tables in sorted(by_integration.items()):
+        data = readers.attach(engine, agency.id, integration, sorted(tables))
+    data = agencydb.engine_for(engine, agency.id)
+    with data.begin() as conn:
+        for table, rows in _PENDING:
+            if rows:
+                conn.execute(schema.agency_metadata.tables[table].insert(), rows)
+    _PENDING.clear()
+    for rows in (agency.ad_rows, agency.campaign_rows):
+        for row in rows:
+            row.update(_routed(row))
 
 
 def seed_agency(
@@ -110,9 +160,7 @@ def _metrics(seed: int) -> dict[str, Any]:
 def _seed_meta(conn: sa.Connection, agency: Agency, n: int, lookback: int | None) -> None:
     c0, c1 = agency.clients
     config = {} if lookback is None else {"lookback_days": lookback}
-    integration = tenancy.add_integration(
-        conn, agency.id, "meta_ads", f"{agency.tag}-meta", config=config
-    )
+    integration = _integration(conn, agency, "meta_ads", f"{agency.tag}-meta", config)
     agency.integrations["meta_ads"] = integration
     agency.lookback["meta_ads"] = lookback
     window = 28 if lookback is None else lookback
@@ -190,9 +238,7 @@ def _seed_google(conn: sa.Connection, agency: Agency, n: int, window: int | None
     Campaign-level metrics exceed the sum of the ads' (not every click belongs to an ad row)."""
     c0, c1 = agency.clients
     config = {} if window is None else {"conversion_window_days": window}
-    integration = tenancy.add_integration(
-        conn, agency.id, "google_ads", f"{agency.tag}-google", config=config
-    )
+    integration = _integration(conn, agency, "google_ads", f"{agency.tag}-google", config)
     agency.integrations["google_ads"] = integration
     agency.lookback["google_ads"] = window
     days = 30 if window is None else window
@@ -306,8 +352,8 @@ def _at(days_ago: int, hour: int, minute: int = 0) -> datetime:
 def _seed_activity(conn: sa.Connection, agency: Agency) -> None:
     c0, c1 = agency.clients
     tag = agency.tag
-    slack = tenancy.add_integration(conn, agency.id, "slack", f"{tag}-slack")
-    gmail = tenancy.add_integration(conn, agency.id, "gmail", f"{tag}-gmail")
+    slack = _integration(conn, agency, "slack", f"{tag}-slack")
+    gmail = _integration(conn, agency, "gmail", f"{tag}-gmail")
     c1_mailbox = tenancy.add_integration(conn, agency.id, "gmail", f"{tag}-gmail-c1", client_id=c1)
     agency.integrations.update(slack=slack, gmail=gmail, gmail_c1=c1_mailbox)
     counts: dict[tuple[int, date], dict[str, Any]] = defaultdict(
@@ -400,25 +446,32 @@ class World:
 
     def url(self, who: str) -> str:
         login = self.logins[who]
-        return self.engine.url.set(
-            drivername="postgresql", username=login["role"], password=login["password"]
-        ).render_as_string(hide_password=False)
+        return (
+            sa.make_url(login["url"])
+            .set(drivername="postgresql", username=login["role"], password=login["password"])
+            .render_as_string(hide_password=False)
+        )
 
 
 def build_world(engine: sa.Engine) -> World:
     with engine.begin() as conn:
         a = seed_agency(conn, "a", 1, meta_lookback=3, google_window=5)
+    _flush(engine, a)
     with engine.begin() as conn:
         b = seed_agency(conn, "b", 2, meta_lookback=None, google_window=None)
+    _flush(engine, b)
     logins = {}
-    with engine.begin() as conn:
-        for who, email in (
-            ("owner", a.users["owner"]),
-            ("member", a.users["member"]),
-            ("b_manager", b.users["manager"]),
-        ):
-            role = create_analyst(conn, email)
-            logins[who] = {"role": role.role_name, "password": role.password}
+    for who, agency, email in (
+        ("owner", a, a.users["owner"]),
+        ("member", a, a.users["member"]),
+        ("b_manager", b, b.users["manager"]),
+    ):
+        role = create_analyst(engine, email)
+        logins[who] = {
+            "role": role.role_name,
+            "password": role.password,
+            "url": placement(engine, agency.id).url,
+        }
     return World(engine, a, b, logins)
 
 

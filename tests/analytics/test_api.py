@@ -12,6 +12,7 @@ import pytest
 import sqlalchemy as sa
 
 from aos_sync.analytics import NotAnAnalyst, UnknownView, connect, frame
+from db import agencydb
 from db.analytics import select_range
 from tests.analytics.seed import TODAY, World, expected
 
@@ -99,25 +100,21 @@ def test_the_application_login_is_refused(world: World) -> None:
             frame("ad_performance_daily", conn=conn)
 
 
-def test_an_unbound_member_of_the_analyst_group_is_refused(world: World) -> None:
-    with world.engine.begin() as conn:
+def test_a_login_with_no_reach_is_refused(world: World) -> None:
+    """A role that may connect to the agency's database but is none of its readers."""
+    data = agencydb.engine_for(world.engine, world.a.id)
+    database = data.url.database
+    with data.begin() as conn:
         conn.execute(sa.text("DROP ROLE IF EXISTS aos_test_unbound"))
         conn.execute(sa.text("CREATE ROLE aos_test_unbound LOGIN PASSWORD 'x-unbound-1'"))
-        conn.execute(sa.text("GRANT aos_analyst TO aos_test_unbound"))
-        conn.execute(
-            sa.text(f'GRANT CONNECT ON DATABASE "{world.engine.url.database}" TO aos_test_unbound')
-        )
+        conn.execute(sa.text(f'GRANT CONNECT ON DATABASE "{database}" TO aos_test_unbound'))
     try:
-        url = world.engine.url.set(username="aos_test_unbound", password="x-unbound-1")
-        with pytest.raises(NotAnAnalyst, match="bound to no agency"):
+        url = data.url.set(username="aos_test_unbound", password="x-unbound-1")
+        with pytest.raises(NotAnAnalyst, match="not an analyst login"):
             frame("ad_performance_daily", url=url.render_as_string(hide_password=False))
     finally:
-        with world.engine.begin() as conn:
-            conn.execute(
-                sa.text(
-                    f'REVOKE CONNECT ON DATABASE "{world.engine.url.database}" FROM aos_test_unbound'
-                )
-            )
+        with data.begin() as conn:
+            conn.execute(sa.text(f'REVOKE CONNECT ON DATABASE "{database}" FROM aos_test_unbound'))
             conn.execute(sa.text("DROP ROLE aos_test_unbound"))
 
 

@@ -12,7 +12,6 @@ from typing import Any
 
 import psycopg
 import pytest
-import sqlalchemy as sa
 from psycopg.rows import dict_row
 
 from tests.analytics.seed import KEYS, World, expected
@@ -23,7 +22,7 @@ ROLES = ("owner", "member", "b_manager")
 
 def _rows(conn: psycopg.Connection[Any], view: str) -> list[dict[str, Any]]:
     with conn.cursor(row_factory=dict_row) as cur:
-        return cur.execute(f"SELECT * FROM analytics.{view}").fetchall()  # noqa: S608
+        return cur.execute(f"SELECT * FROM {view}").fetchall()  # noqa: S608
 
 
 def _by_key(rows: list[dict[str, Any]], keys: tuple[str, ...]) -> dict[tuple[Any, ...], Any]:
@@ -57,43 +56,30 @@ def test_the_roles_differ_as_the_grants_say(world: World, login: Any) -> None:
     assert other == {world.b.id}
 
 
-def test_views_are_security_invoker_and_analysts_only_read_them(world: World) -> None:
-    with world.engine.connect() as conn:
-        views = conn.execute(
-            sa.text(
-                "SELECT c.relname, c.reloptions, c.relowner::regrole::text FROM pg_class c "
-                "WHERE c.relnamespace = 'analytics'::regnamespace ORDER BY 1"
-            )
-        ).all()
-        grants = conn.execute(
-            sa.text(
-                "SELECT c.relname, has_table_privilege('aos_analyst', c.oid, 'SELECT'), "
-                "has_table_privilege('aos_analyst', c.oid, 'INSERT, UPDATE, DELETE, TRUNCATE, "
-                "REFERENCES, TRIGGER') FROM pg_class c "
-                "WHERE c.relnamespace = 'analytics'::regnamespace"
-            )
-        ).all()
-    options = {name: set(opts or ()) for name, opts, _ in views}
-    assert options == {
-        "ad_performance_daily": {"security_invoker=true"},
-        "campaign_performance_daily": {"security_invoker=true"},
-        "client_activity_daily": {"security_invoker=true"},
-        "integration_lookback": {"security_barrier=true"},
-    }
-    owners = {name: owner for name, _, owner in views}
-    assert owners["integration_lookback"] == "aos_analytics"
-    assert {(name, select, write) for name, select, write in grants} == {
-        (name, True, False) for name in options
-    }
+def test_analysts_only_read_the_views(world: World, login: Any) -> None:
+    """Each login may SELECT the views on its ``search_path`` and do nothing else with them;
+    the views belong to the application."""
+    for who in ROLES:
+        conn = login(who)
+        rows = conn.execute(
+            "SELECT c.relname, pg_get_userbyid(c.relowner) = current_user,"
+            " has_table_privilege(c.oid, 'SELECT'),"
+            " has_table_privilege(c.oid, 'INSERT, UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER')"
+            " FROM pg_class c WHERE c.relkind = 'v'"
+            " AND c.relnamespace = ANY (current_schemas(false)::regnamespace[])"
+            " AND c.relname = ANY(%s)",
+            [list(VIEWS)],
+        ).fetchall()
+        assert {r[0] for r in rows} == set(VIEWS), who
+        assert all(r[1:] == (False, True, False) for r in rows), (who, rows)
 
 
 @pytest.mark.parametrize(("platform", "window"), [("meta_ads", 3), ("google_ads", 5)])
 def test_is_final_uses_the_integrations_window_for_a_member_too(
     world: World, login: Any, platform: str, window: int
 ) -> None:
-    """A's ads integrations are agency-wide (a member may not read their rows in
-    ``integration``) with windows of 3 (Meta ``lookback_days``) and 5 days (Google
-    ``conversion_window_days``); the member's ``is_final`` still follows them, not the
+    """A's ads integrations have windows of 3 (Meta ``lookback_days``) and 5 days (Google
+    ``conversion_window_days``); the member's ``is_final`` follows them too, not the
     defaults 28 and 30 that B gets."""
     assert world.a.lookback[platform] == window and world.b.lookback[platform] is None
     rows = _rows(login("member"), "ad_performance_daily")
@@ -164,13 +150,13 @@ def test_a_member_cannot_reach_another_clients_rows_through_a_view(
     for view in VIEWS:
         # Asking for them by id returns nothing.
         assert conn.execute(
-            f"SELECT count(*) FROM analytics.{view} WHERE client_id = %s",  # noqa: S608
+            f"SELECT count(*) FROM {view} WHERE client_id = %s",  # noqa: S608
             [other],
         ).fetchone() == (0,)
-        # A predicate that fails on the first row of the other client it meets: if the policy
-        # let the predicate run before it, this query would raise division by zero.
+        # A predicate that fails on the first row of the other client it meets: there is none
+        # within the member's reach, so this query cannot raise division by zero.
         assert conn.execute(
-            f"SELECT count(*) FROM analytics.{view} "  # noqa: S608
+            f"SELECT count(*) FROM {view} "  # noqa: S608
             "WHERE 1 / (CASE WHEN client_id = %s THEN 0 ELSE 1 END) = 1",
             [other],
         ).fetchone() == (len(expected(world, view, "member")),)
@@ -189,7 +175,7 @@ def test_error_messages_show_no_rows_of_others(world: World, login: Any) -> None
     ):
         with pytest.raises(psycopg.errors.InvalidTextRepresentation) as caught:
             conn.execute(
-                f"SELECT count(*) FROM analytics.{view} WHERE {column}::integer = 1"  # noqa: S608
+                f"SELECT count(*) FROM {view} WHERE {column}::integer = 1"  # noqa: S608
             )
         message = str(caught.value)
         assert not [h for h in hidden if h in message], message
@@ -202,7 +188,7 @@ def test_analysts_cannot_change_or_add_views(world: World, login: Any) -> None:
         "CREATE OR REPLACE VIEW analytics.ad_performance_daily AS "
         "SELECT * FROM public.meta_ad_insights_daily",
         "ALTER VIEW analytics.ad_performance_daily SET (security_invoker = false)",
-        "ALTER VIEW analytics.integration_lookback OWNER TO CURRENT_USER",
+        "ALTER VIEW analytics.ad_performance_daily OWNER TO CURRENT_USER",
         "DROP VIEW analytics.client_activity_daily",
         "CREATE FUNCTION analytics.f() RETURNS int LANGUAGE sql AS 'SELECT 1'",
     ):
@@ -210,32 +196,18 @@ def test_analysts_cannot_change_or_add_views(world: World, login: Any) -> None:
             conn.execute(stmt)
 
 
-def test_the_lookback_helper_shows_only_windows_of_ones_own_agency(
-    world: World, login: Any
-) -> None:
-    """It reads ``integration`` as another role; it must still show a member only their agency's
-    agency-wide integrations and their clients' ones, and only the window."""
-    a, b = world.a, world.b
-    seen = {
-        who: set(
-            login(who).execute(
-                "SELECT agency_id, integration_id, provider, lookback_days "
-                "FROM analytics.integration_lookback"
-            )
-        )
-        for who in ROLES
-    }
-    every_a = {
-        (a.id, a.integrations[k], p, a.lookback.get(p))
-        for k, p in (("meta_ads", "meta_ads"), ("google_ads", "google_ads"), ("slack", "slack"),
-                     ("gmail", "gmail"), ("gmail_c1", "gmail"))
-    }  # fmt: skip
-    assert seen["owner"] == every_a
-    # The member holds c0 only: c1's mailbox is not theirs.
-    assert seen["member"] == {r for r in every_a if r[1] != a.integrations["gmail_c1"]}
-    assert {r[0] for r in seen["b_manager"]} == {b.id}
+def test_a_member_sees_only_its_clients_and_their_integrations(world: World, login: Any) -> None:
+    """The copies of the agency's clients and integrations in a member's schema hold its
+    granted client and that client's integrations, and of their settings only the window."""
+    a = world.a
+    member = login("member")
+    clients = {r[0] for r in member.execute("SELECT id FROM client")}
+    assert clients == {a.clients[0]}
+    rows = member.execute("SELECT id, client_id, lookback_days FROM integration").fetchall()
+    assert rows and {r[1] for r in rows} == {a.clients[0]}
+    assert a.integrations["meta_ads"] not in {r[0] for r in rows}  # agency-wide
+    assert {(r[2]) for r in rows} >= {3, 5}
     with pytest.raises(psycopg.errors.UndefinedColumn):
-        login("member").execute("SELECT config FROM analytics.integration_lookback")
-    # And the integration table itself stays as row-level security makes it for the member.
-    member_integrations = {r[0] for r in login("member").execute("SELECT id FROM integration")}
-    assert a.integrations["meta_ads"] not in member_integrations
+        member.execute("SELECT config FROM integration")
+    owner_ids = {r[0] for r in login("owner").execute("SELECT id FROM integration")}
+    assert a.integrations["meta_ads"] in owner_ids and {r[0] for r in rows} < owner_ids

@@ -78,7 +78,7 @@ def test_every_provider_package_declares_its_streams() -> None:
 
 @pytest.mark.parametrize(("provider", "spec"), DECLARED, ids=[f"{p}.{s.name}" for p, s in DECLARED])
 def test_record_type_matches_its_table(provider: str, spec: StreamSpec) -> None:
-    table = schema.metadata.tables.get(spec.table)
+    table = schema.agency_metadata.tables.get(spec.table)
     assert table is not None, f"{provider} {spec.name}: no table {spec.table!r} in db.schema"
     assert spec.record is not None, f"{provider} {spec.name}: no record type declared"
     assert problems(spec.record, table) == [], spec.record.__name__
@@ -90,7 +90,7 @@ def test_every_table_of_a_provider_has_a_record_type() -> None:
     typed = {spec.table for _, spec in DECLARED}
     tenant_tables = [
         t.name
-        for t in schema.metadata.tables.values()
+        for t in schema.agency_metadata.tables.values()
         if set(schema.TENANT_COLUMNS) <= {c.name for c in t.columns}
     ]
     untyped = [t for t in tenant_tables if t.split("_")[0] in providers and t not in typed]
@@ -124,10 +124,10 @@ class _WrongType(TypedDict):
 
 
 def test_the_check_catches_renames_nullability_and_types() -> None:
-    assert problems(_Renamed, schema.metadata.tables["gmail_labels"]) == [
+    assert problems(_Renamed, schema.agency_metadata.tables["gmail_labels"]) == [
         "no field for column 'name'",
         "field 'title' is no column",
         "'type' is NOT NULL but may be None",
     ]
-    wrong = problems(_WrongType, schema.metadata.tables["slack_channels"])
+    wrong = problems(_WrongType, schema.agency_metadata.tables["slack_channels"])
     assert wrong == [f"'created_at' holds {str!r}, the column stores {datetime.__name__}"]

@@ -1,6 +1,8 @@
-"""db.loader and db.state against a real PostgreSQL (the ``engine`` fixture, one per module).
+"""db.loader and db.state against a real PostgreSQL: an agency's own database (``engine`` here
+is one per module, ``fresh_engine`` one per test).
 
-Each test makes its own agency + integration, so they share the database without sharing rows.
+Each test makes its own integration (with its partitions), under an agency id of its own, so
+they share the database without sharing rows.
 """
 
 from __future__ import annotations
@@ -17,13 +19,30 @@ import sqlalchemy as sa
 
 import db.loader
 from connectors.common import Page, Reconcile
+from db import agencydb, tenancy
 from db.load_checks import decode_record, encode_record
 from db.loader import LoadError, TableLoader, Tenant, soft_delete
-from db.schema import agency, integration, slack_messages, slack_users, sync_reject
+from db.schema import agency_integration, slack_messages, slack_users, sync_reject
 from db.state import clear_state, load_state, save_state
 
 T0 = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
 _names = itertools.count()
+
+
+def _agency_database(control: sa.Engine) -> sa.Engine:
+    with control.begin() as conn:
+        agency_id = tenancy.create_agency(conn, "Loader")
+    return agencydb.engine_for(control, agency_id)
+
+
+@pytest.fixture(scope="module")
+def engine(engine: sa.Engine) -> sa.Engine:
+    return _agency_database(engine)
+
+
+@pytest.fixture
+def fresh_engine(fresh_engine: sa.Engine) -> sa.Engine:
+    return _agency_database(fresh_engine)
 
 
 @pytest.fixture
@@ -32,17 +51,18 @@ def tenant(engine: sa.Engine) -> Tenant:
 
 
 def make_tenant(engine: sa.Engine, **kw: Any) -> Tenant:
+    """An integration in the agency database's copy (and its Slack partitions), under an
+    agency id of its own."""
     n = next(_names)
+    agency_id, integration_id = 1000 + n, 5000 + n
     with engine.begin() as conn:
-        aid = conn.execute(
-            sa.insert(agency).values(name=f"agency {n}").returning(agency.c.id)
-        ).scalar_one()
-        iid = conn.execute(
-            sa.insert(integration)
-            .values(agency_id=aid, provider="slack", name=f"slack {n}")
-            .returning(integration.c.id)
-        ).scalar_one()
-    return Tenant(aid, iid, **kw)
+        conn.execute(
+            sa.insert(agency_integration).values(
+                agency_id=agency_id, id=integration_id, provider="slack", name=f"slack {n}"
+            )
+        )
+        agencydb.ensure_partitions(conn, integration_id, ["slack_messages", "slack_users"])
+    return Tenant(agency_id, integration_id, **kw)
 
 
 def msg(i: int, channel: str = "C1", text: str = "hello", **extra: Any) -> dict[str, Any]:

@@ -7,7 +7,7 @@ import threading
 import pytest
 import sqlalchemy as sa
 
-from db import runs, schema, tenancy
+from db import locks, runs, schema, tenancy
 
 
 @pytest.fixture
@@ -58,16 +58,14 @@ def test_lock_released_when_holder_connection_dies(
     fresh_engine: sa.Engine, integration_id: int
 ) -> None:
     """A SIGKILLed worker's connection drops; PostgreSQL frees the lock with it."""
-    holder = fresh_engine.raw_connection()
-    cur = holder.cursor()
-    cur.execute(
-        "SELECT pg_advisory_lock(hashtextextended('aos-sync:integration:' || %s, 0))",
-        (str(integration_id),),
-    )
+    holder = fresh_engine.connect()
+    locks.lock(holder, f"integration:{integration_id}")
+    holder.commit()
     with pytest.raises(runs.SyncLocked):
         with runs.integration_lock(fresh_engine, integration_id):
             pass
     holder.invalidate()  # closes the socket without unlocking, like a killed process
+    holder.close()
     with runs.integration_lock(fresh_engine, integration_id):
         pass
 
