@@ -327,7 +327,7 @@ def test_full_sync_lands_exactly_the_truth(gworld: GmailWorld) -> None:
         )
         == globex
     )
-    assert _scalar(gworld.engine, "SELECT count(DISTINCT agency_id) FROM gmail_messages") == 1
+    assert _scalar(gworld.data, "SELECT count(DISTINCT agency_id) FROM gmail_messages") == 1
     with gworld.engine.connect() as conn:
         run = conn.execute(sa.select(schema.sync_run)).one()
     assert run.status == "succeeded" and set(run.streams) == {"labels", "messages"}

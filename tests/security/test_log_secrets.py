@@ -420,7 +420,7 @@ def test_cli_vv_slack_token_rotation_prints_no_token(slack_world: World) -> None
     # The attack surface was there: slack_sdk dumped the token exchange at -vv.
     assert "DEBUG slack_sdk" in output and "oauth.v2.access" in output
     assert "'refresh_token': '" in output  # the request body, with its value masked
-    assert _scalar(world.engine, "SELECT count(*) FROM slack_messages") > 0
+    assert _scalar(world.data, "SELECT count(*) FROM slack_messages") > 0
 
     api_lines = _prefect_logs(world, iid)
     assert any("oauth.v2.access" in line for line in api_lines), "no wire log reached the API"
@@ -516,7 +516,7 @@ def test_cli_vv_google_token_refresh_prints_no_token(
     assert "DEBUG google.auth.transport.requests: Making request" in output
     if sdk == "logging raw":  # the exchange itself was printed, masked
         assert "body=b'grant_type=refresh_token&" in output and "client_secret=****" in output
-    assert _scalar(world.engine, "SELECT count(*) FROM gmail_messages") > 0
+    assert _scalar(world.data, "SELECT count(*) FROM gmail_messages") > 0
 
     api_lines = _prefect_logs(world, iid)
     assert any("/token" in line for line in api_lines), "no wire log reached the API"

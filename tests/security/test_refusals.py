@@ -90,8 +90,8 @@ def _count(engine: sa.Engine, table: str) -> int:
 def _assert_nothing_ran(world: World) -> None:
     assert len(world.sandbox.log) == 0, "a refused run reached the provider"
     assert _count(world.engine, "sync_run") == 0
-    assert _count(world.engine, "slack_messages") == 0
-    assert _count(world.engine, "slack_users") == 0
+    assert _count(world.data, "slack_messages") == 0
+    assert _count(world.data, "slack_users") == 0
 
 
 def _b64(raw: bytes) -> str:

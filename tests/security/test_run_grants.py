@@ -84,7 +84,7 @@ def test_a_grant_runs_once_and_its_stored_copy_is_worthless(world: World) -> Non
 
     first = sync_slack(integration_id=iid, requested_by=owner, run_grant=grant)
     assert first["status"] == "succeeded"
-    loaded = _scalar(world.engine, "SELECT count(*) FROM slack_messages")
+    loaded = _scalar(world.data, "SELECT count(*) FROM slack_messages")
     assert loaded > 0
     with world.engine.connect() as conn:
         run = conn.execute(
@@ -114,7 +114,7 @@ def test_a_grant_runs_once_and_its_stored_copy_is_worthless(world: World) -> Non
 
     assert len(world.sandbox.log) == 0, "a replay reached the provider"
     assert _scalar(world.engine, "SELECT count(*) FROM sync_run") == 1
-    assert _scalar(world.engine, "SELECT count(*) FROM slack_messages") == loaded
+    assert _scalar(world.data, "SELECT count(*) FROM slack_messages") == loaded
     rows = _refusals(world.engine)
     assert [(r.outcome, r.principal, r.integration_id, r.agency_id) for r in rows] == [
         ("denied", owner, iid, world.agency_id)
