@@ -104,7 +104,8 @@ def connect_via_loopback(
     from starlette.routing import Route
 
     from db.grants import signing_key_from_env
-    from deployments.connect_app import ConnectServer, describe, page, prefect_secret
+    from deployments.connect_app import ConnectServer, connected_page, page, prefect_secret
+    from deployments.connect_pages import stylesheet_route
     from deployments.connect_service import Connected, ConnectRefused, ConnectService
 
     key = signing_key_from_env() or secrets.token_bytes(32)  # states live in this process only
@@ -143,9 +144,10 @@ def connect_via_loopback(
             return RedirectResponse(expect(result.url), status_code=302)
         outcome["result"] = result
         done.set()
-        return page("Connected", describe(result) + " You can close this tab.")
+        return connected_page(result)
 
-    server = ConnectServer(Starlette(routes=[Route("/callback", callback)]), "127.0.0.1", port)
+    app = Starlette(routes=[Route("/callback", callback), stylesheet_route()])
+    server = ConnectServer(app, "127.0.0.1", port)
     server.start()
     try:
         claims = ConnectClaims(

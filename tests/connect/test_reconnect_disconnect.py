@@ -27,7 +27,7 @@ def count(world: ConnectWorld, table: sa.Table, iid: int) -> int:
 
 
 def connect(world: ConnectWorld, provider: str, **kw: object) -> httpx.Response:
-    return world.browser().get(world.link(provider, **kw))  # type: ignore[arg-type]
+    return world.open_link(world.browser(), world.link(provider, **kw))  # type: ignore[arg-type]
 
 
 def test_reconnecting_from_needs_reauth_keeps_the_integration_and_its_history(
