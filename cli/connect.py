@@ -6,18 +6,22 @@
 * ``connect <provider>`` is the operator path without the service: it prints the provider's
   authorization URL, listens on a loopback redirect (``127.0.0.1``, a random port) like other
   command-line OAuth clients, and stores the result exactly as the service does. The state is
-  bound to this process instead of a browser cookie.
+  bound to this process instead of a browser cookie, and the listener answers only the state it
+  handed out: any local process can reach a loopback port, so a callback carrying another state
+  (or none) gets an error page and the command keeps waiting for the real one.
 """
 
 from __future__ import annotations
 
 import argparse
+import hmac
 import secrets
 import sys
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 from cli.context import engine, integration_ref, vault
 from cli.output import CliError, whole_number
@@ -100,7 +104,8 @@ def connect_via_loopback(
     from starlette.routing import Route
 
     from db.grants import signing_key_from_env
-    from deployments.connect_app import ConnectServer, describe, page, prefect_secret
+    from deployments.connect_app import ConnectServer, connected_page, page, prefect_secret
+    from deployments.connect_pages import stylesheet_route
     from deployments.connect_service import Connected, ConnectRefused, ConnectService
 
     key = signing_key_from_env() or secrets.token_bytes(32)  # states live in this process only
@@ -109,10 +114,26 @@ def connect_via_loopback(
     bound = secrets.token_urlsafe(32)  # the "browser": this process
     done = threading.Event()
     outcome: dict[str, Any] = {}
+    expected: list[str] = []  # the state of each authorization URL shown (a reprompt adds one)
+
+    def expect(url: str) -> str:
+        expected.extend(parse_qs(urlsplit(url).query).get("state", [])[:1])
+        return url
+
+    def ours(state: str) -> bool:
+        return any(hmac.compare_digest(state.encode(), e.encode()) for e in expected)
 
     async def callback(request: Request) -> Response:
         if done.is_set():
             return page("Already done", "This sign-in has finished; close this tab.", 410)
+        if not ours(request.query_params.get("state", "")):
+            # Not the answer to our URL (a guess, a stale tab, another local process): ignored.
+            return page(
+                "Not this sign-in",
+                "This answer does not belong to the sign-in the command is waiting for; "
+                "nothing was changed.",
+                400,
+            )
         try:
             result = service.complete(provider, dict(request.query_params), browser=bound)
         except ConnectRefused as exc:
@@ -120,12 +141,13 @@ def connect_via_loopback(
             done.set()
             return page("Not connected", str(exc), exc.status)
         if not isinstance(result, Connected):
-            return RedirectResponse(result.url, status_code=302)
+            return RedirectResponse(expect(result.url), status_code=302)
         outcome["result"] = result
         done.set()
-        return page("Connected", describe(result) + " You can close this tab.")
+        return connected_page(result)
 
-    server = ConnectServer(Starlette(routes=[Route("/callback", callback)]), "127.0.0.1", port)
+    app = Starlette(routes=[Route("/callback", callback), stylesheet_route()])
+    server = ConnectServer(app, "127.0.0.1", port)
     server.start()
     try:
         claims = ConnectClaims(
@@ -138,7 +160,9 @@ def connect_via_loopback(
             datetime.now(UTC) + STATE_TTL,
         )
         try:
-            url = service.begin(claims, browser=bound, redirect_uri=f"{server.url}/callback")
+            url = expect(
+                service.begin(claims, browser=bound, redirect_uri=f"{server.url}/callback")
+            )
         except ConnectRefused as exc:
             raise CliError(str(exc)) from None
         on_url(url)

@@ -17,8 +17,9 @@ def cmd_serve(a: argparse.Namespace) -> Any:
     # Prefect's runner keeps scratch files in <tmp>/runner_storage; a folder of our own keeps
     # users of one machine from colliding there (another user's folder is not writable).
     if not os.environ.get("TMPDIR"):
-        scratch = aos_home() / "tmp"
-        scratch.mkdir(parents=True, exist_ok=True)
+        from db.embedded import make_private_home
+
+        scratch = make_private_home(make_private_home(aos_home()) / "tmp")
         tempfile.tempdir = str(scratch)
         os.environ["TMPDIR"] = str(scratch)
     from deployments.serve import serve_all

@@ -60,7 +60,14 @@ from pathlib import Path
 import psycopg
 from psycopg import sql as psql
 
-__all__ = ["APP_ROLE", "SUPERUSER", "EmbeddedPostgres", "EmbeddedPostgresError", "find_bindir"]
+__all__ = [
+    "APP_ROLE",
+    "SUPERUSER",
+    "EmbeddedPostgres",
+    "EmbeddedPostgresError",
+    "find_bindir",
+    "make_private_home",
+]
 
 SUPERUSER = "aos"
 APP_ROLE = "aos_app"
@@ -73,6 +80,20 @@ _APP_ROLE_ATTRIBUTES = (
 _SECRET_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 
 log = logging.getLogger(__name__)
+
+
+def make_private_home(home: Path) -> Path:
+    """Create ``home`` (``AOS_HOME``) 0700 when absent, whatever the umask; missing parents are
+    made 0755, writable by us only. Whichever command first needs ``AOS_HOME`` (the embedded
+    cluster, the local Prefect server, ``serve``'s scratch folder, the development key) creates
+    it through here, so it never starts out readable by others. An existing one is left as it
+    is (:class:`EmbeddedPostgres` refuses one that others could write into)."""
+    if not os.path.lexists(home):
+        for folder in [*reversed(home.parents), home]:
+            with contextlib.suppress(FileExistsError):
+                if not os.path.lexists(folder):
+                    os.mkdir(folder, 0o700 if folder == home else 0o755)
+    return home
 
 
 class EmbeddedPostgresError(RuntimeError):
@@ -329,12 +350,7 @@ class EmbeddedPostgres:
     def _ensure_home(self) -> None:
         """Create ``AOS_HOME`` 0700 when absent; refuse one that others could write into (they
         could swap our settings or the data directory) or that belongs to someone else."""
-        if not os.path.lexists(self.home):
-            # Missing parents too are made writable by us only, whatever the umask.
-            for folder in [*reversed(self.home.parents), self.home]:
-                with contextlib.suppress(FileExistsError):
-                    if not os.path.lexists(folder):
-                        os.mkdir(folder, 0o700 if folder == self.home else 0o755)
+        make_private_home(self.home)
         st = os.lstat(self.home)
         if not stat.S_ISDIR(st.st_mode):
             raise EmbeddedPostgresError(f"AOS_HOME {self.home} is not a directory")

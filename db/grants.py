@@ -12,10 +12,12 @@ checking, and it is checked before any field of the payload is believed.
 A grant proves *who* is asking, not that they may: authorize still decides, from the database.
 
 A grant is **single use**. Its payload carries a random nonce (``n``), and the flow records the
-nonce in ``run_grant_use`` when it first accepts the grant (:func:`consume_run_grant`, called by
-``tasks.sync.authorize_run`` in a transaction of its own). Prefect stores every flow run's
-parameters, the grant among them, where anyone with API access can read them; once the run has
-started, what they read is spent. Version 1 grants (before nonces) still verify during the
+nonce in ``run_grant_use`` (:func:`consume_run_grant`, called by ``tasks.sync.authorize_run`` in
+a transaction of its own) on *every* presentation whose signature verifies, before expiry,
+integration, action or principal are looked at. Prefect stores every flow run's parameters, the
+grant among them, where anyone with API access can read them, refused runs included; so a grant
+is spent by the first run it reaches, whether that run is then accepted or refused, and what a
+reader of the API finds is always spent. Version 1 grants (before nonces) still verify during the
 rollout, so workers can be upgraded before the minting side: their nonce is derived from the
 signed payload, which makes each distinct v1 token single use as well.
 
@@ -33,7 +35,7 @@ import json
 import os
 import re
 import secrets
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
@@ -50,6 +52,7 @@ __all__ = [
     "InvalidRunGrant",
     "Resolved",
     "RunGrant",
+    "Spend",
     "consume_run_grant",
     "mint_run_grant",
     "read_run_grant",
@@ -97,7 +100,8 @@ class InvalidRunGrant(PermissionDenied):
 
 @dataclass(frozen=True)
 class RunGrant:
-    """A grant whose signature, expiry, integration and action have been checked."""
+    """A grant whose signature holds: its claims as signed (``read_run_grant`` returns one only
+    once expiry, integration and action match the run as well)."""
 
     principal: Principal  # verified=True
     integration_id: int
@@ -169,13 +173,26 @@ def mint_run_grant(
     return f"{body}.{_sign(key, body)}"
 
 
+#: Called with a grant as soon as its signature verifies (:func:`consume_run_grant`, bound to an
+#: engine); raises :class:`InvalidRunGrant` to refuse it.
+Spend = Callable[[RunGrant], None]
+
+
 def read_run_grant(
-    key: bytes, token: str, *, integration_id: int, action: str, now: datetime | None = None
+    key: bytes,
+    token: str,
+    *,
+    integration_id: int,
+    action: str,
+    now: datetime | None = None,
+    spend: Spend | None = None,
 ) -> RunGrant:
     """The checked claims of ``token``, or :class:`InvalidRunGrant` saying why not.
 
-    It does not consume the grant: a flow accepting it must call :func:`consume_run_grant`
-    (``tasks.sync.authorize_run`` does)."""
+    ``spend``, when given, is called as soon as the signature and the payload's shape hold,
+    before expiry, integration and action are checked: a grant presented to the wrong run is
+    used up all the same, since that run's stored parameters now show it to anyone. Without
+    ``spend`` nothing is recorded (verification only)."""
     _check_key(key)
     act = Action(action)
     parts = token.strip().split(".")
@@ -187,7 +204,7 @@ def read_run_grant(
     try:
         payload = json.loads(_b64decode(body))
         principal = Principal.parse(payload["sub"])
-        granted_integration, granted_action = int(payload["int"]), str(payload["act"])
+        granted_integration, granted_action = int(payload["int"]), Action(str(payload["act"]))
         expires = datetime.fromtimestamp(int(payload["exp"]), UTC)
         issued = datetime.fromtimestamp(int(payload.get("iat", 0)), UTC)
         version = payload.get("v")
@@ -202,6 +219,11 @@ def read_run_grant(
     elif not isinstance(nonce, str) or not _NONCE.fullmatch(nonce):
         raise InvalidRunGrant("malformed payload (no usable nonce 'n')", action=act)
     verified = replace(principal, verified=True)
+    signed = RunGrant(
+        verified, granted_integration, granted_action, nonce, issued, expires, int(version)
+    )
+    if spend is not None:
+        spend(signed)
 
     def refused(reason: str) -> InvalidRunGrant:  # signed, so its subject is known
         return InvalidRunGrant(
@@ -215,9 +237,11 @@ def read_run_grant(
             f"wrong integration (granted for {granted_integration}, "
             f"this run is for {integration_id})"
         )
-    if granted_action != str(act):
-        raise refused(f"wrong action (granted for {granted_action!r}, this run wants {str(act)!r})")
-    return RunGrant(verified, granted_integration, act, nonce, issued, expires, int(version))
+    if granted_action != act:
+        raise refused(
+            f"wrong action (granted for {str(granted_action)!r}, this run wants {str(act)!r})"
+        )
+    return signed
 
 
 def verify_run_grant(
@@ -298,11 +322,14 @@ def resolve_run(
     integration_id: int,
     action: str,
     key: bytes | None,
+    spend: Spend | None = None,
 ) -> Resolved:
-    """Who a flow run acts for, with the grant that proves it (not yet consumed).
+    """Who a flow run acts for, with the grant that proves it.
 
     * A run grant, when given, must verify (so a key must be configured) and, if
-      ``requested_by`` is given too, name the same principal.
+      ``requested_by`` is given too, name the same principal. Once its signature holds it is
+      passed to ``spend`` before anything else is checked (see :func:`read_run_grant`), so a
+      grant refused here for its expiry, integration, action or principal is spent too.
     * ``scheduler:<agency_id>`` is accepted for ``sync`` only, unverified: it can only replay
       the schedule (authorize limits it to incremental syncs of connected integrations).
     * With a key configured, a bare user ``requested_by`` is refused; without one (the demo) it
@@ -316,7 +343,9 @@ def resolve_run(
                 action=act,
                 integration_id=integration_id,
             )
-        grant = read_run_grant(key, run_grant, integration_id=integration_id, action=act)
+        grant = read_run_grant(
+            key, run_grant, integration_id=integration_id, action=act, spend=spend
+        )
         if requested_by and _parse(requested_by, act, integration_id) != replace(
             grant.principal, verified=False
         ):

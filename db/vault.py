@@ -147,8 +147,11 @@ class Keyring:
 
 
 def _create_private(path: Path, text: str) -> None:
-    """Write a 0600 file atomically (temp file + link); if another process won, keep theirs."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Write a 0600 file atomically (temp file + link); if another process won, keep theirs.
+    Its folder (``AOS_HOME``) is made 0700 when absent."""
+    from db.embedded import make_private_home
+
+    make_private_home(path.parent)
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}")
     try:
         with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as f:

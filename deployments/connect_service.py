@@ -1,6 +1,7 @@
 """The connect flow's steps, shared by the web service and the command line.
 
-:meth:`ConnectService.begin` turns a verified connect link into an authorization URL (RBAC,
+:meth:`ConnectService.summarize` says what a verified connect link will do (the page a person
+reads before continuing); :meth:`ConnectService.begin` turns a verified connect link into an authorization URL (RBAC,
 a signed single-use state, its nonce and PKCE verifier stored); :meth:`ConnectService.complete`
 turns the provider's redirect into an integration (state verified and spent, RBAC again, code
 exchanged server-side, scopes checked, account identified, tokens into the vault, integration
@@ -18,10 +19,10 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from connectors import oauth
+from connectors import oauth, registry
 from connectors.common import Secret
 from db import connect as store
-from db import tenancy
+from db import schema, tenancy
 from db.connect_tokens import (
     BadToken,
     ConnectClaims,
@@ -37,6 +38,7 @@ __all__ = [
     "ConnectRefused",
     "ConnectService",
     "Connected",
+    "LinkSummary",
     "Reprompt",
     "disconnect",
     "reconnect_with_bundle",
@@ -64,6 +66,20 @@ class Connected:
     account: str
     accounts: tuple[str, ...] = ()
     previous_status: str | None = None
+    agency: str = ""  # the name of the agency the account joined
+
+
+@dataclass(frozen=True)
+class LinkSummary:
+    """What a connect link will do, in names a person recognises."""
+
+    agency: str
+    principal: str  # who asked (the link's subject)
+    provider: str  # its title
+    client: str | None  # None: agency-wide
+    integration: str | None  # set when the link reconnects an existing integration
+    reads: tuple[str, ...]  # the streams that will be synced
+    scopes: tuple[str, ...]  # the permissions the consent screen will ask for
 
 
 @dataclass(frozen=True)
@@ -93,6 +109,32 @@ class ConnectService:
             self._audit(claims, provider, "link_refused", "link for another provider")
             raise ConnectRefused("bad_link", f"this connect link is for {claims.provider}")
         return claims
+
+    def summarize(self, link: ConnectClaims) -> LinkSummary:
+        """The link's agency, client, integration and what will be read, once RBAC allows it
+        (the same check as :meth:`begin`): the page shown before the provider's consent."""
+        self._authorize(link)
+        with self.engine.connect() as conn:
+            agency = tenancy.find_agency(conn, link.agency_id).name
+            client = None
+            if link.client_id is not None:
+                client = conn.execute(
+                    sa.select(schema.client.c.name).where(schema.client.c.id == link.client_id)
+                ).scalar()
+            integration = None
+            if link.integration_id is not None:
+                integ = tenancy.get_integration(conn, link.integration_id)
+                integration = f"{integ.name} (#{integ.id})"
+        entry = registry.get(link.provider)
+        return LinkSummary(
+            agency,
+            link.principal,
+            entry.title,
+            client,
+            integration,
+            entry.streams,
+            oauth.CLIENTS[link.provider].required_scopes,
+        )
 
     def begin(
         self, link: ConnectClaims, *, browser: str, redirect_uri: str, attempt: int = 0
@@ -191,6 +233,8 @@ class ConnectService:
         except tenancy.TenancyError as exc:
             self._audit(claims, provider, "account_refused", str(exc))
             raise ConnectRefused("account_refused", str(exc), status=409) from None
+        with self.engine.connect() as conn:
+            agency = tenancy.find_agency(conn, claims.agency_id).name
         return Connected(
             done.integration_id,
             done.created,
@@ -199,6 +243,7 @@ class ConnectService:
             identity.display,
             identity.accounts,
             done.previous_status,
+            agency,
         )
 
     # -- helpers -------------------------------------------------------------------------

@@ -52,7 +52,8 @@ def _free_port() -> int:
 
 
 class LocalPrefect:
-    """The server's state lives in ``home`` (its database, its log, ``server.json``)."""
+    """The server's state lives in ``home`` (its database, its log, ``server.json``), a folder
+    of ``AOS_HOME``; both are made 0700 when absent."""
 
     def __init__(self, home: Path) -> None:
         self.home = home
@@ -72,7 +73,10 @@ class LocalPrefect:
 
     def ensure(self, timeout: float = 120.0) -> str:
         """Start the server unless it runs; return its API URL."""
-        self.home.mkdir(mode=0o700, parents=True, exist_ok=True)
+        from db.embedded import make_private_home
+
+        make_private_home(self.home.parent)  # AOS_HOME, when this is the first to need it
+        make_private_home(self.home)
         with self._lock():
             url = self.url()
             if url:

@@ -40,7 +40,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sandbox.consent import CodeBook, ConsentKnobs, PendingCode, error_page, redirect
+from sandbox.consent import (
+    CodeBook,
+    ConsentKnobs,
+    PendingCode,
+    consent_page,
+    error_page,
+    redirect,
+)
 from sandbox.ids import derive_key
 from sandbox.protocol import Request, Response, json_response
 
@@ -194,9 +201,14 @@ class GoogleOAuth:
         challenge = str(params.get("code_challenge") or "")
         if challenge and method != "S256":
             return redirect(uri, {"error": "invalid_request", **back})
-        if self.consent.deny or not self.consent.user:
+        deny, subject = self.consent.answer(params)
+        if not deny and subject is None:
+            with self._lock:  # the Google accounts this emulator knows: its seeded logins
+                known = sorted({g.subject for g in self._grants.values()})
+            choices = [(s, s) for s in known]
+            return consent_page("AudienceOS Sync", params, choices, requested)
+        if deny or not subject:
             return redirect(uri, {"error": "access_denied", **back})
-        subject = self.consent.user
         granted = [s for s in requested if s not in self.consent.withhold]
         if str(params.get("include_granted_scopes") or "") == "true":
             with self._lock:
@@ -344,9 +356,12 @@ def handle_http(oauth: GoogleOAuth, request: Request) -> Response | None:
     return None
 
 
-def oauth_env(base_url: str) -> dict[str, str]:
-    """The connect settings pointing at these endpoints on ``base_url``."""
+def oauth_env(base_url: str, oauth: GoogleOAuth) -> dict[str, str]:
+    """The connect settings pointing at these endpoints on ``base_url``, with ``oauth``'s
+    client id and secret (one OAuth client for every Google product)."""
     return {
+        "AOS_GOOGLE_CLIENT_ID": oauth.client_id,
+        "AOS_GOOGLE_CLIENT_SECRET": oauth.client_secret,
         "AOS_GOOGLE_AUTHORIZE_URL": base_url + AUTHORIZE_PATH,
         "AOS_GOOGLE_REVOKE_URL": base_url + REVOKE_PATH,
         "AOS_GOOGLE_USERINFO_URL": base_url + USERINFO_PATH,

@@ -7,6 +7,7 @@ and never travel as parameters or results; results hold counts only.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import math
 import time
@@ -85,10 +86,12 @@ def authorize_run(
 
     Every refusal raises :class:`~db.rbac.PermissionDenied` (a bad, expired, replayed or
     misdirected grant as its subclass ``InvalidRunGrant``) and leaves an ``audit_event`` row
-    committed before the raise. The grant is consumed (``run_grant_use``, its own transaction)
-    before the matrix is asked, so two runs presenting one grant cannot both get this far, and
-    a grant read back from this flow run's stored parameters is already spent. A grant is spent
-    even if the matrix then says no: it was used, and a retry needs a new one anyway.
+    committed before the raise. A grant is consumed (``run_grant_use``, its own transaction) as
+    soon as its signature verifies, before its expiry, integration, action and principal are
+    compared with this run's: Prefect stores this run's parameters, refused or not, so a grant
+    read back from them must already be spent. Two runs presenting one grant cannot both get
+    past that point. A grant is spent even if a later check or the matrix says no: it was
+    presented, and a retry needs a new one anyway.
     """
     act = Action(action)
     eng = get_engine()
@@ -99,9 +102,8 @@ def authorize_run(
             integration_id=integration_id,
             action=act,
             key=signing_key_from_env(),
+            spend=functools.partial(consume_run_grant, eng),
         )
-        if resolved.grant is not None:
-            consume_run_grant(eng, resolved.grant)
     except InvalidRunGrant as exc:
         signed = exc.principal if exc.principal and exc.principal.verified else None
         given = requested_by or (str(signed) if signed else None)

@@ -145,7 +145,7 @@ class GmailEmulator:
 
     def oauth_env(self, base_url: str) -> dict[str, str]:
         """The connect service's Google settings (consent, revoke, userinfo) for this server."""
-        return oauth_env(base_url)
+        return oauth_env(base_url, self.oauth)
 
     def api_method(self, request: Request) -> str:
         if request.path == "/token":

@@ -276,7 +276,7 @@ class GoogleAdsEmulator:
         """The connect service's Google settings (consent, revoke, userinfo)."""
         from sandbox.google_oauth import oauth_env
 
-        return oauth_env(self.base_url)
+        return oauth_env(self.base_url, self.oauth)
 
     def reset_quota(self) -> None:
         """Forget the operations spent so far (as if the 24-hour window had passed)."""

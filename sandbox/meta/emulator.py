@@ -463,8 +463,13 @@ class MetaEmulator:
         return {"AOS_META_GRAPH_URL": base_url}
 
     def oauth_env(self, base_url: str) -> dict[str, str]:
-        """The connect service's Meta setting (the login dialog) for this server."""
-        return {"AOS_META_DIALOG_URL": f"{base_url}/{API_VERSION}/dialog/oauth"}
+        """The connect settings of this emulator's Meta app: the login dialog, the App ID and
+        the App Secret (what an operator copies from the app's Basic settings)."""
+        return {
+            "AOS_META_DIALOG_URL": f"{base_url}/{API_VERSION}/dialog/oauth",
+            "AOS_META_CLIENT_ID": self.app_id,
+            "AOS_META_CLIENT_SECRET": self.app_secret,
+        }
 
     def _segments(self, request: Request) -> tuple[str | None, list[str]]:
         parts = [p for p in request.path.split("/") if p]

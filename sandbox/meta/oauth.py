@@ -15,7 +15,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from sandbox.consent import CodeBook, ConsentKnobs, PendingCode, error_page, redirect
+from sandbox.consent import (
+    CodeBook,
+    ConsentKnobs,
+    PendingCode,
+    consent_page,
+    error_page,
+    redirect,
+)
 from sandbox.ids import derive_key
 from sandbox.meta.graph import GraphError
 from sandbox.protocol import Request, Response, json_response
@@ -69,8 +76,13 @@ class MetaOAuth:
             return error_page(400, "URL Blocked", "This redirect failed: not whitelisted.")
         state = str(params.get("state") or "")
         back = {"state": state} if state else {}
-        business = self.emulator.businesses.get(self.knobs.user or "")
-        if self.knobs.deny or business is None:
+        deny, chosen = self.knobs.answer(params)
+        if not deny and chosen is None:
+            choices = [(b.id, b.name) for b in self.emulator.businesses.values()]
+            scopes = [s for s in str(params.get("scope") or "").split(",") if s]
+            return consent_page("AudienceOS Sync", params, choices, scopes)
+        business = self.emulator.businesses.get(chosen or "")
+        if deny or business is None:
             return redirect(
                 uri,
                 {

@@ -158,8 +158,13 @@ class SlackEmulator:
         return {"AOS_SLACK_API_URL": f"{base_url}/api/"}
 
     def oauth_env(self, base_url: str) -> dict[str, str]:
-        """The connect service's Slack settings (the install screen) for this server."""
-        return {"AOS_SLACK_AUTHORIZE_URL": base_url + AUTHORIZE_PATH}
+        """The connect settings of this emulator's Slack app: its install screen, client id
+        and client secret (what an operator copies from the app's Basic Information page)."""
+        return {
+            "AOS_SLACK_AUTHORIZE_URL": base_url + AUTHORIZE_PATH,
+            "AOS_SLACK_CLIENT_ID": self.app.client_id,
+            "AOS_SLACK_CLIENT_SECRET": self.app.client_secret,
+        }
 
     def api_method(self, request: Request) -> str:
         return (

@@ -23,7 +23,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sandbox.consent import CodeBook, ConsentKnobs, PendingCode, error_page, redirect
+from sandbox.consent import (
+    CodeBook,
+    ConsentKnobs,
+    PendingCode,
+    consent_page,
+    error_page,
+    redirect,
+)
 from sandbox.protocol import Response
 
 __all__ = [
@@ -172,10 +179,13 @@ class SlackConsent:
             return error_page(400, "redirect_uri did not match any configured URIs", uri)
         state = str(params.get("state") or "")
         back = {"state": state} if state else {}
-        team = self.knobs.user
-        if self.knobs.deny or team not in teams:
-            return redirect(uri, {"error": "access_denied", **back})
+        deny, team = self.knobs.answer(params)
         bot = [x for x in str(params.get("scope") or "").split(",") if x]
+        if not deny and team is None:
+            choices = [(t, getattr(ws, "name", t)) for t, ws in teams.items()]
+            return consent_page("AudienceOS Sync", params, choices, bot)
+        if deny or team not in teams:
+            return redirect(uri, {"error": "access_denied", **back})
         user = [x for x in str(params.get("user_scope") or "").split(",") if x]
         granted = [x for x in bot if x not in self.knobs.withhold]
         granted_user = [x for x in user if x not in self.knobs.withhold]

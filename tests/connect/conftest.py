@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import html
 import os
 import re
 import ssl
@@ -77,10 +78,20 @@ class ConnectWorld(World):
         )
         return f"{self.base}/connect/{provider}/start?request={token}"
 
+    def open_link(self, browser: httpx.Client, url: str, **kw: Any) -> httpx.Response:
+        """A person opening a connect link: its page, then (when it has one) its "Continue"
+        button, following what comes next unless ``follow_redirects=False`` is passed."""
+        landing = browser.get(url)
+        form = continue_form(landing)
+        if form is None:
+            return landing
+        action, fields = form
+        return browser.post(landing.url.join(action), data=fields, **kw)
+
     def to_provider(self, browser: httpx.Client, provider: str, **kw: Any) -> httpx.Response:
         """Start, stopping at the provider's consent screen (the redirect to it)."""
-        answer = browser.get(self.link(provider, **kw), follow_redirects=False)
-        assert answer.status_code == 302, answer.text
+        answer = self.open_link(browser, self.link(provider, **kw), follow_redirects=False)
+        assert answer.status_code == 303, answer.text
         return answer
 
     def callback_url(self, browser: httpx.Client, authorize_url: str) -> str:
@@ -138,6 +149,15 @@ class ConnectWorld(World):
                 rows = conn.execute(sa.text(whole_rows)).scalars()
                 out.extend(rows)
         return "\n".join(out)
+
+
+def continue_form(page: httpx.Response) -> tuple[str, dict[str, str]] | None:
+    """The landing page's form (its action and hidden fields), read as a browser would."""
+    found = re.search(r'<form method="post" action="([^"]*)">(.*?)</form>', page.text, re.S)
+    if page.status_code != 200 or found is None:
+        return None
+    fields = re.findall(r'<input type="hidden" name="([^"]*)" value="([^"]*)">', found[2])
+    return html.unescape(found[1]), {html.unescape(k): html.unescape(v) for k, v in fields}
 
 
 def state_of(url: str) -> str:

@@ -54,7 +54,7 @@ def test_connect_then_sync_right_away(
     caplog.set_level(logging.DEBUG)
     account = seed_account(world, provider)
     browser = world.browser()
-    page = browser.get(world.link(provider))
+    page = world.open_link(browser, world.link(provider))
     assert page.status_code == 200, page.text
     assert "Connected" in page.text and account in page.text or "is now connected" in page.text
     [row] = world.integrations_of(provider)
@@ -67,7 +67,7 @@ def test_connect_then_sync_right_away(
         )
 
     # the cookie that bound the state is Secure, HttpOnly and SameSite=Lax
-    start = world.browser().get(world.link(provider), follow_redirects=False)
+    start = world.to_provider(world.browser(), provider)
     cookie = start.headers["set-cookie"].lower()
     assert "secure" in cookie and "httponly" in cookie and "samesite=lax" in cookie
 
@@ -111,7 +111,7 @@ def test_the_operator_link_command_mints_a_working_start_url(
 
     url = json.loads(out)["url"]
     assert url.startswith(f"{world.base}/connect/slack/start?request=")
-    page = world.browser().get(url)
+    page = world.open_link(world.browser(), url)
     assert page.status_code == 200, page.text
     [row] = world.integrations_of("slack")
     assert (row.external_account_id, row.client_id) == (team, world.clients["globex"])
@@ -154,8 +154,12 @@ def test_the_connect_server_command_serves_the_endpoints(world: ConnectWorld) ->
                 time.sleep(0.2)
         seed_account(world, "slack")
         link = world.link("slack").replace(world.base, f"http://127.0.0.1:{port}")
-        answer = httpx.get(link)
-        assert answer.status_code == 302
+        landing = httpx.get(link)
+        assert landing.status_code == 200 and "Continue to Slack" in landing.text
+        answer = httpx.post(
+            link.partition("?")[0], data={"request": httpx.URL(link).params["request"]}
+        )
+        assert answer.status_code == 303
         assert answer.headers["location"].startswith(world.sandbox.env["AOS_SLACK_AUTHORIZE_URL"])
     finally:
         server.terminate()

@@ -4,6 +4,9 @@ and only with its redirect URI, and a revoked token stops working."""
 
 from __future__ import annotations
 
+import html
+import re
+
 import httpx
 
 from connectors.oauth.base import pkce_pair
@@ -93,3 +96,58 @@ def test_an_unregistered_redirect_never_receives_a_code() -> None:
             },
         )
         assert answer.status_code == 400 and "location" not in answer.headers
+
+
+def _choose(page: httpx.Response, account: str | None) -> httpx.Response:
+    """A person on the emulated consent screen: "Allow as ``account``" (``None``: "Deny")."""
+    fields = dict(
+        (html.unescape(k), html.unescape(v))
+        for k, v in re.findall(r'<input type="hidden" name="([^"]*)" value="([^"]*)">', page.text)
+    )
+    fields.update({"sandbox_account": account} if account else {"sandbox_deny": "1"})
+    # the form's action is empty: the same address, its query replaced by the form's fields
+    return httpx.get(str(page.url.copy_with(query=None)), params=fields)
+
+
+def test_with_no_test_user_each_screen_asks_the_person_and_can_grant() -> None:
+    """A sandbox a person started has no knobs set: the screen lists the emulator's accounts
+    and grants as the one clicked, or answers ``access_denied`` to "Deny"."""
+    with Sandbox(providers=("slack", "gmail", "meta_ads"), seed=5) as sb:
+        ws = sb.slack.add_workspace(name="Northwind <&>", users=2, channels=1)
+        sb.gmail.add_mailbox("ops@northwind.test", messages=1)
+        business = sb.emulators["meta_ads"].add_business("Northwind Media", campaigns=1, days=2)
+        screens = {
+            "slack": (
+                sb.env["AOS_SLACK_AUTHORIZE_URL"],
+                {"client_id": sb.env["AOS_SLACK_CLIENT_ID"], "scope": "channels:read"},
+                ws.team_id,
+                "Northwind &lt;&amp;&gt;",
+            ),
+            "gmail": (
+                sb.env["AOS_GOOGLE_AUTHORIZE_URL"],
+                {
+                    "client_id": sb.env["AOS_GOOGLE_CLIENT_ID"],
+                    "scope": "openid email",
+                    "response_type": "code",
+                },
+                "ops@northwind.test",
+                "ops@northwind.test",
+            ),
+            "meta": (
+                sb.env["AOS_META_DIALOG_URL"],
+                {"client_id": sb.env["AOS_META_CLIENT_ID"], "scope": "ads_read"},
+                business.id,
+                "Northwind Media",
+            ),
+        }
+        for name, (url, params, account, label) in screens.items():
+            params = {**params, "redirect_uri": REDIRECT, "state": "s-" + name}
+            page = httpx.get(url, params=params)
+            assert page.status_code == 200, (name, page.text)
+            assert f"Allow as {label}" in page.text, name
+            granted = _choose(page, account)
+            assert granted.status_code == 302, (name, granted.text)
+            back = httpx.URL(granted.headers["location"]).params
+            assert back["state"] == "s-" + name and back["code"], name
+            denied = httpx.URL(_choose(page, None).headers["location"]).params
+            assert denied["error"] == "access_denied" and "code" not in denied, name

@@ -32,7 +32,7 @@ def test_connect_google_ads_then_sync_then_disconnect(
     ads.add_login(login, manager)
     ads.oauth.consent.user = login
 
-    page = world.browser().get(world.link("google_ads"))
+    page = world.open_link(world.browser(), world.link("google_ads"))
     assert page.status_code == 200, page.text
     [row] = world.integrations_of("google_ads")
     assert (row.external_account_id, row.status) == (login, "connected")
@@ -60,6 +60,6 @@ def test_a_login_without_ads_accounts_is_refused(world: ConnectWorld) -> None:
     ads = world.sandbox.emulators["google_ads"]
     ads.add_login("nobody@northwind.test")
     ads.oauth.consent.user = "nobody@northwind.test"
-    page = world.browser().get(world.link("google_ads"))
+    page = world.open_link(world.browser(), world.link("google_ads"))
     assert page.status_code == 400 and "has access to no Google Ads account" in page.text
     assert world.integrations_of("google_ads") == []

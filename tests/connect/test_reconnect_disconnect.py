@@ -27,7 +27,7 @@ def count(world: ConnectWorld, table: sa.Table, iid: int) -> int:
 
 
 def connect(world: ConnectWorld, provider: str, **kw: object) -> httpx.Response:
-    return world.browser().get(world.link(provider, **kw))  # type: ignore[arg-type]
+    return world.open_link(world.browser(), world.link(provider, **kw))  # type: ignore[arg-type]
 
 
 def test_reconnecting_from_needs_reauth_keeps_the_integration_and_its_history(
@@ -215,5 +215,39 @@ def test_the_command_line_connects_through_a_loopback_redirect(world: ConnectWor
     assert seen and seen[0].startswith(world.sandbox.env["AOS_SLACK_AUTHORIZE_URL"])
     assert "redirect_uri=http%3A%2F%2F127.0.0.1%3A" in seen[0]
     assert result["account"] and result["created"] is True
+    [row] = world.integrations_of("slack")
+    assert row.external_account_id == team and row.id == result["integration_id"]
+
+
+def test_the_loopback_ignores_answers_that_are_not_its_own(world: ConnectWorld) -> None:
+    """Any local process can reach the loopback port. Before the browser answers, another one
+    sends callbacks with no state, a made-up state and an ``access_denied``: each gets an error
+    page, the command keeps waiting, and the real answer still connects the account."""
+    from cli.connect import connect_via_loopback
+
+    team = seed_account(world, "slack")
+    forged: list[httpx.Response] = []
+
+    def attacker_then_browser(url: str) -> None:
+        callback = httpx.URL(url).params["redirect_uri"]
+        for params in (
+            {},
+            {"state": "a-guess", "code": "x"},
+            {"state": "a-guess.c2ln", "error": "access_denied"},
+            {"error": "access_denied"},
+        ):
+            forged.append(httpx.get(callback, params=params))
+        threading.Thread(target=lambda: httpx.get(url, follow_redirects=True)).start()
+
+    result = connect_via_loopback(
+        "slack",
+        agency_id=world.agency_id,
+        principal=world.users["admin"],
+        on_url=attacker_then_browser,
+        timeout=30,
+    )
+    assert [r.status_code for r in forged] == [400] * 4
+    assert all("does not belong to the sign-in" in r.text for r in forged)
+    assert result["created"] is True
     [row] = world.integrations_of("slack")
     assert row.external_account_id == team and row.id == result["integration_id"]

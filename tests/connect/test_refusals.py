@@ -37,7 +37,7 @@ def nothing_stored(world: ConnectWorld) -> None:
 def test_deny_ends_cleanly(world: ConnectWorld) -> None:
     seed_account(world, "slack")
     world.sandbox.slack.consent.knobs.deny = True
-    page = world.browser().get(world.link("slack"))
+    page = world.open_link(world.browser(), world.link("slack"))
     assert page.status_code == 400
     assert "access was not granted (access_denied); nothing was connected" in page.text
     nothing_stored(world)
@@ -52,7 +52,7 @@ def test_a_partial_google_grant_stores_nothing_and_names_the_missing_scope(
     # include_granted_scopes would rightly add it back to the new one
     world.sandbox.gmail.mailbox(email).revoke_refresh_token()
     world.sandbox.gmail.oauth.consent.withhold = {"https://www.googleapis.com/auth/gmail.readonly"}
-    page = world.browser().get(world.link("gmail"))
+    page = world.open_link(world.browser(), world.link("gmail"))
     assert page.status_code == 400
     assert "missing the permission(s) https://www.googleapis.com/auth/gmail.readonly" in page.text
     nothing_stored(world)
@@ -63,7 +63,7 @@ def test_a_partial_google_grant_stores_nothing_and_names_the_missing_scope(
 def test_a_partial_meta_grant_is_refused_too(world: ConnectWorld) -> None:
     seed_account(world, "meta_ads")
     world.sandbox.emulators["meta_ads"].oauth.knobs.withhold = {"ads_read"}
-    page = world.browser().get(world.link("meta_ads"))
+    page = world.open_link(world.browser(), world.link("meta_ads"))
     assert page.status_code == 400 and "missing the permission(s) ads_read" in page.text
     nothing_stored(world)
 
@@ -160,7 +160,7 @@ def test_a_state_for_another_provider_is_refused(world: ConnectWorld) -> None:
 def test_a_member_cannot_connect(world: ConnectWorld) -> None:
     seed_account(world, "slack")
     screens = world.sandbox.slack.consent.knobs.screens
-    page = world.browser().get(world.link("slack", "member"))
+    page = world.open_link(world.browser(), world.link("slack", "member"))
     assert page.status_code == 403
     assert "member@acme.test may not connect" in page.text and "role admin or higher" in page.text
     assert world.sandbox.slack.consent.knobs.screens == screens  # never sent to the provider

@@ -15,6 +15,7 @@ import pytest
 from db.grants import (
     ENV_KEY,
     InvalidRunGrant,
+    RunGrant,
     mint_run_grant,
     read_run_grant,
     resolve_principal,
@@ -241,3 +242,30 @@ def test_scheduler_is_accepted_for_sync_only(key: bytes | None) -> None:
 def test_no_usable_principal(requested_by: str | None) -> None:
     with pytest.raises(InvalidRunGrant, match="no principal|not a principal"):
         _resolve(requested_by, None, None)
+
+
+def test_spend_is_called_before_expiry_integration_and_action() -> None:
+    """A signed grant reaches ``spend`` whatever is wrong with it afterwards; a bad signature
+    does not."""
+    token = mint_run_grant(KEY, "bob@acme.test", 12, "sync", now=T0)
+    for integration_id, action, now in (
+        (13, "sync", T0),
+        (12, "backfill", T0),
+        (12, "sync", T0 + timedelta(hours=1)),
+    ):
+        spent: list[RunGrant] = []
+        with pytest.raises(InvalidRunGrant):
+            read_run_grant(
+                KEY,
+                token,
+                integration_id=integration_id,
+                action=action,
+                now=now,
+                spend=spent.append,
+            )
+        [grant] = spent
+        assert (grant.integration_id, grant.action) == (12, Action.SYNC)
+    spent = []
+    with pytest.raises(InvalidRunGrant, match="bad signature"):
+        read_run_grant(b"x" * 32, token, integration_id=12, action="sync", spend=spent.append)
+    assert spent == []

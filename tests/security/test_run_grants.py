@@ -123,6 +123,85 @@ def test_a_grant_runs_once_and_its_stored_copy_is_worthless(world: World) -> Non
     assert all(r.detail["grant_subject"] == owner for r in rows)
 
 
+def _stored_grants() -> dict[str, dict[str, Any]]:
+    """Every flow run's parameters that carry a run grant, as anyone with API access reads
+    them: token -> parameters."""
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as client:
+        runs = client.read_flow_runs(limit=200)
+    return {r.parameters["run_grant"]: r.parameters for r in runs if r.parameters.get("run_grant")}
+
+
+@pytest.mark.parametrize("misdirected", ["integration", "action", "principal"])
+def test_a_refused_grant_is_spent_so_its_stored_copy_is_worthless(
+    world: World, misdirected: str
+) -> None:
+    """The finding: a grant refused for the wrong integration, action or principal was not
+    spent, yet the refused flow run stored it; read back from Prefect's API it ran as a verified
+    run of its owner. Now every presentation whose signature holds spends it."""
+    target = world.add_slack(
+        "target",
+        client="globex",
+        users=3,
+        channels=2,
+        messages_per_channel=10,
+        start=START,
+        span_days=5,
+        config={"auto_join": True},
+    )
+    elsewhere = world.add_slack(
+        "elsewhere", client="globex", users=2, channels=1, messages_per_channel=5, start=START
+    )
+    owner, admin = world.users["owner"], world.users["admin"]
+    # What the owner meant: a backfill-class rerun (full refresh) of ``target``.
+    grant = mint_run_grant(KEY, owner, target, "backfill")
+    wrong: dict[str, Any] = {
+        "integration": {"integration_id": elsewhere, "requested_by": owner, "full_refresh": True},
+        "action": {"integration_id": target, "requested_by": owner},  # a plain sync
+        "principal": {"integration_id": target, "requested_by": admin, "full_refresh": True},
+    }[misdirected]
+    with pytest.raises(InvalidRunGrant, match=f"wrong {misdirected}|does not match"):
+        sync_slack(run_grant=grant, **wrong)
+    with world.engine.connect() as conn:
+        [use] = conn.execute(sa.select(run_grant_use)).all()
+    assert (use.principal, use.integration_id, use.action) == (owner, target, "backfill")
+
+    stored = _stored_grants()[grant]  # the refused run kept it: the exposure is real
+    world.sandbox.log.clear()
+    with pytest.raises(InvalidRunGrant, match="already used") as caught:
+        sync_slack(
+            integration_id=target,
+            requested_by=stored["requested_by"] if misdirected != "principal" else owner,
+            full_refresh=True,
+            run_grant=stored["run_grant"],
+        )
+    assert caught.value.principal == Principal.user(owner, verified=True)
+    assert len(world.sandbox.log) == 0, "the replay reached the provider"
+    assert _scalar(world.engine, "SELECT count(*) FROM sync_run") == 0
+    assert _scalar(world.engine, "SELECT count(*) FROM slack_messages") == 0
+    reasons = [r.detail["reason"] for r in _refusals(world.engine)]
+    assert len(reasons) == 2 and "already used" in reasons[1]
+
+    # The owner's way on is a fresh grant, which runs as theirs.
+    fresh = mint_run_grant(KEY, owner, target, "backfill")
+    done = sync_slack(integration_id=target, requested_by=owner, full_refresh=True, run_grant=fresh)
+    assert done["status"] == "succeeded"
+
+
+def test_a_grant_with_a_bad_signature_spends_nothing(world: World) -> None:
+    """Only a verified signature spends: a forged token cannot burn someone's nonce."""
+    iid = world.add_slack("forged", client="globex", users=2, channels=1, start=START)
+    grant = mint_run_grant(KEY, world.users["owner"], iid, "sync")
+    body, _sig = grant.split(".")
+    forged = body + "." + mint_run_grant(bytes(32), world.users["owner"], iid, "sync").split(".")[1]
+    with pytest.raises(InvalidRunGrant, match="bad signature"):
+        sync_slack(integration_id=iid, requested_by=world.users["owner"], run_grant=forged)
+    assert _scalar(world.engine, "SELECT count(*) FROM run_grant_use") == 0
+    ok = sync_slack(integration_id=iid, requested_by=world.users["owner"], run_grant=grant)
+    assert ok["status"] == "succeeded"
+
+
 def test_a_fresh_grant_still_works_after_a_replay_was_refused(world: World) -> None:
     """Single use is per grant, not per person: minting again is the way to run again."""
     iid = world.add_slack(
