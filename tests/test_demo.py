@@ -17,6 +17,9 @@ from db import engine as db_engine
 
 ROOT = Path(__file__).resolve().parent.parent
 
+# The whole demo twice, then the quick start with its own local Prefect server: minutes.
+pytestmark = pytest.mark.slow
+
 
 def quick_start_commands() -> str:
     """The README's quick start, exactly as written (its first bash block)."""
