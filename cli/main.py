@@ -38,14 +38,17 @@ def cmd_db_upgrade(a: argparse.Namespace) -> Any:
 
 def cmd_db_stop(a: argparse.Namespace) -> Any:
     """Stop what the project runs on this machine: the embedded PostgreSQL and the local
-    Prefect server (``deployments/local_server.py``)."""
+    Prefect server (``deployments/local_server.py``); ``--purge`` also deletes the embedded
+    cluster's data (wherever it lives, also outside ``AOS_HOME``)."""
     from db.engine import aos_home, embedded
     from deployments.local_server import LocalPrefect
 
-    return {
-        "stopped": embedded().stop(),
-        "prefect_stopped": LocalPrefect(aos_home() / "prefect").stop(),
-    }
+    pg = embedded()
+    result: dict[str, Any] = {"stopped": pg.stop()}
+    if a.purge:
+        result["purged"] = pg.purge()
+    result["prefect_stopped"] = LocalPrefect(aos_home() / "prefect").stop()
+    return result
 
 
 def cmd_db_status(a: argparse.Namespace) -> Any:
@@ -75,9 +78,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     db.add_parser("upgrade", help="apply migrations").set_defaults(func=cmd_db_upgrade)
     db.add_parser("status", help="where the database is").set_defaults(func=cmd_db_status)
-    db.add_parser(
-        "stop", help="stop the embedded PostgreSQL and the local Prefect server"
-    ).set_defaults(func=cmd_db_stop)
+    stop = db.add_parser("stop", help="stop the embedded PostgreSQL and the local Prefect server")
+    stop.add_argument(
+        "--purge", action="store_true", help="also delete the embedded cluster and its data"
+    )
+    stop.set_defaults(func=cmd_db_stop)
 
     from cli import admin
 

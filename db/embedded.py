@@ -30,7 +30,9 @@ Secrets on disk (a review found each of these exploitable by another local user 
 * as root with an ``AOS_HOME`` the server account cannot reach, the data goes to a directory
   made by ``tempfile.mkdtemp`` (random name, 0700), recorded in ``postgres.json`` and reused
   only while it is still ours: not a symlink, owned by the server account, mode 0700. There is
-  no predictable path in a shared temporary directory to pre-create.
+  no predictable path in a shared temporary directory to pre-create. It records its
+  ``AOS_HOME``, so that once that is deleted the next ``ensure_running`` of any cluster removes
+  it (:mod:`db.embedded_sweep`); :meth:`EmbeddedPostgres.purge` removes a cluster at once.
 """
 
 from __future__ import annotations
@@ -59,6 +61,8 @@ from pathlib import Path
 
 import psycopg
 from psycopg import sql as psql
+
+from db import embedded_sweep
 
 __all__ = [
     "APP_ROLE",
@@ -278,6 +282,11 @@ class EmbeddedPostgres:
         """Start the cluster (initialising it the first time), make sure ``aos_app`` exists and
         owns database ``aos``, and return the ``aos_app`` URL."""
         self._ensure_home()
+        if self.account is not None:  # root: private clusters whose AOS_HOME was deleted
+            try:
+                embedded_sweep.sweep_orphans(self.account.pw_uid)
+            except OSError as exc:  # never a reason not to start this cluster
+                log.warning("could not sweep orphaned embedded clusters: %s", exc)
         with self._lock():
             if self._trusted_datadir() is None:
                 self._initdb()
@@ -337,6 +346,27 @@ class EmbeddedPostgres:
                 return False
             self._pg_ctl("stop", "-m", "fast", "-w")
             return True
+
+    def purge(self) -> bool:
+        """Stop the server and delete the cluster: its data directory (in ``AOS_HOME``, or the
+        private temporary one) and its settings. True when there was a cluster to remove."""
+        if not self._settings_file.exists():
+            return False
+        self._ensure_home()
+        with self._lock():
+            s = self._load()
+            datadir = self._trusted_datadir()
+            if datadir is not None and self._is_running():
+                self._pg_ctl("stop", "-m", "fast", "-w")
+            if not s.private_dir:
+                shutil.rmtree(self.home / "pg", ignore_errors=True)  # in AOS_HOME: ours alone
+            elif datadir is not None:  # still ours (not swapped): remove it
+                shutil.rmtree(s.private_dir, ignore_errors=True)
+            else:
+                log.warning("not removing %s: it is no longer the cluster's", s.private_dir)
+            self._settings_file.unlink()
+            (self.home / "bindir").unlink(missing_ok=True)
+        return True
 
     def status(self) -> dict[str, object]:
         running = self._settings_file.exists() and self._is_running()
@@ -475,7 +505,7 @@ class EmbeddedPostgres:
         if self.account is None or _world_traversable(self.home):
             return self.home / "pg" / "data", ""
         # /var/tmp survives reboots (the cluster is reused); mkdtemp makes the name unguessable.
-        base = "/var/tmp" if os.path.isdir("/var/tmp") else tempfile.gettempdir()
+        base = str(embedded_sweep.private_bases()[0])
         if not _world_traversable(Path(base)):
             raise EmbeddedPostgresError(
                 f"the server account {self.account.pw_name} can reach neither {self.home} nor "
@@ -523,6 +553,8 @@ class EmbeddedPostgres:
         # the server account. The parent also holds the server log.
         try:
             password = self._initdb_in(bindir, datadir)
+            if private:
+                embedded_sweep.record_owner(Path(private), self.home)
         except BaseException:
             if private:  # nobody else knows this directory: do not leave it behind
                 shutil.rmtree(private, ignore_errors=True)

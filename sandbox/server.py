@@ -53,6 +53,11 @@ def _cut(response: Response) -> Response:
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # TCP_NODELAY on every accepted socket (``socketserver.StreamRequestHandler.setup``). The
+    # handler writes an answer's headers and its body in two sends; with Nagle's algorithm the
+    # body waits for the ACK of the headers, which the client delays (about 40 ms on Linux), so
+    # every request on a reused keep-alive connection cost ~44 ms against ~1 ms on a fresh one.
+    disable_nagle_algorithm = True
     server: _Server
 
     def log_message(self, format: str, *args: Any) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -16,6 +17,9 @@ from db import engine as db_engine
 
 ROOT = Path(__file__).resolve().parent.parent
 
+# The whole demo twice, then the quick start with its own local Prefect server: minutes.
+pytestmark = pytest.mark.slow
+
 
 def quick_start_commands() -> str:
     """The README's quick start, exactly as written (its first bash block)."""
@@ -25,7 +29,8 @@ def quick_start_commands() -> str:
 
 def run_quick_start(engine: sa.Engine) -> str:
     """Run the quick start in bash from the checkout, stopping at the first failing command;
-    return its output. Its sandbox is stopped even when a command fails."""
+    return its output. Its sandbox, and the local Prefect server its `aos-sync sync` started in
+    AOS_HOME, are stopped even when a command fails."""
     aos = str(Path(sys.executable).parent / "aos-sync")
     try:
         done = subprocess.run(
@@ -38,7 +43,12 @@ def run_quick_start(engine: sa.Engine) -> str:
         )
     finally:
         subprocess.run([aos, "sandbox", "stop"], capture_output=True, timeout=60, check=False)
+        stopped = subprocess.run(
+            [aos, "--json", "db", "stop"], capture_output=True, text=True, timeout=60
+        )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert stopped.returncode == 0, stopped.stderr
+    assert json.loads(stopped.stdout)["prefect_stopped"]  # the quick start's sync started it
     with engine.connect() as conn:
         loaded = conn.execute(
             sa.text(

@@ -32,6 +32,8 @@ from cli.output import CliError
 from db import engine as db_engine
 from db import tenancy
 
+pytestmark = pytest.mark.slow  # the demo, for real, in each test
+
 DEMO_AGENCY = DEMO_AGENCIES[0][0]  # "Northwind Agency"
 REAL = {
     "demo agency": {

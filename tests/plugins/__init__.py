@@ -1,0 +1,1 @@
+"""pytest plugins of the suite, loaded by the root conftest.py."""
