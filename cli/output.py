@@ -7,11 +7,11 @@ import dataclasses
 import json
 import sys
 from collections.abc import Mapping, Sequence
-from datetime import date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-__all__ = ["CliError", "Parser", "emit", "iso_date", "whole_number", "to_plain"]
+__all__ = ["CliError", "Parser", "emit", "iso_date", "not_future", "to_plain", "whole_number"]
 
 
 class CliError(Exception):
@@ -35,6 +35,13 @@ def iso_date(text: str) -> date:
         raise argparse.ArgumentTypeError(
             f"expected a date as YYYY-MM-DD, got {text[:40]!r}"
         ) from None
+
+
+def not_future(day: date | None, option: str) -> None:
+    """A day after tomorrow (UTC; an account's local day may be ahead of UTC) holds no data:
+    say so rather than run a sync that reads nothing or write an empty file."""
+    if day is not None and day > datetime.now(UTC).date() + timedelta(days=1):
+        raise CliError(f"{option} {day} is in the future; nothing has happened there yet")
 
 
 def whole_number(text: str) -> int:
