@@ -251,9 +251,10 @@ def run_demo(size: str = "default", seed_value: int = 2026, verbose: int = 0) ->
         ids = [i for agency in agencies for i in agency.integration_ids]
         print(
             f"==> Sandbox up ({', '.join(providers)} emulators on 127.0.0.1); "
-            f"{len(agencies)} agencies, {len(ids)} integrations"
+            f"{len(agencies)} agencies, {len(ids)} integrations; sync_all under Prefect, one "
+            "line per integration:",
+            flush=True,
         )
-        print("==> Running sync_all under Prefect (one line per integration)", flush=True)
         from cli.console import run_output
         from flows import sync_all
         from tasks.run import DispatchFailed
