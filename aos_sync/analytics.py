@@ -11,10 +11,11 @@ server); ``AOS_ANALYST_URL``; ``AOS_ANALYST_ROLE`` + ``AOS_ANALYST_PASSWORD``. A
 is not a bound analyst is refused (:class:`NotAnAnalyst`): row-level security would not limit
 it, and a frame must show what its analyst may see, no more.
 
-Dtypes: ids and counts ``Int64`` (nullable), money and other ``numeric`` columns
-``decimal.Decimal`` objects (exact), days ``datetime64[ns]`` (calendar days, no time zone:
-account-local for ads, UTC for activity), instants ``datetime64[ns, UTC]``, flags ``boolean``,
-text ``string``.
+Dtypes, the same as a Parquet export read back with pandas: ids and counts ``Int64``
+(nullable), money ``decimal.Decimal`` with 6 decimal places and other ``numeric`` columns with
+12 (``db.analytics.scale_of``), days ``datetime.date`` objects (calendar days, no time: account-
+local for ads, UTC for activity), instants ``datetime64[ns, UTC]``, flags ``boolean``, text
+``string``.
 """
 
 from __future__ import annotations
@@ -27,7 +28,8 @@ from typing import TYPE_CHECKING, Any
 import psycopg
 import sqlalchemy as sa
 
-from db.analytics import VIEWS, NotAnAnalyst, UnknownView, check_analyst, select_range
+from db.analytics import VIEWS, NotAnAnalyst, UnknownView, check_analyst, describe, select_range
+from db.analytics import view as view_spec
 
 if TYPE_CHECKING:  # pandas is imported when a frame is made: exports do without it
     import pandas as pd
@@ -116,14 +118,22 @@ def frame(
     """Rows of ``view`` for days ``since`` .. ``until`` (both included; None: open), in the
     view's stable order. ``conn`` is used as given (it must be an analyst's: checked);
     otherwise a connection is opened from ``url`` or the environment and closed."""
-    query, params = select_range(
-        view, _day(since, "since"), _day(until, "until"), columns=columns, client_ids=client_ids
-    )
+    view_spec(view)  # an unknown name is refused before anything is sent
     own = conn is None
     active = connect(url) if conn is None else conn
     try:
         if not own:
             check_analyst(active)
+        names, kinds = describe(active, view)
+        wanted = list(columns) if columns else names
+        query, params = select_range(
+            view,
+            _day(since, "since"),
+            _day(until, "until"),
+            columns=wanted,
+            client_ids=client_ids,
+            numeric_columns=[n for n, k in zip(names, kinds, strict=True) if k == "numeric"],
+        )
         with active.cursor() as cur:
             cur.execute(query, params)
             rows = cur.fetchall()
@@ -159,7 +169,7 @@ def to_frame(
         elif kind == "bool":
             data[name] = pd.array(values, dtype="boolean")
         elif kind == "date":
-            data[name] = pd.to_datetime(pd.Series(values, dtype=object)).astype("datetime64[ns]")
+            data[name] = pd.Series(values, dtype=object)
         elif kind == "timestamptz":
             data[name] = pd.to_datetime(pd.Series(values, dtype=object), utc=True).astype(
                 "datetime64[ns, UTC]"

@@ -5,11 +5,13 @@ transaction, hence one consistent snapshot) ``batch_rows`` at a time; each batch
 (a Parquet row group, or CSV lines) and dropped before the next is fetched, so memory depends
 on the batch size, not on the date range.
 
-Parquet types: ``int8``/``int4`` → int64/int32, ``numeric`` → ``decimal(38, 12)`` (values
-rounded to 12 decimal places by PostgreSQL: money has at most 6, Google's fractional
-conversions about 10), ``date`` → date32, ``timestamptz`` → timestamp[us, UTC], ``bool`` →
-bool, text → string. CSV: a header line, values as PostgreSQL prints them but ISO 8601
-instants (UTC), ``true``/``false`` and empty for NULL; numbers are exact.
+Every path gives a column one type (``docs/data-dictionary.md``, "Types by path"): money
+(``spend``, ``conversion_value``) has 6 decimal places and other ``numeric`` columns 12
+(``db.analytics.scale_of``, rounded by PostgreSQL). Parquet: ``int8``/``int4`` →
+int64/int32, ``numeric`` → ``decimal(38, 6)`` for money, ``decimal(38, 12)`` otherwise,
+``date`` → date32, ``timestamptz`` → timestamp[us, UTC], ``bool`` → bool, text → string.
+CSV: a header line, days ``YYYY-MM-DD``, money with its 6 decimals, ISO 8601 instants (UTC),
+``true``/``false`` and empty for NULL.
 
 The file appears only when complete: rows go to ``<out>.partial`` first, renamed at the end.
 """
@@ -25,14 +27,12 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
-from psycopg import sql
 
-from db.analytics import check_analyst, select_range, view
+from db.analytics import NUMERIC_SCALE, check_analyst, describe, scale_of, select_range, view
 
 __all__ = ["FORMATS", "NUMERIC_SCALE", "ExportResult", "export"]
 
 FORMATS = ("csv", "parquet")
-NUMERIC_SCALE = 12
 BATCH_ROWS = 20_000
 
 
@@ -65,7 +65,7 @@ def export(
         raise ValueError("batch_rows must be at least 1")
     spec = view(view_name)
     check_analyst(conn)
-    names, kinds = _describe(conn, spec.name)
+    names, kinds = describe(conn, spec.name)
     numeric = [n for n, k in zip(names, kinds, strict=True) if k == "numeric"]
     query, params = select_range(
         spec.name,
@@ -73,7 +73,6 @@ def export(
         until,
         columns=names,
         client_ids=client_ids,
-        numeric_scale=NUMERIC_SCALE if fmt == "parquet" else None,
         numeric_columns=numeric,
     )
     target = Path(out)
@@ -100,20 +99,6 @@ def export(
         partial.unlink(missing_ok=True)
         raise
     return ExportResult(spec.name, fmt, str(target), rows, batches, since, until)
-
-
-def _describe(conn: psycopg.Connection[Any], name: str) -> tuple[list[str], list[str]]:
-    """Column names and PostgreSQL type names of the view, from a query that reads no row."""
-    query, _ = select_range(name)
-    with conn.cursor() as cur:
-        cur.execute(query + sql.SQL(" LIMIT 0"))
-        description = cur.description or []
-    names = [d.name for d in description]
-    kinds = []
-    for d in description:
-        info = conn.adapters.types.get(d.type_code)
-        kinds.append(info.name if info is not None else "text")
-    return names, kinds
 
 
 # --- CSV ----------------------------------------------------------------------------------------
@@ -150,14 +135,14 @@ class _CsvSink:
 
 
 # --- Parquet ------------------------------------------------------------------------------------
-def _arrow_type(kind: str) -> Any:
+def _arrow_type(kind: str, name: str = "") -> Any:
     import pyarrow as pa
 
     return {
         "int8": pa.int64(),
         "int4": pa.int32(),
         "int2": pa.int16(),
-        "numeric": pa.decimal128(38, NUMERIC_SCALE),
+        "numeric": pa.decimal128(38, scale_of(name)),
         "bool": pa.bool_(),
         "date": pa.date32(),
         "timestamptz": pa.timestamp("us", tz="UTC"),
@@ -172,7 +157,7 @@ class _ParquetSink:
 
         self._pa = pa
         self.schema = pa.schema(
-            [pa.field(n, _arrow_type(k)) for n, k in zip(names, kinds, strict=True)]
+            [pa.field(n, _arrow_type(k, n)) for n, k in zip(names, kinds, strict=True)]
         )
         self._text = [
             i for i, k in enumerate(kinds) if _arrow_type(k) == pa.string() and k != "text"

@@ -110,7 +110,20 @@ def cmd_access(a: argparse.Namespace) -> Any:
 
 def _read_credentials(source: str) -> dict[str, Any]:
     """Credentials come from a file or stdin, never from argv (shell history, ps)."""
-    text = sys.stdin.read() if source == "-" else Path(source).read_text()
+    if source == "-":
+        if sys.stdin.isatty():  # not piped: say what the silence waits for
+            print(
+                "paste the credentials JSON, then press Ctrl-D on a line of its own",
+                file=sys.stderr,
+            )
+        text = sys.stdin.read()
+    else:
+        text = Path(source).read_text()
+    if not text.strip():
+        where = "stdin" if source == "-" else f"file {source}"
+        raise CliError(
+            f"credentials: {where} is empty (expected a JSON object with an access_token)"
+        )
     try:
         bundle = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -284,13 +297,17 @@ def cmd_analyst_create(a: argparse.Namespace) -> Any:
     eng = engine()
     role = create_analyst(eng, a.user, role_name=a.role_name)
     url = sa.make_url(agencydb.placement(eng, role.agency_id).url)
+    from cli.logins import remember
+
+    remember(eng.url, a.user, role.role_name, role.password)
     return {
         "role": role.role_name,
         "password": role.password,
         "agency_id": role.agency_id,
         "database": role.database,
         "psql": f"psql 'postgresql://{role.role_name}@{url.host}:{url.port}/{role.database}'",
-        "note": "the password is shown once; set PGPASSWORD or answer psql's prompt",
+        "note": "the password is shown once; set PGPASSWORD or answer psql's prompt "
+        f"(`aos-sync export --as {a.user.lower()}` uses it from AOS_HOME)",
     }
 
 

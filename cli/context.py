@@ -11,7 +11,14 @@ import sqlalchemy as sa
 from db.engine import get_engine
 from db.migrate import upgrade
 
-__all__ = ["embedded_mode", "engine", "integration_ref", "resolve_integration", "vault"]
+__all__ = [
+    "embedded_mode",
+    "engine",
+    "integration_ref",
+    "resolve_agency",
+    "resolve_integration",
+    "vault",
+]
 
 
 def embedded_mode() -> bool:
@@ -68,3 +75,14 @@ def resolve_integration(ref: int | str) -> int:
             "pass the id"
         )
     return int(ids[0])
+
+
+def resolve_agency(ref: str | None) -> int | None:
+    """The id of the agency ``--agency`` names (its id or its name, like every command that
+    takes one); ``None`` for none."""
+    if ref is None:
+        return None
+    from db.tenancy import find_agency
+
+    with engine().connect() as conn:
+        return int(find_agency(conn, ref).id)

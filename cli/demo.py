@@ -31,6 +31,7 @@ import sqlalchemy as sa
 from cli.context import engine as project_engine
 from cli.demo_plan import SANDBOX_MARK, SIZES, plan_agency
 from cli.output import CliError
+from cli.sandbox import SANDBOX_TIME_SCALE
 from db import tenancy
 from db.analyst import create_analyst
 from db.engine import default_vault
@@ -171,29 +172,16 @@ def _summary(eng: sa.Engine, agencies: list[DemoAgency]) -> None:
 
 
 def _demo_analyst(eng: sa.Engine, email: str) -> Any:
-    """The member's analyst login, with the same password on every run (kept 0600 in
-    AOS_HOME), so the psql line an earlier run printed keeps working."""
-    import json
+    """The member's analyst login, with the same password on every run (``cli/logins.py``),
+    so the psql line an earlier run printed keeps working."""
     import secrets
 
-    from db.engine import aos_home
+    from cli.logins import recall, remember
 
-    saved = aos_home() / "demo-analyst.json"
-    database = str(eng.url.database)
-    try:
-        known = json.loads(saved.read_text())
-    except (OSError, ValueError):
-        known = {}
-    password = known.get(database, {}).get(email) or secrets.token_urlsafe(18)
+    known = recall(eng.url, email)
+    password = known[1] if known else secrets.token_urlsafe(18)
     role = create_analyst(eng, email, password=password)
-    known.setdefault(database, {})[email] = password
-    saved.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    tmp = saved.with_suffix(".tmp")
-    tmp.unlink(missing_ok=True)
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        json.dump(known, fh)
-    tmp.replace(saved)
+    remember(eng.url, email, role.role_name, password)
     return role
 
 
@@ -244,7 +232,7 @@ def _analyst_example(eng: sa.Engine, agency: DemoAgency) -> dict[str, Any]:
     }
 
 
-def run_demo(size: str = "default", seed_value: int = 2026) -> dict[str, Any]:
+def run_demo(size: str = "default", seed_value: int = 2026, verbose: int = 0) -> dict[str, Any]:
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     from db.engine import aos_home
     from deployments.local_server import use_local_prefect
@@ -260,23 +248,29 @@ def run_demo(size: str = "default", seed_value: int = 2026) -> dict[str, Any]:
     from connectors import registry
 
     providers = tuple(registry.names())
-    with Sandbox(providers, seed=seed_value, time_scale=60) as sb, _pointed_at(sb.env):
+    with (
+        Sandbox(providers, seed=seed_value, time_scale=SANDBOX_TIME_SCALE) as sb,
+        _pointed_at(sb.env),
+    ):
         with eng.begin() as conn:
             agencies = seed(conn, sb, size)
         ids = [i for agency in agencies for i in agency.integration_ids]
         print(
             f"==> Sandbox up ({', '.join(providers)} emulators on 127.0.0.1); "
-            f"{len(agencies)} agencies, {len(ids)} integrations"
+            f"{len(agencies)} agencies, {len(ids)} integrations; sync_all under Prefect, one "
+            "line per integration:",
+            flush=True,
         )
-        print("==> Running sync_all under Prefect (progress below)", flush=True)
+        from cli.console import run_output
         from flows import sync_all
         from tasks.run import DispatchFailed
 
         # Only the demo's own integrations: every provider URL now leads to the sandbox.
-        try:
-            outcomes = sync_all(integration_ids=ids)
-        except DispatchFailed as exc:  # the summary below says which and why
-            outcomes = exc.outcomes
+        with run_output(verbose) as logs:
+            try:
+                outcomes = sync_all(integration_ids=ids)
+            except DispatchFailed as exc:  # the summary below says which and why
+                outcomes = exc.outcomes
     failed = [o for o in outcomes if o["outcome"] == "failed"]
     print(
         f"\n==> Synced {len(outcomes)} integrations, {len(failed)} failed, in "
@@ -289,6 +283,8 @@ def run_demo(size: str = "default", seed_value: int = 2026) -> dict[str, Any]:
     print("\n==> Next")
     where = ui or "the configured Prefect API's UI (PREFECT_API_URL)"
     print(f"    Prefect UI on these runs:  {where}   (stopped by `aos-sync db stop`)")
+    if logs is not None:
+        print(f"    every log line of the runs: {logs}")
     print(
         f"    psql as that analyst:      PGPASSWORD={login['password']} psql -h {login['host']} "
         f"-p {login['port']} -U {login['role']} {login['database']}"
@@ -321,7 +317,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser("demo", help="sandbox + embedded PostgreSQL + every sync, then a summary")
     p.add_argument("--size", choices=sorted(SIZES), default="default")
     p.add_argument("--seed", type=int, default=2026)
-    p.set_defaults(func=lambda a: _exit_code(run_demo(a.size, a.seed)))
+    p.set_defaults(func=lambda a: _exit_code(run_demo(a.size, a.seed, a.verbose)))
 
 
 def _exit_code(result: dict[str, Any]) -> None:

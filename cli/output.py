@@ -7,11 +7,11 @@ import dataclasses
 import json
 import sys
 from collections.abc import Mapping, Sequence
-from datetime import date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-__all__ = ["CliError", "Parser", "emit", "iso_date", "whole_number", "to_plain"]
+__all__ = ["CliError", "Parser", "emit", "iso_date", "not_future", "to_plain", "whole_number"]
 
 
 class CliError(Exception):
@@ -35,6 +35,13 @@ def iso_date(text: str) -> date:
         raise argparse.ArgumentTypeError(
             f"expected a date as YYYY-MM-DD, got {text[:40]!r}"
         ) from None
+
+
+def not_future(day: date | None, option: str) -> None:
+    """A day after tomorrow (UTC; an account's local day may be ahead of UTC) holds no data:
+    say so rather than run a sync that reads nothing or write an empty file."""
+    if day is not None and day > datetime.now(UTC).date() + timedelta(days=1):
+        raise CliError(f"{option} {day} is in the future; nothing has happened there yet")
 
 
 def whole_number(text: str) -> int:
@@ -64,8 +71,15 @@ def to_plain(value: Any) -> Any:
     return value
 
 
-def emit(value: Any, *, as_json: bool, columns: Sequence[str] | None = None) -> None:
-    """Print ``value`` (a dict, or a list of dicts/dataclasses) as JSON or as a table."""
+def emit(
+    value: Any,
+    *,
+    as_json: bool,
+    columns: Sequence[str] | None = None,
+    max_width: int | None = None,
+) -> None:
+    """Print ``value`` (a dict, or a list of dicts/dataclasses) as JSON or as a table; with
+    ``max_width``, the table's last column is cut (``...``) so no line is wider."""
     plain = to_plain(value)
     if as_json:
         json.dump(plain, sys.stdout, indent=2, default=str)
@@ -83,6 +97,13 @@ def emit(value: Any, *, as_json: bool, columns: Sequence[str] | None = None) -> 
     cols = list(columns or rows[0].keys())
     cells = [[_cell(r.get(c)) for c in cols] for r in rows]
     widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(cols)]
+    if max_width is not None:
+        room = max(max_width - sum(w + 2 for w in widths[:-1]), len(cols[-1]), 4)
+        if widths[-1] > room:
+            widths[-1] = room
+            for row in cells:
+                if len(row[-1]) > room:
+                    row[-1] = row[-1][: room - 3] + "..."
     print("  ".join(c.ljust(w) for c, w in zip(cols, widths, strict=True)).rstrip())
     for row in cells:
         print("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())

@@ -1,9 +1,13 @@
-"""``aos-sync serve``: run the deployments of prefect.yaml in this process."""
+"""``aos-sync serve``: run the deployments of prefect.yaml in this process, against the
+project's local Prefect server (like ``sync``, ``backfill`` and ``demo``) unless
+``PREFECT_API_URL`` names another; Ctrl-C stops serving (exit 130, no traceback)."""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
+import sys
 import tempfile
 from typing import Any
 
@@ -13,7 +17,9 @@ __all__ = ["register"]
 
 
 def cmd_serve(a: argparse.Namespace) -> Any:
-    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    from cli.sync import _prefect_env
+
+    _prefect_env()  # the local server, before Prefect is imported
     # Prefect's runner keeps scratch files in <tmp>/runner_storage; a folder of our own keeps
     # users of one machine from colliding there (another user's folder is not writable).
     if not os.environ.get("TMPDIR"):
@@ -24,15 +30,19 @@ def cmd_serve(a: argparse.Namespace) -> Any:
         os.environ["TMPDIR"] = str(scratch)
     from deployments.serve import serve_all
 
-    serve_all(limit=a.limit)
+    try:
+        serve_all(limit=a.limit)
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        print("stopped serving", file=sys.stderr)
+        raise SystemExit(130) from None
     return None
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser(
         "serve",
-        help="run every deployment of prefect.yaml in this process "
-        "(schedules included); needs PREFECT_API_URL for the UI to see it",
+        help="run every deployment of prefect.yaml in this process (schedules included), "
+        "on the project's local Prefect server unless PREFECT_API_URL is set",
     )
     p.add_argument("--limit", type=int, help="at most this many concurrent runs")
     p.set_defaults(func=cmd_serve)

@@ -2,6 +2,10 @@
 
 Exits 1 (after printing the table) when any integration is failing or stale, so a cron job or
 monitoring probe can alert on it without parsing the output.
+
+The table fits :data:`WIDTH` columns: one line per integration with its health and, when it
+has one, its problem (the status reason or the last error, cut to fit). ``--wide`` prints
+every column; ``--json`` and ``--integration`` print the full error.
 """
 
 from __future__ import annotations
@@ -10,22 +14,50 @@ import argparse
 from datetime import UTC, datetime
 from typing import Any
 
-from cli.context import engine
+from cli.context import engine, integration_ref, resolve_agency
 from cli.output import CliError, emit
 from connectors import registry
 from db.health import integration_health
 
-__all__ = ["register"]
+__all__ = ["WIDTH", "register"]
+
+WIDTH = 100
+NARROW = ("integration", "provider", "name", "health", "age", "problem")
+NAME_WIDTH = 24
+
+
+def _narrow(row: dict[str, Any]) -> dict[str, Any]:
+    status = row["status"] if row["status"] != "connected" else None
+    problem = " - ".join(p for p in (status, row["last_error"]) if p) or None
+    cut = {
+        k: v if not isinstance(v, str) or len(v) <= NAME_WIDTH else v[: NAME_WIDTH - 3] + "..."
+        for k, v in row.items()
+        if k == "name"
+    }
+    return {**{k: row[k] for k in NARROW if k in row}, **cut, "problem": problem}
 
 
 def cmd_status(a: argparse.Namespace) -> Any:
     now = datetime.now(UTC)
     intervals = {name: registry.get(name).interval for name in registry.names()}
+    agency_id = resolve_agency(a.agency)
     with engine().connect() as conn:
         health = integration_health(
-            conn, now, intervals, stale_after=a.stale_after, agency_id=a.agency
+            conn, now, intervals, stale_after=a.stale_after, agency_id=agency_id
         )
-    emit([h.as_row(now) for h in health], as_json=a.json)
+    if a.integration is not None:
+        health = [h for h in health if h.integration_id == a.integration]
+        if not health:
+            raise CliError(f"no integration {a.integration} (see `aos-sync integration list`)")
+    rows = [h.as_row(now) for h in health]
+    if a.json:
+        emit(rows, as_json=True)
+    elif a.integration is not None:
+        emit(rows[0], as_json=False)  # one integration: every field, the full error
+    elif a.wide:
+        emit(rows, as_json=False)
+    else:
+        emit([_narrow(r) for r in rows], as_json=False, max_width=WIDTH)
     bad = [h for h in health if h.failing or h.stale]
     if bad:
         failing = [h.integration_id for h in bad if h.failing]
@@ -41,7 +73,16 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser(
         "status", help="health of every integration; exits 1 when any is failing or stale"
     )
-    p.add_argument("--agency", type=int, help="one agency id")
+    p.add_argument("--agency", metavar="ID|NAME", help="one agency")
+    p.add_argument(
+        "--integration",
+        type=integration_ref,
+        metavar="ID|NAME",
+        help="one integration, every field (the full last error)",
+    )
+    p.add_argument(
+        "--wide", action="store_true", help=f"every column (the default fits {WIDTH} columns)"
+    )
     p.add_argument(
         "--stale-after",
         type=float,

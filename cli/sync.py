@@ -12,10 +12,11 @@ import logging
 import os
 import sys
 from collections.abc import Iterator
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from cli.context import integration_ref
-from cli.output import CliError, iso_date, whole_number
+from cli.output import CliError, iso_date, not_future, whole_number
 from connectors import registry
 
 __all__ = ["register"]
@@ -56,54 +57,26 @@ class _NoRefusalTraceback(logging.Filter):
         return True
 
 
-class _ConsoleSaysItOnce(logging.Filter):
-    """On the terminal only (a handler filter: the run's log in Prefect keeps every record):
-    Prefect's lines announcing that a task or flow ended on a refusal or a known failure
-    (``Finished in state Failed('... ReauthRequired: ...')``) would repeat, with the class name, the sentence the
-    command prints last as ``error: ...``; they are left out."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if not record.name.startswith(_RUN_LOGGERS):
-            return True
-        exc = record.exc_info[1] if record.exc_info else None
-        text = record.getMessage()
-        return not (isinstance(exc, _expected()) or any(c.__name__ in text for c in _expected()))
-
-
-def _console_handlers() -> list[logging.Handler]:
-    """The handlers that print Prefect's run logs here (not the one shipping them to the API)."""
-    found: list[logging.Handler] = []
-    for name in ("prefect", *_RUN_LOGGERS, ""):
-        for handler in logging.getLogger(name).handlers:
-            if type(handler).__name__ != "APILogHandler" and handler not in found:
-                found.append(handler)
-    return found
-
-
 @contextlib.contextmanager
-def _refusals_as_errors() -> Iterator[None]:
+def _refusals_as_errors(verbose: int = 0) -> Iterator[None]:
     """The flow raises the refusal or failure itself (a typed exception a program can catch);
-    at the CLI it is a message for the person, without the exception's class name in front."""
+    at the CLI it is a message for the person, without the exception's class name in front.
+    Meanwhile the terminal shows progress and warnings only (``cli/console.py``)."""
+    from cli.console import run_output
     from flows.provider_sync import started_by
 
     quiet = _NoRefusalTraceback()
     loggers = [logging.getLogger(name) for name in _RUN_LOGGERS]
     for logger in loggers:
         logger.addFilter(quiet)
-    once = _ConsoleSaysItOnce()
-    handlers = _console_handlers()
-    for handler in handlers:
-        handler.addFilter(once)
     try:
-        with started_by("cli"):
+        with run_output(verbose), started_by("cli"):
             yield
     except _expected() as exc:
         raise CliError(str(exc)) from None
     finally:
         for logger in loggers:
             logger.removeFilter(quiet)
-        for handler in handlers:
-            handler.removeFilter(once)
 
 
 def _prefect_env() -> None:
@@ -116,13 +89,43 @@ def _prefect_env() -> None:
     use_local_prefect(aos_home() / "prefect")
 
 
+def _check_before_run(integration_id: int, email: str, provider: str | None = None) -> None:
+    """What can be known without a run: the integration exists and is of ``provider``, and
+    ``--as`` names a user. A mistake found here creates no Prefect run. Whether the user may
+    act is still the flow's to decide (and audit)."""
+    from cli.context import engine
+    from db import tenancy
+
+    with engine().connect() as conn:
+        try:
+            integ = tenancy.get_integration(conn, integration_id)
+        except tenancy.NotFound:
+            raise CliError(
+                f"no integration {integration_id} (see `aos-sync integration list`)"
+            ) from None
+        if provider is not None and integ.provider != provider:
+            raise CliError(
+                f"integration {integration_id} ({integ.name}) is a {integ.provider} "
+                f"integration, not {provider}: run `aos-sync sync {integ.provider}`"
+            )
+        if not email.startswith("scheduler:"):
+            try:
+                tenancy.find_user(conn, email)
+            except tenancy.NotFound:
+                raise CliError(
+                    f"--as {email}: no user has that email (`aos-sync user add` adds one)"
+                ) from None
+
+
 def cmd_sync(a: argparse.Namespace) -> Any:
     integration_id = a.integration  # a name is resolved by cli.main, before Prefect starts
+    not_future(a.since, "--since")
+    _check_before_run(integration_id, a.as_, a.provider)
     _prefect_env()
     from flows import flow_for
 
     flow = flow_for(a.provider)
-    with _refusals_as_errors():
+    with _refusals_as_errors(a.verbose):
         result = flow(
             integration_id=integration_id,
             requested_by=a.as_,
@@ -137,25 +140,47 @@ def cmd_sync(a: argparse.Namespace) -> Any:
 
 
 def cmd_sync_all(a: argparse.Namespace) -> Any:
+    from cli.context import resolve_agency
+
+    agency_id = resolve_agency(a.agency)
     _prefect_env()
     from cli.output import emit
     from flows import sync_all
     from tasks.run import DispatchFailed
 
-    with _refusals_as_errors():
+    with _refusals_as_errors(a.verbose):
         try:
-            return sync_all(provider=a.only, agency_id=a.agency)
+            return sync_all(provider=a.only, agency_id=agency_id)
         except DispatchFailed as exc:
             emit(exc.outcomes, as_json=a.json)  # every integration's outcome, then the error
             raise
 
 
+def _window(a: argparse.Namespace) -> tuple[date, date]:
+    """``[start, end)`` from ``--start``/``--end`` or ``--days`` (the last N days, today
+    included: what a freshly connected account, or the sandbox, holds)."""
+    tomorrow = datetime.now(UTC).date() + timedelta(days=1)
+    if (a.start is None) == (a.days is None):
+        raise CliError("give --start YYYY-MM-DD or --days N (the last N days), not both")
+    end = a.end or tomorrow
+    start = a.start if a.start is not None else end - timedelta(days=a.days)
+    return start, end
+
+
 def cmd_backfill(a: argparse.Namespace) -> Any:
     integration_id = a.integration
+    a.start, a.end = _window(a)
+    if a.end <= a.start:
+        raise CliError(
+            f"--end {a.end} is not after --start {a.start}; the window is [start, end), "
+            "so end is the day after the last day to read"
+        )
+    not_future(a.start, "--start")
+    _check_before_run(integration_id, a.as_)
     _prefect_env()
     from flows import backfill
 
-    with _refusals_as_errors():
+    with _refusals_as_errors(a.verbose):
         result = backfill(
             integration_id=integration_id,
             start=a.start,
@@ -214,13 +239,24 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
     p = sync.add_parser("all", help="every connected integration, as each agency's scheduler")
     p.add_argument("--only", choices=registry.names(), help="one provider")
-    p.add_argument("--agency", type=whole_number, help="one agency id")
+    p.add_argument("--agency", metavar="ID|NAME", help="one agency")
     p.set_defaults(func=cmd_sync_all)
 
     p = sub.add_parser("backfill", help="re-read a date window of one integration, in chunks")
     p.add_argument("--integration", type=integration_ref, metavar="ID|NAME", required=True)
-    p.add_argument("--start", type=iso_date, required=True, metavar="YYYY-MM-DD")
-    p.add_argument("--end", type=iso_date, required=True, metavar="YYYY-MM-DD", help="exclusive")
+    p.add_argument("--start", type=iso_date, metavar="YYYY-MM-DD", help="first day")
+    p.add_argument(
+        "--end",
+        type=iso_date,
+        metavar="YYYY-MM-DD",
+        help="the day after the last one (exclusive; default: tomorrow, so today is read)",
+    )
+    p.add_argument(
+        "--days",
+        type=whole_number,
+        metavar="N",
+        help="instead of --start: the N days before --end (default: the last N days)",
+    )
     p.add_argument("--chunk-days", type=whole_number, default=7)
     p.add_argument(
         "--as", dest="as_", metavar="EMAIL", required=True, help="acting user (backfill permission)"

@@ -28,7 +28,12 @@ __all__ = [
     "NotAnAnalyst",
     "UnknownView",
     "View",
+    "MONEY_COLUMNS",
+    "MONEY_SCALE",
+    "NUMERIC_SCALE",
     "check_analyst",
+    "describe",
+    "scale_of",
     "select_range",
     "view",
 ]
@@ -78,6 +83,33 @@ VIEWS: dict[str, View] = {
     )
 }
 
+#: Money columns (amounts in ``currency``) leave every path (``frame()``, CSV, Parquet) with
+#: exactly this many decimal places: Google Ads amounts are micros (6), Meta's cents fit.
+MONEY_COLUMNS = frozenset({"spend", "conversion_value"})
+MONEY_SCALE = 6
+#: Any other ``numeric`` column (Google's fractional conversions): this many decimal places.
+NUMERIC_SCALE = 12
+
+
+def scale_of(column: str) -> int:
+    """Decimal places of a ``numeric`` column of the views, the same on every path."""
+    return MONEY_SCALE if column in MONEY_COLUMNS else NUMERIC_SCALE
+
+
+def describe(conn: psycopg.Connection[Any], name: str) -> tuple[list[str], list[str]]:
+    """Column names and PostgreSQL type names of a view, from a query that reads no row."""
+    query, _ = select_range(name)
+    with conn.cursor() as cur:
+        cur.execute(query + sql.SQL(" LIMIT 0"))
+        description = cur.description or []
+    names = [d.name for d in description]
+    kinds = []
+    for d in description:
+        info = conn.adapters.types.get(d.type_code)
+        kinds.append(info.name if info is not None else "text")
+    return names, kinds
+
+
 _COLUMN = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 
 
@@ -113,14 +145,13 @@ def select_range(
     *,
     columns: Sequence[str] | None = None,
     client_ids: Sequence[int] | None = None,
-    numeric_scale: int | None = None,
     numeric_columns: Sequence[str] = (),
 ) -> tuple[sql.Composed, list[Any]]:
     """``SELECT`` of view ``name`` for days ``since`` .. ``until`` (both included; either may
     be open), optionally some ``columns`` and clients, in the view's stable order.
 
-    ``numeric_scale`` rounds ``numeric_columns`` to that many decimal places (Parquet stores
-    decimals with a fixed scale)."""
+    ``numeric_columns`` are rounded to their :func:`scale_of` decimal places, so money has one
+    scale whatever reads it."""
     spec = view(name)
     wanted = list(columns) if columns else None
     for column in wanted or ():
@@ -128,14 +159,14 @@ def select_range(
             raise ValueError(f"not a column name: {column[:60]!r}")
     if wanted is None:
         select: sql.Composable = sql.SQL("*")
-        if numeric_scale is not None and numeric_columns:
+        if numeric_columns:
             raise ValueError("rounding numeric columns needs the column list")
     else:
         select = sql.SQL(", ").join(
             sql.SQL("round({c}, {s}) AS {c}").format(
-                c=sql.Identifier(c), s=sql.Literal(numeric_scale)
+                c=sql.Identifier(c), s=sql.Literal(scale_of(c))
             )
-            if numeric_scale is not None and c in numeric_columns
+            if c in numeric_columns
             else sql.Identifier(c)
             for c in wanted
         )

@@ -62,7 +62,7 @@ class Health:
             "last_success": self.last_success_at,
             "age": _human(age),
             "lag": _human(self.lag),
-            "last_error": (self.last_error or "")[:200] or None,
+            "last_error": self.last_error or None,
             "token_expires": self.token_expires_at,
             "quota_24h": self.quota_used_24h,
             "health": "failing" if self.failing else "stale" if self.stale else "ok",

@@ -20,6 +20,7 @@ from connectors import registry
 from db.rbac import Action
 from flows.provider_sync import guarded_run, run_stream_tasks
 from tasks.modes import RunMode
+from tasks.progress import SHOW
 from tasks.run import RunRecord, chunks_done, record_chunk
 
 __all__ = ["backfill", "chunks"]
@@ -78,11 +79,12 @@ def backfill(
             integration_id,
             len(all_chunks),
             len(all_chunks) - len(todo),
+            extra=SHOW,
         )
         windowed = registry.get(run.provider).windowed
         for n, chunk in enumerate(todo, 1):
             key = _window_key(*chunk)
-            logger.info("chunk %d/%d: %s", n, len(todo), key)
+            logger.info("chunk %d/%d: %s", n, len(todo), key, extra=SHOW)
             run_stream_tasks(run, windowed, RunMode.backfill(*chunk), label=f"{{stream}}@{key}")
             if run.errors:
                 return  # stop at the first failed chunk; a rerun resumes there

@@ -25,6 +25,7 @@ from prefect import flow, get_run_logger, task
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from db.runs import SyncLocked
+from tasks.progress import SHOW
 from tasks.run import (
     DispatchFailed,
     publish_dispatch,
@@ -53,6 +54,8 @@ def _outcome(
         **row,
         "outcome": (result or {}).get("status", "unknown"),
         "rows": sum(s.get("inserted", 0) + s.get("updated", 0) for s in streams.values()),
+        "requests": sum(s.get("requests", 0) for s in streams.values()),
+        "rate_limited": sum(s.get("rate_limited", 0) for s in streams.values()),
         "error": (result or {}).get("reason"),
     }
 
@@ -99,10 +102,19 @@ def _in_process(targets: list[Any]) -> list[dict[str, Any]]:
             integ.provider,
             integ.id,
             integ.name,
-            row["outcome"] + (f" - {row['error']}" if row["error"] else ""),
+            _said(row),
+            extra=SHOW,
         )
         outcomes.append(row)
     return outcomes
+
+
+def _said(row: dict[str, Any]) -> str:
+    """An outcome in a few words: rows written, requests and rate-limited answers, or why not."""
+    if row["outcome"] != "succeeded":
+        return row["outcome"] + (f" - {row['error']}" if row["error"] else "")
+    waits = f", {row['rate_limited']:,} rate-limited" if row.get("rate_limited") else ""
+    return f"succeeded, {row['rows']:,} rows written, {row.get('requests', 0):,} requests{waits}"
 
 
 def _via_deployments(targets: list[Any], poll_seconds: float = 2.0) -> list[dict[str, Any]]:
@@ -135,14 +147,18 @@ def _via_deployments(targets: list[Any], poll_seconds: float = 2.0) -> list[dict
 
 
 def _dispatch_run_name() -> str:
+    """``sync-all-<provider>-<UTC day it was scheduled for>`` (``every-provider`` without
+    one), and the agency when it is one agency's: a list of runs says what each one did."""
+    from datetime import UTC, datetime
+
     from prefect.runtime import flow_run
 
     params = flow_run.parameters
-    return "sync-all" + "".join(
-        f"-{label}{params[key]}"
-        for key, label in (("provider", ""), ("agency_id", "agency-"))
-        if params.get(key) is not None
-    )
+    scheduled = flow_run.scheduled_start_time or datetime.now(UTC)
+    name = f"sync-all-{str(params.get('provider') or 'every-provider').replace('_', '-')}"
+    if params.get("agency_id") is not None:
+        name += f"-agency-{params['agency_id']}"
+    return f"{name}-{scheduled.astimezone(UTC).date().isoformat()}"
 
 
 @flow(
@@ -184,6 +200,7 @@ def sync_all(
         len(targets),
         "through the work pool" if via_deployments else "in-process",
         len(waiting),
+        extra=SHOW,
     )
     outcomes = _via_deployments(targets) if via_deployments else _in_process(targets)
     outcomes += [

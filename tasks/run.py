@@ -34,7 +34,9 @@ __all__ = [
     "SyncFailed",
     "check_integration",
     "chunks_done",
+    "close_run",
     "open_run",
+    "own_flow_run",
     "publish_dispatch",
     "publish_summary",
     "record_chunk",
@@ -98,14 +100,21 @@ def check_integration(integration_id: int, provider: str | None) -> dict[str, An
     return {"provider": integ.provider, "agency_id": integ.agency_id}
 
 
-def tag_run(provider: str, agency_id: int) -> None:
-    """Tag the flow run with its provider and agency, so an operator can filter runs in the UI.
-    Done after authorization (a refused caller's run says nothing about the integration), and
-    only for a flow run of its own: inside ``sync_all`` the run is the dispatcher's."""
-    from prefect.client.orchestration import get_client
+def own_flow_run() -> bool:
+    """Whether this code runs in a flow run of its own, not inside a task (``sync_all`` runs
+    each integration's flow body inside a ``sync-integration`` task)."""
     from prefect.runtime import task_run
 
-    if flow_run.id is None or task_run.id is not None:
+    return flow_run.id is not None and task_run.id is None
+
+
+def tag_run(provider: str, agency_id: int) -> None:
+    """Tag the flow run with its provider and agency, so an operator can filter runs in the UI
+    (the caller is told nothing by it), only for a flow run of its own: inside ``sync_all``
+    the run is the dispatcher's."""
+    from prefect.client.orchestration import get_client
+
+    if not own_flow_run():
         return
     tags = sorted({*flow_run.tags, provider, f"agency:{agency_id}"})
     with contextlib.suppress(Exception), get_client(sync_client=True) as client:
@@ -206,6 +215,20 @@ def open_run(
 
 
 @task(name="record-run")
+def close_run(
+    run_id: int, integration_id: int, status: str, streams: dict[str, Any], error: str | None
+) -> None:
+    """Close the ledger row."""
+    runs.finish_run(
+        get_engine(),
+        run_id,
+        integration_id=integration_id,
+        status=status,
+        streams=streams,
+        error=error,
+    )
+
+
 def publish_summary(
     run_id: int,
     integration_id: int,
@@ -215,16 +238,11 @@ def publish_summary(
     error: str | None,
     warnings: list[str] | None = None,
 ) -> None:
-    """Close the ledger row and attach a table artifact summarising each stream (and the
-    run's warnings about the integration, in its description)."""
-    runs.finish_run(
-        get_engine(),
-        run_id,
-        integration_id=integration_id,
-        status=status,
-        streams=streams,
-        error=error,
-    )
+    """Close the ledger row, then attach a table artifact summarising each stream (and the
+    run's warnings about the integration, in its description). The artifact is made here, in
+    the flow run (not in a task run), so it is the flow run's own: the first thing its
+    Artifacts tab shows. Inside ``sync_all`` it belongs to the integration's task run."""
+    close_run(run_id, integration_id, status, streams, error)
     table = [
         {"stream": name, **{k: v for k, v in s.items() if k not in {"stream", "warnings"}}}
         for name, s in streams.items()
@@ -262,10 +280,10 @@ def syncable_integrations(
     ]
 
 
-@task(name="publish-dispatch")
 def publish_dispatch(outcomes: list[dict[str, Any]]) -> None:
     """The run's outcome per integration, and the health of every integration after it (the
-    same as ``aos-sync status``), as artifacts of the dispatcher's run."""
+    same as ``aos-sync status``), as artifacts of the dispatcher's flow run itself (made in
+    the flow, not in a task run, so they are the first cards of the run's Artifacts tab)."""
     create_table_artifact(
         key="sync-all",
         table=outcomes or [{"outcome": "nothing to sync"}],

@@ -28,6 +28,7 @@ from db.loader import LoadError, TableLoader, Tenant
 from db.quota import ProjectQuota
 from db.rbac import Action, PermissionDenied, authorize, record_refusal
 from tasks.modes import INCREMENTAL, RunMode, window_stream
+from tasks.progress import SHOW
 
 __all__ = [
     "ReauthRequired",
@@ -196,8 +197,9 @@ def _logger() -> logging.Logger | logging.LoggerAdapter[logging.Logger]:
         return logging.getLogger("aos_sync.tasks")
 
 
-def _with_progress(pages: Iterable[Page], stream: str, stats: Any) -> Iterator[Page]:
-    """Log progress every few seconds so long runs are visibly alive."""
+def _with_progress(pages: Iterable[Page], label: str, stats: Any) -> Iterator[Page]:
+    """Log progress every few seconds so long runs are visibly alive (at the command line too:
+    ``SHOW``); ``label`` names the integration and the stream."""
     logger = _logger()
     rows, last = 0, time.monotonic()
     for page in pages:
@@ -205,7 +207,12 @@ def _with_progress(pages: Iterable[Page], stream: str, stats: Any) -> Iterator[P
         now = time.monotonic()
         if now - last >= PROGRESS_EVERY_S:
             logger.info(
-                "%s: %s rows fetched, %s requests so far", stream, f"{rows:,}", stats.requests
+                "%s: %s rows fetched, %s requests, %s rate-limited so far",
+                label,
+                f"{rows:,}",
+                stats.requests,
+                stats.rate_limited,
+                extra=SHOW,
             )
             last = now
         yield page
@@ -295,7 +302,8 @@ def sync_stream(integration_id: int, stream: str, mode: RunMode = INCREMENTAL) -
         pages = _read(reader, stream, mode.cursors(saved), window)
         if state_stream != stream:
             pages = _renamed(pages, state_stream)
-        counts = loader.load(_with_progress(pages, state_stream, reader.stats))
+        label = f"{integ.provider} integration {integ.id} {state_stream}"
+        counts = loader.load(_with_progress(pages, label, reader.stats))
     except AuthError as exc:
         raise _mark_needs_reauth(integration_id, str(exc)) from None
     except PermanentError as exc:
@@ -321,7 +329,7 @@ def sync_stream(integration_id: int, stream: str, mode: RunMode = INCREMENTAL) -
     _logger().info(
         "%s: %s fetched, %s inserted, %s updated, %s deleted, %s set aside, %s requests"
         " (%s rate-limited)",
-        stream,
+        label,
         result["fetched"],
         result["inserted"],
         result["updated"],

@@ -393,3 +393,24 @@ def test_analyst_logins_list_reset_drop(aos, fresh_engine: sa.Engine) -> None:
     assert json.loads(aos("--json", "analyst", "list")[1]) == []
     with pytest.raises(psycopg.OperationalError):
         login(reset["password"])
+
+
+def test_empty_credentials_say_so_and_a_terminal_is_told_what_to_paste(
+    aos, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert aos("agency", "create", "Acme")[0] == 0
+    add = ("integration", "add", "--agency", "Acme", "--provider", "slack", "--name", "s")
+    code, _, err = aos(*add, "--credentials-file", "-", stdin="  \n")
+    assert (
+        code == 1
+        and err
+        == "error: credentials: stdin is empty (expected a JSON object with an access_token)\n"
+    )
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    monkeypatch.setattr(sys, "stdin", Terminal('{"access_token": "xoxb-1"}'))
+    code, _, err = aos(*add, "--credentials-file", "-")
+    assert code == 0 and err.startswith("paste the credentials JSON, then press Ctrl-D")

@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -58,7 +59,27 @@ def run_quick_start(engine: sa.Engine) -> str:
             )
         ).scalar()
     assert loaded, "the quick start's sync loaded nothing"
-    return done.stdout
+    # The backfill read rows of its window (the sandbox's recent days, not an empty month).
+    fetched = [
+        int(line.split()[1])
+        for line in done.stdout.splitlines()
+        if line.startswith("messages@") and len(line.split()) > 1
+    ]
+    assert fetched and sum(fetched) > 0, done.stdout[-3000:]
+    # The export wrote a file pandas reads back with the documented types.
+    import pandas as pd
+
+    out = ROOT / "activity.parquet"
+    try:
+        activity = pd.read_parquet(out)
+    finally:
+        out.unlink(missing_ok=True)
+    assert 0 < int(activity["slack_messages"].sum()) <= loaded
+    assert all(type(d) is date for d in activity["day"])
+    assert str(activity["last_activity_at"].dtype).startswith("datetime64") and str(
+        activity["last_activity_at"].dtype
+    ).endswith("UTC]")
+    return done.stdout + done.stderr
 
 
 def _rows_per_agency_and_provider(engine: sa.Engine) -> dict[tuple[str, str], int]:
@@ -99,7 +120,7 @@ def test_demo_twice(
     context.engine.cache_clear()
     try:
         first = run_demo("tiny")
-        out = capsys.readouterr().out
+        out, progress = capsys.readouterr()
         counts = _rows_per_agency_and_provider(fresh_engine)
         with fresh_engine.connect() as conn:
             roles = conn.execute(sa.text("SELECT count(*) FROM user_role")).scalar()
@@ -133,6 +154,12 @@ def test_demo_twice(
     assert roles == 8
     assert runs == [("succeeded", 2 * n)]
     assert inserted_second == 0 and recount == counts  # the second run is incremental
+    # Quiet: Prefect's task chatter stays in the UI and the log file (AOS_HOME/logs).
+    printed = (out + progress).splitlines()
+    assert len(printed) <= 60, "\n".join(printed)
+    assert not [line for line in printed if "Finished in state" in line or "elemetry" in line]
+    assert sum(1 for line in printed if line.startswith("[")) == n  # one line per integration
+    assert "Finished in state Completed()" in (tmp_path / "logs" / "aos-sync.log").read_text()
     for text in (out, out2):
         assert f"Synced {n} integrations, 0 failed" in text
         assert "Northwind Agency (agency" in text and "google_ads_ad_daily" in text

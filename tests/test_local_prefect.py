@@ -35,11 +35,17 @@ def test_commands_reuse_one_local_server_until_db_stop(
             [str(AOS_SYNC), *args], env=env, capture_output=True, text=True, timeout=300
         )
 
+    from db import tenancy
+
+    with fresh_engine.begin() as conn:  # a member without a grant: refused by the matrix
+        agency = tenancy.create_agency(conn, "Acme")
+        tenancy.add_user(conn, agency, "nobody@example.test", "member")
+        iid = tenancy.add_integration(conn, agency, "slack", "chat")
     try:
         state = tmp_path / "aos" / "prefect" / "server.json"
         runs = []
         for _ in range(2):
-            done = aos("sync", "slack", "--integration", "999", "--as", "nobody@example.test")
+            done = aos("sync", "slack", "--integration", str(iid), "--as", "nobody@example.test")
             last = done.stderr.strip().splitlines()[-1]
             assert done.returncode == 1 and last.startswith("error: permission denied"), done.stderr
             assert "Traceback" not in done.stderr
@@ -47,7 +53,8 @@ def test_commands_reuse_one_local_server_until_db_stop(
         assert runs[0] == runs[1]  # the second command found the first one's server
         api = f"http://127.0.0.1:{runs[0]['port']}/api"
         flow_runs = httpx.post(f"{api}/flow_runs/filter", json={}, timeout=10).json()
-        assert sorted(r["name"] for r in flow_runs) == ["slack-integration-999"] * 2
+        assert sorted(r["name"] for r in flow_runs) == [f"slack-integration-{iid}"] * 2
+        assert {r["state"]["name"] for r in flow_runs} == {"Refused"}
 
         stopped = json.loads(aos("--json", "db", "stop").stdout)
         assert stopped["prefect_stopped"] is True and not state.exists()

@@ -87,3 +87,14 @@ def test_each_emulator_sets_only_its_providers_settings(name: str) -> None:
     entry = registry.get(name)
     env = entry.make_emulator(seed=1, time_scale=1.0).env("http://127.0.0.1:9")
     assert env and set(env) <= {s.env for s in entry.settings}
+
+
+def test_every_deployment_description_names_its_schedule() -> None:
+    """The UI shows a deployment's schedules as a bare badge; its description says them."""
+    for name, deployment in _deployments().items():
+        description = str(deployment["description"])
+        crons = [s["cron"] for s in deployment.get("schedules") or []]  # type: ignore[attr-defined]
+        if crons:
+            assert all(f"cron {c}" in description for c in crons), (name, description)
+        else:
+            assert description.startswith("Manual, no schedule"), (name, description)

@@ -109,3 +109,33 @@ def test_status_shows_token_expiry_and_shared_quota_use(aos, fresh_engine: sa.En
     assert rows[ads]["quota_24h"] == 12 and rows[chat]["quota_24h"] is None
     assert datetime.fromisoformat(rows[ads]["token_expires"]) == expires
     assert rows[chat]["token_expires"] is None
+
+
+def test_status_fits_100_columns_wide_shows_all_and_errors_are_whole(
+    aos,  # noqa: F811
+    fresh_engine: sa.Engine,
+) -> None:
+    """The default table fits 100 columns whatever the error; ``--wide`` has every column;
+    ``--json`` and ``--integration`` carry the whole error; ``--agency`` takes a name."""
+    error = "messages: the provider answered 500 " + "with a very long explanation " * 12
+    with fresh_engine.begin() as conn:
+        agency = tenancy.create_agency(conn, "Acme Agency With A Long Name")
+        other = tenancy.create_agency(conn, "Other")
+        failed = tenancy.add_integration(conn, agency, "slack", "A Slack workspace named at length")
+        tenancy.add_integration(conn, other, "slack", "theirs")
+        _run(conn, agency, failed, "failed", timedelta(minutes=2), error)
+
+    code, out, _ = aos("status", "--agency", "Acme Agency With A Long Name")
+    lines = out.splitlines()
+    assert code == 1 and len(lines) == 2  # the header and Acme's one integration
+    assert max(len(line) for line in lines) <= 100, lines
+    assert "failing" in lines[1] and lines[1].endswith("...")
+
+    _, wide, _ = aos("status", "--wide", "--agency", str(agency))
+    header = wide.splitlines()[0].split()
+    assert {"last_success", "lag", "token_expires", "quota_24h", "last_error"} <= set(header)
+
+    _, out, _ = aos("--json", "status", "--agency", "Acme Agency With A Long Name")
+    assert [r["last_error"] for r in json.loads(out)] == [error]
+    _, one, _ = aos("status", "--integration", "A Slack workspace named at length")
+    assert error.strip() in one

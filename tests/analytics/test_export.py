@@ -46,7 +46,8 @@ def test_parquet_export_matches_the_view_with_exact_types(world: World, tmp_path
     # Streamed: one row group per batch of 7 rows.
     assert pq.ParquetFile(out).num_row_groups == -(-len(want) // 7)
     types = {f.name: f.type for f in table.schema}
-    assert types["spend"] == pa.decimal128(38, 12)
+    assert types["spend"] == types["conversion_value"] == pa.decimal128(38, 6)
+    assert types["conversions"] == pa.decimal128(38, 12)
     assert types["day"] == pa.date32()
     assert types["impressions"] == pa.int64()
     assert types["synced_at"] == pa.timestamp("us", tz="UTC")
@@ -69,7 +70,7 @@ def test_csv_export_of_a_range_equals_the_frame(world: World, tmp_path: Path) ->
         rows = list(csv.DictReader(f))
     df = frame("client_activity_daily", since, until, url=world.url("owner"))
     assert len(rows) == len(df) > 0
-    assert [r["day"] for r in rows] == [d.date().isoformat() for d in df["day"]]
+    assert [r["day"] for r in rows] == [d.isoformat() for d in df["day"]]
     assert [int(r["gmail_inbound"]) for r in rows] == list(df["gmail_inbound"])
     assert rows[0]["last_activity_at"].endswith("+00:00")
 
@@ -164,3 +165,32 @@ def test_a_failed_export_leaves_no_file(world: World, tmp_path: Path, monkeypatc
     with connect(world.url("owner")) as conn, pytest.raises(Boom):
         export_module.export(conn, "ad_performance_daily", out, "parquet", date(2000, 1, 1))
     assert list(tmp_path.iterdir()) == []
+
+
+def test_one_type_per_column_on_every_path(world: World, tmp_path: Path) -> None:
+    """``frame()``, a Parquet export read back with pandas and a CSV export read back with the
+    documented converters agree value for value and type for type: days are ``date``, money
+    has 6 decimal places everywhere (the seed's amounts, not a path's own rounding)."""
+    import pandas as pd
+
+    df = frame("ad_performance_daily", url=world.url("owner"))
+    paths = {}
+    for fmt in ("parquet", "csv"):
+        paths[fmt] = tmp_path / f"ads.{fmt}"
+        done = aos(world, "export", "ad_performance_daily", "--out", str(paths[fmt]), "--url",
+                   world.url("owner"))  # fmt: skip
+        assert done.returncode == 0, done.stderr
+    parquet = pd.read_parquet(paths["parquet"])
+    csv_frame = pd.read_csv(
+        paths["csv"],
+        dtype={"ad_id": str},
+        converters={"day": date.fromisoformat, "spend": Decimal, "conversion_value": Decimal},
+    )
+    want = sorted(
+        (r["ad_id"], r["day"], r["spend"]) for r in expected(world, "ad_performance_daily", "owner")
+    )
+    for got in (df, parquet, csv_frame):
+        assert all(type(d) is date for d in got["day"])
+        for column in ("spend", "conversion_value"):
+            assert {v.as_tuple().exponent for v in got[column]} == {-6}, column
+        assert sorted(zip(got["ad_id"], got["day"], got["spend"], strict=True)) == want
