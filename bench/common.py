@@ -30,6 +30,7 @@ __all__ = [
     "BenchPage",
     "ChildSandbox",
     "bench_engine",
+    "agency_database",
     "bench_integration",
     "bench_table",
     "make_tenant_rows",
@@ -314,13 +315,15 @@ def bench_integration(
                 "SET name = EXCLUDED.name RETURNING id"
             )  # fmt: skip
         ).scalar_one()
-        conn.execute(
-            sa.delete(schema.integration).where(
+        old = conn.scalars(
+            sa.delete(schema.integration)
+            .where(
                 schema.integration.c.agency_id == agency,
                 schema.integration.c.provider == provider,
                 schema.integration.c.name.like("bench-e2e-%"),
             )
-        )
+            .returning(schema.integration.c.id)
+        ).all()
         integration_id = tenancy.add_integration(
             conn,
             agency,
@@ -330,10 +333,22 @@ def bench_integration(
             config=config,
         )
         default_vault().put(conn, integration_id, credentials)
-    # Rows of the dropped integrations are dead tuples until vacuumed; left alone they slow
-    # this run's index scans and autovacuum wakes up in the middle of the timing.
-    tables = [t.name for t in schema.metadata.sorted_tables if t.name.startswith(provider + "_")]
-    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-        for name in tables:
-            conn.execute(sa.text(f"VACUUM (ANALYZE) {name}"))  # our own table names
+    # The dropped integrations' rows go with their partitions of the agency's database.
+    from db import agencydb, readers
+
+    data = agencydb.engine_for(engine, agency)
+    with data.begin() as conn:
+        for gone in old:
+            agencydb.drop_partitions(conn, gone)
+    readers.refresh(engine, agency)
+    with data.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(sa.text("VACUUM (ANALYZE)"))
     return integration_id
+
+
+def agency_database(engine: sa.Engine, agency: int, integration: int) -> sa.Engine:
+    """The bench agency's own database, with its copy of the integration (what the bench
+    tables' foreign key refers to there)."""
+    from db import readers
+
+    return readers.attach(engine, agency, integration, [])

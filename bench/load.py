@@ -30,6 +30,7 @@ import sqlalchemy as sa
 from psycopg import sql
 
 from bench.common import (
+    agency_database,
     bench_engine,
     bench_table,
     checkpoint,
@@ -145,8 +146,9 @@ def dlt_run(engine: sa.Engine, rows: int) -> int | None:
 
 def rss_child(rows: int) -> None:
     """Load ``rows`` in this (fresh) process and print its peak RSS in KiB."""
-    engine = bench_engine()
-    agency, integration = make_tenant_rows(engine)
+    control = bench_engine()
+    agency, integration = make_tenant_rows(control)
+    engine = agency_database(control, agency, integration)
     (table,) = _tables(engine, "bench_messages_rss")
     loader_run(engine, table, Tenant(agency, integration), rows)
     print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
@@ -173,8 +175,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     n = args.rows
-    engine = bench_engine()
-    agency, integration = make_tenant_rows(engine)
+    control = bench_engine()
+    agency, integration = make_tenant_rows(control)
+    engine = agency_database(control, agency, integration)  # where an agency's rows go
     tenant = Tenant(agency, integration)
     raw_table, table = _tables(engine, "bench_messages_raw", "bench_messages")
     print(f"rows: {n:,}  database: {engine.url.render_as_string(hide_password=True)}")

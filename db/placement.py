@@ -83,7 +83,8 @@ def _partitions(raw: psycopg.Connection[Any]) -> list[tuple[str, str, int]]:
     rows = raw.execute(
         "SELECT p.relname, c.relname FROM pg_inherits h"
         " JOIN pg_class c ON c.oid = h.inhrelid JOIN pg_class p ON p.oid = h.inhparent"
-        " WHERE c.relnamespace = 'public'::regnamespace ORDER BY 1, 2"
+        " WHERE c.relnamespace = 'public'::regnamespace AND c.relkind = 'r' AND p.relkind = 'p'"
+        " ORDER BY 1, 2"
     ).fetchall()
     return [(str(p), str(c), int(str(c).rsplit("_i", 1)[1])) for p, c in rows]
 

@@ -62,8 +62,8 @@ def _move_shared_rows(control: sa.Engine, say: Any) -> dict[str, Any]:
         readers.refresh(control, agency_id)  # its database, and its clients and integrations
         where = agencydb.placement(control, agency_id)
         with (
-            psycopg.connect(agencydb._libpq(src_url)) as src,
-            psycopg.connect(agencydb._libpq(where.url)) as dst,
+            psycopg.connect(agencydb._libpq(src_url), autocommit=True) as src,
+            psycopg.connect(agencydb._libpq(where.url), autocommit=True) as dst,
         ):
             for table in present:
                 report.update(_move_table(src, dst, agency_id, table, say))
@@ -90,7 +90,6 @@ def _move_table(
             (agency_id,),
         )
     ]
-    src.rollback()
     for iid in ids:
         where = f"WHERE agency_id = {int(agency_id)} AND integration_id = {int(iid)}"
         if partitioned:
@@ -100,7 +99,6 @@ def _move_table(
         else:
             target, target_where = f"public.{table.name}", where
         want = checksum(src, f"public.{table.name}", table, where)
-        src.rollback()
         if checksum(dst, target, table, target_where) != want:
             with dst.transaction():
                 dst.execute(
@@ -115,9 +113,7 @@ def _move_table(
                         f"agency {agency_id}, {table.name}, integration {iid}: copied "
                         f"{got.rows} rows of {want.rows}, checksums differ"
                     )
-            src.rollback()
             say(f"agency {agency_id}: {table.name} of integration {iid}: {want.rows:,} rows moved")
-        dst.rollback()
         out[f"{agency_id}:{table.name}:{iid}"] = _as_dict(want)
     return out
 

@@ -378,7 +378,7 @@ def test_analyst_logins_list_reset_drop(aos, fresh_engine: sa.Engine) -> None:
         psycopg.connect(
             host=url.host,
             port=url.port,
-            dbname=url.database,
+            dbname=created["database"],  # the agency's own database
             user=created["role"],
             password=password,
         ).close()

@@ -12,13 +12,15 @@ import pytest
 import sqlalchemy as sa
 
 from cli.main import main
-from db import schema, tenancy
+from db import agencydb, schema, tenancy
 from tests.connect.conftest import ConnectWorld
 from tests.connect.test_connect_flows import START, seed_account
 
 
 def count(world: ConnectWorld, table: sa.Table, iid: int) -> int:
-    with world.engine.connect() as conn:
+    synced = table.metadata is schema.agency_metadata  # in the agency's own database
+    engine = agencydb.engine_for(world.engine, world.agency_id) if synced else world.engine
+    with engine.connect() as conn:
         return int(
             conn.execute(
                 sa.select(sa.func.count()).select_from(table).where(table.c.integration_id == iid)

@@ -111,7 +111,7 @@ def test_an_expired_state_is_refused(world: ConnectWorld) -> None:
         "expired-nonce-0123456789abcdef",
         datetime.now(UTC) - timedelta(seconds=1),
     )
-    with world.data.begin() as conn:
+    with world.engine.begin() as conn:
         save_state(conn, old, browser=cookie, redirect_uri="x", code_verifier=None)
     page = browser.get(callback.replace(state_of(callback), sign_state(GRANT_KEY, old)))
     assert page.status_code == 400 and "expired at" in page.text

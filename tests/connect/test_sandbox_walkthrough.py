@@ -21,8 +21,8 @@ import sqlalchemy as sa
 from cli import context
 from cli.main import main
 from connectors.oauth import SETTINGS
+from db import agencydb, schema
 from db import engine as db_engine
-from db import schema
 from sandbox import Sandbox
 from sandbox.cli import _write_state
 from tests.flows.conftest import TEST_KEY
@@ -120,6 +120,7 @@ def test_connect_against_the_sandbox_then_sync(
             sa.select(schema.integration).where(schema.integration.c.id == int(iid))
         ).one()
         run = conn.execute(sa.select(schema.sync_run.c.status)).scalar()
+    with agencydb.engine_for(fresh_engine, row.agency_id).connect() as conn:
         loaded = conn.execute(
             sa.select(sa.func.count()).select_from(schema.slack_messages)
         ).scalar()

@@ -17,7 +17,7 @@ from db.placement import checksum, move_agency
 from db.schema import agency_metadata
 from flows import sync_slack
 from tests.flows.conftest import World
-from tests.flows.test_sync_slack import START, expected
+from tests.flows.test_sync_slack import START, actual, expected
 
 
 def _sums(url: str) -> dict[str, Any]:
@@ -40,6 +40,7 @@ def test_an_agency_on_a_second_server_syncs_is_read_and_comes_back(
             messages_per_channel=20,
             start=START,
             span_days=5,
+            config={"auto_join": True},
         )
         sync_slack(integration_id=iid, requested_by=world.users["owner"])
         home = agencydb.placement(world.engine, world.agency_id)
@@ -61,18 +62,20 @@ def test_an_agency_on_a_second_server_syncs_is_read_and_comes_back(
             ).first()
 
         ws = world.workspaces["placed"]
-        ws.post_message(ws.channel_ids()[0], "written while the agency lives elsewhere")
+        ws.post_message(ws.channel_ids[0], "written while the agency lives elsewhere")
         sync_slack(integration_id=iid, requested_by=world.users["owner"])
-        want = expected(ws)["messages"]
+        got = actual(world.data, iid)["messages"]  # read by the application, over there
+        assert got == expected(ws)["messages"]
         login = create_analyst(world.engine, world.users["owner"])
         url = sa.make_url(away.url).set(
             drivername="postgresql", username=login.role_name, password=login.password
         )
         with psycopg.connect(url.render_as_string(hide_password=False)) as analyst:
             seen = analyst.execute(
-                "SELECT count(*) FROM slack_messages WHERE deleted_at IS NULL"
+                "SELECT count(*), count(*) FILTER (WHERE text LIKE 'written while%%')"
+                " FROM slack_messages WHERE deleted_at IS NULL"
             ).fetchone()
-        assert seen is not None and seen[0] == len(want)
+        assert seen == (len(got), 1)
         there = _sums(away.url)
 
         back = move_agency(world.engine, world.agency_id, None)

@@ -321,7 +321,7 @@ def test_full_sync_lands_exactly_the_truth(gworld: GmailWorld) -> None:
     assert sum(1 for c in want["clients"].values() if c is None) > 0
     assert (
         _scalar(
-            gworld.engine,
+            gworld.data,
             "SELECT count(*) FROM gmail_messages WHERE client_id = :c",
             c=gworld.clients["globex"],
         )
@@ -349,7 +349,7 @@ def test_incremental_uses_only_the_history_api(gworld: GmailWorld) -> None:
     counts = result["streams"]["messages"]
     assert counts["inserted"] == 4  # three new messages and the one rescued from spam
     gone = _scalar(
-        gworld.engine,
+        gworld.data,
         "SELECT array_agg(message_id ORDER BY message_id) "
         "FROM gmail_messages WHERE deleted_at IS NOT NULL",
     )

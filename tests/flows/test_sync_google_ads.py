@@ -19,8 +19,8 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from db import agencydb, schema, tenancy
 from db import engine as db_engine
-from db import schema, tenancy
 from db.rbac import PermissionDenied
 from flows import backfill, sync_google_ads
 from sandbox.google_ads import SEARCH_STREAM, AdsAccount, GoogleAdsEmulator, Login
@@ -278,7 +278,7 @@ def stored(engine: sa.Engine, iid: int, *, live: bool = True) -> dict[str, dict[
     out = {}
     with engine.connect() as conn:
         for name, (key, columns) in COLUMNS.items():
-            table = schema.metadata.tables[name]
+            table = schema.agency_metadata.tables[name]
             query = sa.select(*[table.c[k] for k in key], *[table.c[c] for c in columns]).where(
                 table.c.integration_id == iid
             )
@@ -307,7 +307,11 @@ def differences(want: dict[str, dict[Any, Any]], got: dict[str, dict[Any, Any]])
 
 
 def assert_stored_is_truth(world: AdsWorld, key: str) -> None:
-    problems = differences(truth(world.trees[key]), stored(world.data, world.integrations[key]))
+    iid = world.integrations[key]
+    with world.engine.connect() as conn:
+        agency = tenancy.get_integration(conn, iid).agency_id
+    got = stored(agencydb.engine_for(world.engine, agency), iid)
+    problems = differences(truth(world.trees[key]), got)
     assert not problems, problems
 
 
@@ -380,9 +384,9 @@ def test_full_sync_lands_the_truth_through_the_manager_tree(world: AdsWorld) -> 
     # Rows are attributed through the clients' account ids (digits or dashes).
     first, second = enabled_clients(manager)[:2]
     expected = {first.id: world.clients["globex"], second.id: world.clients["initech"]}
-    with world.engine.connect() as conn:
+    with world.data.connect() as conn:
         for name in COLUMNS:
-            table = schema.metadata.tables[name]
+            table = schema.agency_metadata.tables[name]
             pairs = set(conn.execute(sa.select(table.c.customer_id, table.c.client_id).distinct()))
             assert {(c, expected.get(c)) for c, _ in pairs} == pairs, name
 
@@ -430,7 +434,7 @@ def test_incremental_conversion_window_late_conversions_and_a_removed_ad(
     table = schema.google_ads_ad_daily
 
     def conversions(day: date) -> tuple[Decimal, Decimal]:
-        with world.engine.connect() as conn:
+        with world.data.connect() as conn:
             row = conn.execute(
                 sa.select(table.c.conversions, table.c.conversions_value).where(
                     table.c.integration_id == iid,
@@ -442,7 +446,7 @@ def test_incremental_conversion_window_late_conversions_and_a_removed_ad(
 
     before_inside, before_outside = conversions(inside), conversions(outside)
     history = _scalar(
-        world.engine,
+        world.data,
         "SELECT count(*) FROM google_ads_ad_daily WHERE ad_id = :a AND date < :d",
         a=removed.id,
         d=today,
@@ -457,7 +461,7 @@ def test_incremental_conversion_window_late_conversions_and_a_removed_ad(
     assert got["google_ads_ads"][(removed.ad_group.id, removed.id)][4] == "REMOVED"
     assert history > 0
     assert history == _scalar(
-        world.engine,
+        world.data,
         "SELECT count(*) FROM google_ads_ad_daily WHERE ad_id = :a AND date < :d "
         "AND deleted_at IS NULL",
         a=removed.id,
@@ -563,8 +567,8 @@ def test_two_agencies_share_the_project_budget_and_both_progress(
 
     # The first takes at most half (a share is left for a newcomer), the second a third.
     assert used(a) == 30 and used(b) == 20
-    for iid, key in ((a, "big"), (b, "small")):
-        rows = stored(world.data, iid)
+    for iid, key, agency in ((a, "big", world.agency_id), (b, "small", rival)):
+        rows = stored(agencydb.engine_for(world.engine, agency), iid)
         assert rows["google_ads_campaigns"] and rows["google_ads_campaign_daily"], key
     last = first["streams"]["ad_daily"]
     assert last["operations_left"] == 0 and any("share" in w for w in last["warnings"])
@@ -707,9 +711,9 @@ def test_backfill_reads_its_window_only(world: AdsWorld) -> None:
     assert result["status"] == "succeeded", result
     days = {
         r[0]
-        for r in sa.create_engine(world.engine.url)
-        .connect()
-        .execute(sa.text("SELECT DISTINCT date FROM google_ads_ad_daily"))
+        for r in world.data.connect().execute(
+            sa.text("SELECT DISTINCT date FROM google_ads_ad_daily")
+        )
     }
     assert days and min(days) >= lo and max(days) < hi
     ranges = metric_ranges(world, "ad_group_ad")[str(account.id)]

@@ -239,7 +239,7 @@ def stored(
     out = {}
     with engine.connect() as conn:
         for name, (key, columns) in columns_of.items():
-            table = schema.metadata.tables[name]
+            table = schema.agency_metadata.tables[name]
             query = sa.select(*[table.c[k] for k in key], *[table.c[c] for c in columns]).where(
                 table.c.integration_id == iid, table.c.deleted_at.is_(None)
             )
@@ -312,9 +312,9 @@ def test_full_sync_lands_the_truth_deleted_archived_and_past_empty_pages(
         first.account_id: world.clients["globex"],
         second.account_id: world.clients["initech"],
     }
-    with world.engine.connect() as conn:
+    with world.data.connect() as conn:
         for name in COLUMNS:
-            table = schema.metadata.tables[name]
+            table = schema.agency_metadata.tables[name]
             pairs = set(conn.execute(sa.select(table.c.account_id, table.c.client_id).distinct()))
             assert pairs == set(expected_client.items()), name
 
@@ -357,7 +357,7 @@ def test_incremental_rereads_the_lookback_and_late_conversions(world: MetaWorld)
     table = schema.meta_ad_insights_daily
 
     def conversions(day: date) -> tuple[Decimal, Decimal]:
-        with world.engine.connect() as conn:
+        with world.data.connect() as conn:
             row = conn.execute(
                 sa.select(table.c.conversions, table.c.conversion_value).where(
                     table.c.integration_id == iid,
@@ -699,7 +699,7 @@ def test_opt_in_breakdowns_land_their_own_rows_never_in_the_daily_table(
 
 # -- crashes, permissions, backfills ----------------------------------------------------------
 def _count(engine: sa.Engine, table: str, iid: int) -> int:
-    rows = schema.metadata.tables[table]
+    rows = schema.agency_metadata.tables[table]
     with engine.connect() as conn:
         query = sa.select(sa.func.count()).select_from(rows).where(rows.c.integration_id == iid)
         return int(conn.execute(query).scalar_one())

@@ -145,10 +145,13 @@ def test_a_killed_upgrade_resumes_to_the_same_end(old_layout: sa.Engine) -> None
     before = _before(old_layout, agencies)
 
     def midway() -> bool:
-        with old_layout.connect() as conn:
-            name = conn.execute(
-                sa.text("SELECT database_name FROM agency WHERE id = :a"), {"a": agencies[0]}
-            ).scalar()
+        try:
+            with old_layout.connect() as conn:
+                name = conn.execute(
+                    sa.text("SELECT database_name FROM agency WHERE id = :a"), {"a": agencies[0]}
+                ).scalar()
+        except sa.exc.ProgrammingError:  # not at revision 0020 yet
+            return False
         if name is None:
             return False
         url = old_layout.url.set(database=name)

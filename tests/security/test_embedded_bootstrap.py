@@ -438,14 +438,15 @@ def test_application_role_is_not_a_superuser(
             "SELECT rolsuper, rolcreatedb, rolreplication, rolbypassrls, rolcreaterole "
             "FROM pg_roles WHERE rolname = current_user"
         ).fetchone()
-        assert attrs == (False, False, False, False, True)
+        # CREATEDB: each agency's database is the application's to make (db/agencydb.py).
+        assert attrs == (False, True, False, False, True)
         owners: dict[object, object] = dict(
             conn.execute(
                 "SELECT c.relname, c.relowner::regrole::text FROM pg_class c "
                 "WHERE c.relnamespace = 'public'::regnamespace AND c.relkind IN ('r','S','v','m')"
             ).fetchall()
         )
-        assert {"alembic_version", "agency", "slack_messages", "gmail_messages"} <= set(owners)
+        assert {"alembic_version", "agency", "integration", "sync_run"} <= set(owners)
         assert set(owners.values()) == {APP_ROLE}
         assert conn.execute(
             "SELECT d.datdba::regrole::text, n.nspowner::regrole::text FROM pg_database d, "
@@ -459,7 +460,6 @@ def test_application_role_is_not_a_superuser(
             "ALTER ROLE aos_app BYPASSRLS",
             f"ALTER ROLE {SUPERUSER} PASSWORD 'taken-over'",
             "CREATE ROLE evil SUPERUSER LOGIN PASSWORD 'x'",
-            "CREATE DATABASE elsewhere",
             f"SET ROLE {SUPERUSER}",
             "SET session_replication_role = replica",
         ):
@@ -564,10 +564,12 @@ def test_old_style_cluster_is_converted(
     assert version == head != "0002"
     u = sa.make_url(url)
     for analyst in ("analyst_old", "analyst_new"):
-        with psycopg.connect(
-            host=u.host, port=u.port, dbname="aos", user=analyst, password="new-password"
-        ) as conn:
-            assert conn.execute("SELECT current_user").fetchone() == (analyst,)
+        # They log in (their passwords were set above), but never to the control database:
+        # an analyst reads its agency's own database only (db/agencydb.py).
+        with pytest.raises(psycopg.OperationalError, match="permission denied for database"):
+            psycopg.connect(
+                host=u.host, port=u.port, dbname="aos", user=analyst, password="new-password"
+            )
     # Converting is idempotent.
     assert _superuser_owned_after_start(pg) == ([], False)
     assert pg.url() == url

@@ -179,7 +179,7 @@ def test_a_refused_grant_is_spent_so_its_stored_copy_is_worthless(
     assert caught.value.principal == Principal.user(owner, verified=True)
     assert len(world.sandbox.log) == 0, "the replay reached the provider"
     assert _scalar(world.engine, "SELECT count(*) FROM sync_run") == 0
-    assert _scalar(world.engine, "SELECT count(*) FROM slack_messages") == 0
+    assert _scalar(world.data, "SELECT count(*) FROM slack_messages") == 0
     reasons = [r.detail["reason"] for r in _refusals(world.engine)]
     assert len(reasons) == 2 and "already used" in reasons[1]
 
