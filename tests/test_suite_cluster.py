@@ -46,7 +46,7 @@ def _run_and_check(home: Path, env: dict[str, str]) -> None:
         timeout=300,
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    assert "3 passed" in done.stdout
+    assert "4 passed" in done.stdout
     state = json.loads((home / "postgres.json").read_text())
     assert not _listening(state["port"]), "the test run left its PostgreSQL running"
     assert not (home / ".started-by-tests").exists()
