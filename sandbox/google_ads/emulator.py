@@ -933,7 +933,6 @@ class GoogleAdsEmulator:
             return
         cut = int(fault.options.get("after_rows", 0)) if fault is not None else 0
         sent = rows[:cut] if cut else rows
-        mask = field_mask_pb2.FieldMask(paths=query.select)
         size = max(1, self.stream_chunk_size)
         if cut:
             size = min(size, cut)
@@ -945,8 +944,10 @@ class GoogleAdsEmulator:
             self._record(call, error.grpc_status, fault)
             error.abort(context, call.request_id)
             return
-        if not rows:
-            yield gas.SearchGoogleAdsStreamResponse(field_mask=mask, request_id=call.request_id)
+        # Nothing matched: the real server ends the stream without sending any message, not
+        # one empty message: googleads/google-ads-python issue 851 ("Get All Campaigns Based
+        # on Given Example returns Nothing": ``for batch in response`` never runs) and
+        # google-ads-dotnet issue 197 (the response callback never fires on zero rows).
         self._record(call, grpc.StatusCode.OK, fault)
 
     def _search(

@@ -500,3 +500,15 @@ def test_change_status_lists_what_the_mutations_changed(sb: Running) -> None:
     assert len(sb.stream(acc, f"{CHANGES} {window} LIMIT 2")) == 2
     # Another account saw none of it.
     assert sb.stream(sb.manager.children[2], f"{CHANGES} {window} LIMIT 100") == []
+
+
+def test_a_query_with_no_match_streams_no_message_at_all(sb: Running) -> None:
+    """The real server ends an empty SearchStream without a single message
+    (googleads/google-ads-python issue 851; google-ads-dotnet issue 197)."""
+    svc = sb.client(sb.manager).get_service("GoogleAdsService")
+    query = "SELECT campaign.id FROM campaign WHERE campaign.id = 1"
+    assert list(svc.search_stream(customer_id=str(sb.client1.id), query=query)) == []
+    # A match streams its rows as before.
+    some = "SELECT campaign.id FROM campaign"
+    batches = list(svc.search_stream(customer_id=str(sb.client1.id), query=some))
+    assert batches and sum(len(b.results) for b in batches) == len(sb.client1.campaigns)
