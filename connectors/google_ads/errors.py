@@ -10,10 +10,15 @@ Failures arrive in two shapes (the library's exception interceptor wraps only so
   and the ``GoogleAdsFailure`` (with ``quota_error_details.retry_delay``) is in the call's
   trailing metadata, under ``google.ads.googleads.v26.errors.googleadsfailure-bin``.
 
-A quota error is one thing in either shape: ``RESOURCE_TEMPORARILY_EXHAUSTED`` with a short
-``retry_delay`` is ``RATE_LIMITED`` (waited out, then retried); the daily quota of the OAuth
-client's project (``QuotaError.RESOURCE_EXHAUSTED``, or any delay longer than
-``max_quota_wait``) raises :class:`QuotaExhausted`, which stops the run cleanly. UNAUTHENTICATED
+A quota error is one thing in either shape, and its ``retry_delay`` says which: Google
+answers ``QuotaError.RESOURCE_EXHAUSTED`` both for too many requests in a short time and for
+the daily operations quota (Google Ads API team on the adwords-api forum: "generally occurs
+when you are sending too many requests in a short period of time ... also ... if you have
+already exceeded the daily limit"), and ``RESOURCE_TEMPORARILY_EXHAUSTED`` for short bursts.
+A delay up to ``max_quota_wait`` is ``RATE_LIMITED`` (waited out, then retried, whatever the
+enum); only a longer delay -- the daily quota of the OAuth client's project, whose delay runs
+to hours -- or a ``RESOURCE_EXHAUSTED`` with no delay to wait at all raises
+:class:`QuotaExhausted`, which stops the stream cleanly. UNAUTHENTICATED
 and ``authentication_error`` are ``AUTH``; INTERNAL, UNAVAILABLE, ABORTED, UNKNOWN and
 DEADLINE_EXCEEDED (ambiguous) are ``TRANSIENT``; every other typed refusal
 (``USER_PERMISSION_DENIED``, ``CUSTOMER_NOT_ENABLED``, query errors) is a
@@ -174,9 +179,9 @@ def classify(method: str, error: Exception, *, max_quota_wait: float) -> Failure
     label = info.label()
     quota = info.has("quota_error") or info.status == grpc.StatusCode.RESOURCE_EXHAUSTED
     if quota:
-        daily = any(f == "quota_error" and c in _DAILY_QUOTA_CODES for f, c in info.codes)
+        exhausted = any(f == "quota_error" and c in _DAILY_QUOTA_CODES for f, c in info.codes)
         delay = info.retry_delay or 0.0
-        if daily or delay > max_quota_wait:
+        if delay > max_quota_wait or (exhausted and info.retry_delay is None):
             raise QuotaExhausted(
                 f"Google Ads {method}: the project's operations quota is spent ({label}; "
                 f"retry in {round(delay)} s)",

@@ -858,15 +858,21 @@ class GoogleAdsEmulator:
 
     def _fault_error(self, fault: Fault) -> AdsError:
         if fault.kind == "429":
+            # Google answers QuotaError.RESOURCE_EXHAUSTED for a short-term request rate too,
+            # not only for the daily quota (Google Ads API team, adwords-api forum: "generally
+            # occurs when you are sending too many requests in a short period of time"); the
+            # retry_delay tells them apart. ``options={"code": ...}`` picks another enum.
             daily = bool(fault.options.get("daily"))
             delay = float(fault.options.get("retry_delay", 86_000 if daily else fault.retry_after))
             return AdsError(
                 "quota_error",
-                "RESOURCE_EXHAUSTED" if daily else "RESOURCE_TEMPORARILY_EXHAUSTED",
+                str(fault.options.get("code", "RESOURCE_EXHAUSTED")),
                 f"Too many requests. Retry in {round(delay)} seconds.",
                 retry_delay=delay,
                 rate_scope="DEVELOPER" if daily else "ACCOUNT",
-                rate_name="Number of operations for basic access" if daily else "",
+                rate_name="Number of operations for basic access"
+                if daily
+                else "Requests per account",
             )
         if fault.kind == "503":
             return AdsError(
