@@ -33,6 +33,7 @@ from connectors.common import RunStats, Secret, TransientError
 from connectors.kit import Failure, Kind, RetryPolicy, TokenPaginator, Transport
 
 from . import settings
+from .app import MetaApp
 from .config import MetaAdsConfig
 from .errors import classify, throttle_wait
 
@@ -80,6 +81,7 @@ class MetaTransport(Transport):
         retry_backoff: float = 0.5,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
+        app: MetaApp | None = None,
     ) -> None:
         super().__init__(
             stats,
@@ -96,7 +98,11 @@ class MetaTransport(Transport):
         self.clock = clock
         self._account: str | None = None
         self.paused_until: dict[str, float] = {}  # ad account -> clock time it may call again
+        # Given the app's secret, the SDK's session sends ``appsecret_proof`` (HMAC-SHA256
+        # of the token under the secret) with every call (``app.py``).
         self.api = FacebookAdsApi.init(
+            app_id=app.app_id if app else None,
+            app_secret=app.secret.reveal() if app else None,
             access_token=token.reveal(),
             api_version=settings.API_VERSION,
             timeout=config.timeout,

@@ -145,6 +145,7 @@ class TokenRecord:
     data_access_expires_at: datetime
     scopes: tuple[str, ...] = SCOPES
     invalid_subcode: int | None = None  # 460: password changed / session invalidated
+    app_developer: bool = False  # an owner or developer of the app may call debug_token
 
     def problem(self, now: datetime) -> GraphError | None:
         if self.invalid_subcode == 460:
@@ -234,6 +235,9 @@ class MetaEmulator:
         self.report_scripts: list[list[tuple[str, int]]] = []
         self.budget_window = 3600.0  # provider seconds
         self.app_call_budget: int | None = None
+        # "Require App Secret" (App Settings > Advanced): user-token calls without an
+        # appsecret_proof are refused (Graph API, "Securing Requests").
+        self.require_appsecret_proof = False
         # Usage headers announce waits in real time (default) or, when True, in provider
         # time as Meta would (a client then divides them by the time scale itself).
         self.provider_time_headers = False
@@ -460,7 +464,13 @@ class MetaEmulator:
         self._base_url = base_url
 
     def env(self, base_url: str) -> dict[str, str]:
-        return {"AOS_META_GRAPH_URL": base_url}
+        """The Graph endpoint, and the app's id and secret (the connect settings a worker
+        needs for ``debug_token`` and ``appsecret_proof``)."""
+        return {
+            "AOS_META_GRAPH_URL": base_url,
+            "AOS_META_CLIENT_ID": self.app_id,
+            "AOS_META_CLIENT_SECRET": self.app_secret,
+        }
 
     def oauth_env(self, base_url: str) -> dict[str, str]:
         """The connect service's Meta setting (the login dialog) for this server."""
@@ -620,12 +630,26 @@ class MetaEmulator:
             wanted = hmac.new(self.app_secret.encode(), token.encode(), hashlib.sha256).hexdigest()
             if not hmac.compare_digest(str(proof), wanted):
                 raise GraphError(100, "Invalid appsecret_proof provided in the API argument")
+        elif self.require_appsecret_proof:
+            raise GraphError(
+                100,
+                "API calls from the server require an appsecret_proof argument",
+                kind="GraphMethodException",
+            )
         return record
 
     def _debug_token(self, request: Request) -> dict[str, Any]:
+        """Graph API reference, "Debug Token": the caller is the app's access token
+        (``{app_id}|{app_secret}``) or a token of an owner or developer of the app; anyone
+        else is refused with code 100."""
         caller = _token(request)
         if caller != f"{self.app_id}|{self.app_secret}":
-            self._auth(request)
+            if not self._auth(request).app_developer:
+                raise GraphError(
+                    100,
+                    "(#100) You must provide an app access token, or a user access token that "
+                    "is an owner or developer of the app",
+                )
         input_token = str(request.params.get("input_token", ""))
         record = self.tokens.get(input_token)
         if record is None:

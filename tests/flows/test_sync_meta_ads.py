@@ -590,6 +590,50 @@ def test_a_token_expiring_in_5_days_warns_and_the_run_succeeds(world: MetaWorld)
     assert timedelta(days=4) < left <= timedelta(days=5)
 
 
+def test_the_token_check_is_the_apps_and_one_that_cannot_run_only_warns(
+    world: MetaWorld, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Meta answers ``debug_token`` only to the app's token or an app developer's (Graph API
+    reference, "Debug Token"): a customer's own user token is refused with code 100. The run
+    asks with the app token from the connect settings; without them it cannot ask, and that
+    is a warning, never a failed run."""
+    iid = world.add_meta("check", config={"initial_days": 2})
+    assert world.business is not None
+    token = world.meta.issue_token(world.business, kind="USER", lifetime=timedelta(days=50))
+    with world.engine.begin() as conn:
+        db_engine.default_vault().put(conn, iid, {"access_token": token.token})
+    result = sync_meta_ads(integration_id=iid, requested_by=world.users["owner"])
+    assert result["status"] == "succeeded" and not result.get("warnings"), result
+    [check] = world.sandbox.log.entries(method="debug_token")
+    assert check.status == 200
+
+    monkeypatch.delenv("AOS_META_CLIENT_ID")
+    monkeypatch.delenv("AOS_META_CLIENT_SECRET")
+    result = sync_meta_ads(integration_id=iid, requested_by=world.users["owner"])
+    assert result["status"] == "succeeded", result
+    [warning] = result["warnings"]
+    assert "not checked" in warning and "AOS_META_CLIENT_ID" in warning
+    assert token.token not in warning
+    assert len(world.sandbox.log.entries(method="debug_token")) == 1  # not asked this time
+    assert_stored_is_truth(world, iid, days=LOOKBACK_DAYS)  # the second run's lookback
+    with world.engine.connect() as conn:
+        assert tenancy.get_integration(conn, iid).status == "connected"
+
+
+def test_require_app_secret_every_graph_call_carries_appsecret_proof(world: MetaWorld) -> None:
+    """An app with "Require App Secret" refuses calls without ``appsecret_proof`` (code 100,
+    "API calls from the server require an appsecret_proof argument"); with the app secret
+    configured every call carries it."""
+    iid = world.add_meta("proof", config={"initial_days": 2})
+    world.meta.require_appsecret_proof = True
+    result = sync_meta_ads(integration_id=iid, requested_by=world.users["owner"])
+    assert result["status"] == "succeeded", result
+    assert_stored_is_truth(world, iid, days=2)
+    calls = [e for e in world.sandbox.log.entries(provider="meta") if e.method != "debug_token"]
+    assert calls and all(e.status == 200 for e in calls)
+    assert all("appsecret_proof" in e.params for e in calls)
+
+
 @pytest.mark.parametrize("when", ["before", "during"])
 def test_code_190_marks_needs_reauth_with_a_clear_message(world: MetaWorld, when: str) -> None:
     iid = world.add_meta(f"revoked-{when}", config={"initial_days": 2})
