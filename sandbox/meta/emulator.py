@@ -15,9 +15,13 @@ Routes (``/v26.0/`` prefix; ``/debug_token`` and ``/oauth/access_token`` also wi
 Every answer about an ad account carries ``x-business-use-case-usage``,
 ``x-ad-account-usage`` and ``x-app-usage`` (insights answers also
 ``x-fb-ads-insights-throttle``), failed ones included. Usage is driven by a per-account call
-budget over a rolling provider hour, scaled by ``time_scale``; the waits the headers announce
+budget over a rolling provider hour, scaled by ``time_scale``; the times the headers announce
 (``estimated_time_to_regain_access`` in minutes, ``reset_time_duration`` in seconds) are in
-real time, as the sandbox's ``Retry-After`` values are.
+real time, as the sandbox's ``Retry-After`` values are. As Meta's do (Marketing API, "Rate
+Limiting"; e.g. ``acc_id_util_pct`` 9.67 with ``reset_time_duration`` 100), ordinary answers
+carry the usage so far and a non-zero ``reset_time_duration`` -- the time until the account's
+usage window resets, not a wait -- while ``estimated_time_to_regain_access`` stays 0 until
+the account is throttled.
 """
 
 from __future__ import annotations
@@ -922,9 +926,14 @@ class MetaEmulator:
         else:
             budget.used += 1
             app.used += 1
-        pct = min(100, round(budget.used * 100 / max(1, account.call_budget)))
+        share = min(100.0, round(budget.used * 100 / max(1, account.call_budget), 2))
         if budget.blocked_until > now:
-            pct = int(budget.extra.get("usage", 100))
+            share = float(budget.extra.get("usage", 100))
+        pct = round(share)
+        # The window resets at its end whatever the usage: that is what reset_time_duration
+        # says on ordinary answers; a throttled answer's is the time it lasts.
+        resets = wait if wait > 0 else (budget.started + window - now if budget.used else 0.0)
+        reset_announced = resets * self.scale.factor if self.provider_time_headers else resets
         app_pct = (
             0
             if self.app_call_budget is None
@@ -952,8 +961,8 @@ class MetaEmulator:
         )
         headers["x-ad-account-usage"] = json.dumps(
             {
-                "acc_id_util_pct": float(pct),
-                "reset_time_duration": self.scale.retry_after(announced) if wait > 0 else 0,
+                "acc_id_util_pct": share,
+                "reset_time_duration": self.scale.retry_after(reset_announced) if resets > 0 else 0,
                 "ads_api_access_tier": "standard_access",
             },
             separators=(",", ":"),
@@ -966,7 +975,7 @@ class MetaEmulator:
             headers["x-fb-ads-insights-throttle"] = json.dumps(
                 {
                     "app_id_util_pct": float(app_pct),
-                    "acc_id_util_pct": float(pct),
+                    "acc_id_util_pct": share,
                     "ads_api_access_tier": "standard_access",
                 },
                 separators=(",", ":"),

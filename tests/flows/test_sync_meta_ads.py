@@ -496,8 +496,9 @@ def test_a_throttled_account_pauses_for_the_headers_time_while_others_go_on(
     assert world.business is not None
     throttled, *others = world.business.accounts
     world.meta.provider_time_headers = True  # headers in Meta's minutes; rate_scale follows
-    world.meta.throttle(throttled.id, code=17, subcode=2446079, minutes=3)  # 3 s here
-    blocked_until = datetime.now(UTC) + timedelta(seconds=3)
+    # 8 s here: long enough to still hold when a loaded machine reaches the campaigns.
+    world.meta.throttle(throttled.id, code=17, subcode=2446079, minutes=8)
+    blocked_until = datetime.now(UTC) + timedelta(seconds=8)
     result = sync_meta_ads(integration_id=iid, requested_by=world.users["owner"])
     assert result["status"] == "succeeded"
     assert_stored_is_truth(world, iid, days=5)
@@ -560,6 +561,49 @@ def test_a_pause_longer_than_the_budget_ends_the_account_and_the_next_run_resume
     resumed = [j.since for j in jobs(world) if j.account is throttled]
     lookback = _today(throttled) - timedelta(days=LOOKBACK_DAYS)
     assert min(resumed) == min(stopped_at + timedelta(days=1), lookback)
+
+
+def test_ordinary_usage_headers_pause_no_account(world: MetaWorld) -> None:
+    """Meta sends ``reset_time_duration`` non-zero at low usage (Marketing API, "Rate
+    Limiting": ``acc_id_util_pct`` 9.67 with ``reset_time_duration`` 100): it is when the
+    usage window resets, not a wait. A run whose accounts are far from their limits reads
+    every stream of every account without pausing any."""
+    iid = world.add_meta("usage", config={"initial_days": 5, "throttle_budget": 2, "page_limit": 2})
+    assert world.business is not None
+    world.meta.provider_time_headers = True
+    result = sync_meta_ads(integration_id=iid, requested_by=world.users["owner"])
+    assert result["status"] == "succeeded", result
+    assert_stored_is_truth(world, iid, days=5)
+    for name, stream in result["streams"].items():
+        assert not stream["skipped"] and not stream["warnings"], (name, stream)
+        assert stream["rate_limited"] == 0, name
+    # Several pages per account and stream, every one answered.
+    for account in world.business.accounts:
+        calls = account_requests(world, account.id)
+        assert sum(c[2] == "ads" for c in calls) > 1 and all(c[1] == 200 for c in calls)
+
+
+def test_an_account_near_its_limit_slows_down_instead_of_being_throttled(
+    world: MetaWorld,
+) -> None:
+    """From 75% of its limit an account's calls are spaced so that what is left lasts until
+    its usage window resets: the run never reaches Meta's throttle (code 17) although it
+    makes more calls than one window allows."""
+    iid = world.add_meta("near", config={"initial_days": 3, "page_limit": 2})
+    assert world.business is not None
+    busy = world.business.accounts[0]
+    world.meta.provider_time_headers = True
+    world.meta.budget_window = 240.0  # provider seconds: 4 s here
+    world.meta.set_call_budget(busy.id, 12)
+    result = sync_meta_ads(integration_id=iid, requested_by=world.users["owner"])
+    assert result["status"] == "succeeded", result
+    assert_stored_is_truth(world, iid, days=3)
+    calls = account_requests(world, busy.id)
+    assert len(calls) > 12  # more than one window's budget
+    assert all(status == 200 for _, status, _ in calls), calls
+    assert sum(s["rate_limited"] for s in result["streams"].values()) == 0
+    # The calls were spaced near the limit: more than one window went by.
+    assert calls[-1][0] - calls[0][0] > timedelta(seconds=4)
 
 
 # -- tokens -------------------------------------------------------------------------------------
