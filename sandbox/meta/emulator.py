@@ -159,6 +159,11 @@ class TokenRecord:
                 "user changed their password or Facebook has changed the session for "
                 "security reasons.",
                 subcode=460,
+                # Graph API, "Handling Errors": error_user_title / error_user_msg are the words
+                # meant for the person, sent with errors they must act on.
+                user_title="Session invalidated",
+                user_msg="Your session was ended because your password changed. Log in again "
+                "to reconnect the app.",
             )
         if self.invalid_subcode is not None:
             return GraphError(190, "Error validating access token.", subcode=self.invalid_subcode)

@@ -696,6 +696,9 @@ def test_code_190_marks_needs_reauth_with_a_clear_message(world: MetaWorld, when
         integ = tenancy.get_integration(conn, iid)
     assert integ.status == "needs_reauth"
     assert "190" in (integ.status_reason or "") and token not in (integ.status_reason or "")
+    if when == "during":  # Meta's words for the person (error_user_title / error_user_msg)
+        assert "Session invalidated" in (integ.status_reason or "")
+        assert "password changed" in (integ.status_reason or "")
     calls = world.sandbox.log.entries(method="campaigns")
     assert len(calls) == (0 if when == "before" else 1)
 
