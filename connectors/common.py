@@ -19,6 +19,7 @@ from connectors.logsafe import register_secret
 
 __all__ = [
     "AuthError",
+    "CheckUnavailable",
     "ClientHint",
     "ConnectorError",
     "Page",
@@ -83,6 +84,12 @@ class PermanentError(ConnectorError):
         self.method = method
         self.code = code
         self.detail: dict[str, Any] = dict(detail or {})
+
+
+class CheckUnavailable(Exception):
+    """A check of the credentials could not be made (the provider refused the checker, the
+    settings it needs are missing, the call kept failing). Nothing is known to be wrong with
+    the credentials: the run warns and goes on. Not a :class:`ConnectorError`."""
 
 
 class AuthError(PermanentError):

@@ -242,6 +242,9 @@ REGISTRY: dict[str, ProviderEntry] = {
             Setting(
                 "AOS_META_GRAPH_URL", "https://graph.facebook.com", "Meta Graph API (Marketing API)"
             ),
+            # The connect flow's app: debug_token and appsecret_proof at sync time too.
+            Setting("AOS_META_CLIENT_ID", "", "Meta App ID (the token check needs it)"),
+            Setting("AOS_META_CLIENT_SECRET", "", "Meta App Secret (appsecret_proof)"),
         ),
     ),
     "google_ads": ProviderEntry(

@@ -29,6 +29,7 @@ _SECRET_KEYS = frozenset(
         "key",
         "api_key",
         "developer_token",
+        "appsecret_proof",
     }
 )
 # Values that look like a credential whatever parameter they travel in.

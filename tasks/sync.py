@@ -19,7 +19,14 @@ from prefect import get_run_logger, task
 from prefect.exceptions import MissingContextError
 
 from connectors import registry
-from connectors.common import AuthError, Page, PermanentError, Secret, StreamReader
+from connectors.common import (
+    AuthError,
+    CheckUnavailable,
+    Page,
+    PermanentError,
+    Secret,
+    StreamReader,
+)
 from connectors.kit.reader import Window
 from db import readers, schema, state, tenancy
 from db.engine import default_vault, get_engine
@@ -173,6 +180,10 @@ def watch_token(integration_id: int, provider: str) -> list[str]:
         expires = check(bundle)
     except AuthError as exc:
         raise _mark_needs_reauth(integration_id, str(exc)) from None
+    except CheckUnavailable as exc:  # nothing known to be wrong: warn, sync anyway
+        note = f"{spec.title}: {exc}"
+        _logger().warning("integration %s: %s", integration_id, note)
+        return [note]
     if expires is not None and bundle.expires_at != expires:
         # Kept with the credential, where `aos-sync status` and the health artifact read it.
         with eng.begin() as conn:

@@ -170,8 +170,9 @@ class EntityReader:
             query = entity.query(f" WHERE {entity.id_field} IN ({listed})")
             for records in self._batches(stream, entity, customer, query):
                 yield Page(stream=stream, partition=customer.id, records=records)
-        if not ids:
-            yield Page(stream=stream, partition=customer.id)
+        # Ends with a page of its own: a query with no match streams no message at all, so
+        # every id may come back empty, and the cursor still has to ride on a page.
+        yield Page(stream=stream, partition=customer.id)
 
     def _snapshot(self, stream: str, entity: _Entity, customer: Customer) -> Iterator[Page]:
         """Every entity of the account; the last page claims the account's rows."""
@@ -219,6 +220,6 @@ def _last_carries(pages: Iterable[Page], state: Mapping[str, Any]) -> Iterator[P
         if held is not None:
             yield held
         held = page
-    assert held is not None, "every entity read yields at least one page"
+    assert held is not None, "every entity read ends with a page"
     held.state = dict(state)
     yield held

@@ -10,10 +10,15 @@ Failures arrive in two shapes (the library's exception interceptor wraps only so
   and the ``GoogleAdsFailure`` (with ``quota_error_details.retry_delay``) is in the call's
   trailing metadata, under ``google.ads.googleads.v26.errors.googleadsfailure-bin``.
 
-A quota error is one thing in either shape: ``RESOURCE_TEMPORARILY_EXHAUSTED`` with a short
-``retry_delay`` is ``RATE_LIMITED`` (waited out, then retried); the daily quota of the OAuth
-client's project (``QuotaError.RESOURCE_EXHAUSTED``, or any delay longer than
-``max_quota_wait``) raises :class:`QuotaExhausted`, which stops the run cleanly. UNAUTHENTICATED
+A quota error is one thing in either shape, and its ``retry_delay`` says which: Google
+answers ``QuotaError.RESOURCE_EXHAUSTED`` both for too many requests in a short time and for
+the daily operations quota (Google Ads API team on the adwords-api forum: "generally occurs
+when you are sending too many requests in a short period of time ... also ... if you have
+already exceeded the daily limit"), and ``RESOURCE_TEMPORARILY_EXHAUSTED`` for short bursts.
+A delay up to ``max_quota_wait`` is ``RATE_LIMITED`` (waited out, then retried, whatever the
+enum); only a longer delay -- the daily quota of the OAuth client's project, whose delay runs
+to hours -- or a ``RESOURCE_EXHAUSTED`` with no delay to wait at all raises
+:class:`QuotaExhausted`, which stops the stream cleanly. UNAUTHENTICATED
 and ``authentication_error`` are ``AUTH``; INTERNAL, UNAVAILABLE, ABORTED, UNKNOWN and
 DEADLINE_EXCEEDED (ambiguous) are ``TRANSIENT``; every other typed refusal
 (``USER_PERMISSION_DENIED``, ``CUSTOMER_NOT_ENABLED``, query errors) is a
@@ -30,6 +35,7 @@ import grpc
 from google.ads.googleads.errors import GoogleAdsException
 from google.ads.googleads.v26.errors.types import errors as ads_errors
 from google.api_core import exceptions as core_exceptions
+from google.rpc import error_details_pb2, status_pb2
 
 from connectors.common import AuthError, PermanentError
 from connectors.kit import Failure
@@ -148,6 +154,7 @@ def error_info(error: Exception) -> AdsErrorInfo | None:
     delay: float | None = None
     message = ""
     for item in getattr(failure, "errors", None) or ():
+        known = len(codes)
         code = _pb(item.error_code)
         family = code.WhichOneof("error_code")
         if family:
@@ -155,13 +162,48 @@ def error_info(error: Exception) -> AdsErrorInfo | None:
             enum = code.DESCRIPTOR.fields_by_name[family].enum_type
             name = enum.values_by_number[value].name if value in enum.values_by_number else "?"
             codes.append((family, name))
-        message = message or str(item.message)
+        this = "{}.{}".format(*codes[-1]) if len(codes) > known else ""
+        message = "; ".join(filter(None, (message, _described(this, item))))
         details = _pb(item).details
         if details.HasField("quota_error_details"):
             wait = details.quota_error_details.retry_delay
             delay = max(delay or 0.0, wait.seconds + wait.nanos / 1e9)
     request_id = request_id or str(getattr(failure, "request_id", "") or "")
-    return AdsErrorInfo(status, tuple(codes), message[:300], delay, request_id)
+    if not message:  # no GoogleAdsFailure: the status's own field violations, if any
+        call = error.error if isinstance(error, GoogleAdsException) else None
+        message = _violations(_trailers(call or getattr(error, "response", None) or error))
+    return AdsErrorInfo(status, tuple(codes), message[:1000], delay, request_id)
+
+
+def _violations(metadata: Iterable[Any] | None) -> str:
+    """The ``google.rpc.BadRequest`` field violations of ``grpc-status-details-bin``
+    (``field: description``), for an INVALID_ARGUMENT that carries nothing else."""
+    for item in metadata or ():
+        key, value = (item.key, item.value) if hasattr(item, "key") else item
+        if key != "grpc-status-details-bin" or not isinstance(value, bytes):
+            continue
+        try:
+            status = status_pb2.Status.FromString(value)
+        except Exception:
+            return ""
+        found: list[str] = []
+        for detail in status.details:
+            bad = error_details_pb2.BadRequest()
+            if detail.Unpack(bad):
+                found.extend(f"{v.field}: {v.description}" for v in bad.field_violations)
+        return "; ".join(found) or status.message
+    return ""
+
+
+def _described(code: str, item: Any) -> str:
+    """One error of a failure as a reason says it: its code, message and field path
+    (``operations[0].create.name``), so no error of several is lost."""
+    path = ".".join(
+        f"{e.field_name}[{e.index}]" if _pb(e).HasField("index") else e.field_name
+        for e in getattr(getattr(item, "location", None), "field_path_elements", None) or ()
+    )
+    text = f"{code}: {item.message}" if code else str(item.message)
+    return text + (f" (field {path})" if path else "")
 
 
 def classify(method: str, error: Exception, *, max_quota_wait: float) -> Failure | None:
@@ -174,9 +216,9 @@ def classify(method: str, error: Exception, *, max_quota_wait: float) -> Failure
     label = info.label()
     quota = info.has("quota_error") or info.status == grpc.StatusCode.RESOURCE_EXHAUSTED
     if quota:
-        daily = any(f == "quota_error" and c in _DAILY_QUOTA_CODES for f, c in info.codes)
+        exhausted = any(f == "quota_error" and c in _DAILY_QUOTA_CODES for f, c in info.codes)
         delay = info.retry_delay or 0.0
-        if daily or delay > max_quota_wait:
+        if delay > max_quota_wait or (exhausted and info.retry_delay is None):
             raise QuotaExhausted(
                 f"Google Ads {method}: the project's operations quota is spent ({label}; "
                 f"retry in {round(delay)} s)",

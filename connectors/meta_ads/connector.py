@@ -35,6 +35,7 @@ from connectors.kit.listing import complete_listing
 from connectors.kit.reader import Window
 
 from . import settings
+from .app import MetaApp
 from .config import MetaAdsConfig
 from .insights import Account, InsightsReader
 from .records import account_record, ad_record, adset_record, campaign_record
@@ -75,6 +76,7 @@ class MetaAdsConnector:
         retry_backoff: float = 0.5,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
+        app: MetaApp | None = None,
     ) -> None:
         self.config = config
         self.stats = RunStats()
@@ -90,6 +92,7 @@ class MetaAdsConnector:
             retry_backoff=retry_backoff,
             sleep=sleep,
             clock=clock,
+            app=app,
         )
         reports = ReportRunner(self._transport, config, sleep=sleep, clock=clock)
         self._insights = {

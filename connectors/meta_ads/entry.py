@@ -6,9 +6,10 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from connectors.common import RunStats, Secret
+from connectors.common import CheckUnavailable, ConnectorError, RunStats, Secret
 
 from . import MetaAdsConfig, MetaAdsConnector
+from .app import APP_ID_ENV, APP_SECRET_ENV, configured_app
 from .errors import MetaAuthError
 from .transport import MetaTransport
 
@@ -16,23 +17,34 @@ __all__ = ["build_reader", "token_expiry"]
 
 
 def build_reader(token: Secret, settings: Mapping[str, Any]) -> MetaAdsConnector:
-    """The connector for one integration: its token and its config with per-run overrides."""
-    return MetaAdsConnector(token, MetaAdsConfig.from_dict(settings))
+    """The connector for one integration: its token and its config with per-run overrides;
+    every call carries ``appsecret_proof`` when the app secret is configured (``app.py``)."""
+    return MetaAdsConnector(token, MetaAdsConfig.from_dict(settings), app=configured_app())
 
 
 def token_expiry(bundle: Mapping[str, Any]) -> datetime | None:
     """When the bundle's access token expires, from ``GET /debug_token`` (``None``: never).
 
-    Meta tokens have no refresh token, so this is how a run learns it must warn. The token
-    inspects itself, or the app's token does when the bundle holds ``app_id`` and
-    ``app_secret``. A token Meta calls invalid (expired, or invalidated by a password change)
-    raises :class:`MetaAuthError`, as its first refused call would."""
+    Meta tokens have no refresh token, so this is how a run learns it must warn. Meta answers
+    ``debug_token`` only to the app's access token (``app.py``), so the check needs the app's
+    id and secret; without them, or when the call itself is refused or keeps failing, the
+    check cannot run: :class:`CheckUnavailable`, a warning on the run and never a failed run.
+    Only Meta's verdict on the token (``is_valid: false``: expired, or invalidated by a
+    password change) raises :class:`MetaAuthError`, as its first refused call would."""
     token = Secret(str(bundle["access_token"]))
-    caller = token
-    if bundle.get("app_id") and bundle.get("app_secret"):
-        caller = Secret(f"{bundle['app_id']}|{bundle['app_secret']}")
-    transport = MetaTransport(caller, MetaAdsConfig(), RunStats())
-    body = transport.call("GET", "debug_token", ("debug_token",), {"input_token": token.reveal()})
+    app = configured_app(bundle)
+    if app is None:
+        raise CheckUnavailable(
+            f"the token's expiry was not checked: {APP_ID_ENV} and {APP_SECRET_ENV} are not "
+            "set where the sync runs, and Meta answers debug_token only to the app's token"
+        )
+    transport = MetaTransport(app.access_token(), MetaAdsConfig(), RunStats())
+    try:
+        body = transport.call(
+            "GET", "debug_token", ("debug_token",), {"input_token": token.reveal()}
+        )
+    except ConnectorError as exc:  # the app's token refused, or the call kept failing
+        raise CheckUnavailable(f"the token's expiry was not checked: {exc}") from None
     data = body.get("data") if isinstance(body.get("data"), dict) else {}
     assert isinstance(data, dict)
     if not data.get("is_valid"):

@@ -78,10 +78,11 @@ def classify(method: str, error: Exception, *, max_wait: float = 900.0) -> Failu
     subcode = error.api_error_subcode()
     label = f"HTTP {status}" + (f", code {code}" if code is not None else "")
     label += f"/{subcode}" if subcode else ""
+    said = _said(error)
     if code in settings.AUTH_CODES:
         return Failure.refused(
             MetaAuthError(
-                f"Meta refused the access token ({label})",
+                f"Meta refused the access token ({label})" + (f": {said}" if said else ""),
                 provider="meta_ads",
                 method=method,
                 code=str(code),
@@ -97,13 +98,27 @@ def classify(method: str, error: Exception, *, max_wait: float = 900.0) -> Failu
         return Failure.transient(f"Meta {method} answered without a Graph error ({label})")
     return Failure.refused(
         MetaCallError(
-            f"Meta refused {method} ({label}): {error.api_error_message() or ''}".strip(),
+            f"Meta refused {method} ({label}): {said}".strip(),
             provider="meta_ads",
             method=method,
             code=str(code),
             detail=_detail(error),
         )
     )
+
+
+def _said(error: FacebookRequestError) -> str:
+    """Everything Meta said about the error, for the run's reason: its message, and the
+    ``error_user_title`` / ``error_user_msg`` it writes for people (Graph API, "Handling
+    Errors"), which often say what to do (log in again, accept terms)."""
+    body = error.body()
+    said = body.get("error") if isinstance(body, dict) else None
+    said = said if isinstance(said, dict) else {}
+    parts = [error.api_error_message(), said.get("error_user_title"), said.get("error_user_msg")]
+    blamed = error.api_blame_field_specs()
+    if blamed:  # the fields a parameter error is about (``error_data.blame_field_specs``)
+        parts.append(f"fields {blamed}")
+    return " -- ".join(dict.fromkeys(str(p) for p in parts if p))[:600]
 
 
 def _detail(error: FacebookRequestError) -> dict[str, Any]:

@@ -12,9 +12,11 @@ Calls made for one ad account run inside :meth:`MetaTransport.account`. There a 
 answer (codes 4, 17, 32, 613, 80000-80014, whatever ``is_transient`` says) is not slept on:
 it raises :class:`AccountThrottled` with the time the usage headers give, so the connector
 can pause that account alone and read the others meanwhile. The usage headers of *every*
-answer are read, successful ones included: an answer that already announces a time to
-regain access pauses the account before its next call. Outside an account (the account
-list, ``debug_token``) a throttle is waited out by the kit's retry loop.
+answer are read, successful ones included (``usage.py``): an answer that says the account is
+throttled (a time to regain access, a usage at 100%) pauses it before its next call, and one
+near the limit spaces its next call; an ordinary answer, whatever its
+``reset_time_duration``, changes nothing. Outside an account (the account list,
+``debug_token``) a throttle is waited out by the kit's retry loop.
 """
 
 from __future__ import annotations
@@ -33,8 +35,10 @@ from connectors.common import RunStats, Secret, TransientError
 from connectors.kit import Failure, Kind, RetryPolicy, TokenPaginator, Transport
 
 from . import settings
+from .app import MetaApp
 from .config import MetaAdsConfig
 from .errors import classify, throttle_wait
+from .usage import read_usage
 
 __all__ = ["AccountThrottled", "MetaTransport", "next_after"]
 
@@ -80,6 +84,7 @@ class MetaTransport(Transport):
         retry_backoff: float = 0.5,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
+        app: MetaApp | None = None,
     ) -> None:
         super().__init__(
             stats,
@@ -96,7 +101,13 @@ class MetaTransport(Transport):
         self.clock = clock
         self._account: str | None = None
         self.paused_until: dict[str, float] = {}  # ad account -> clock time it may call again
+        self._spaced_until: dict[str, float] = {}  # ad account -> its next call, near the limit
+        self._percent: dict[str, float] = {}  # ad account -> the usage its last answer gave
+        # Given the app's secret, the SDK's session sends ``appsecret_proof`` (HMAC-SHA256
+        # of the token under the secret) with every call (``app.py``).
         self.api = FacebookAdsApi.init(
+            app_id=app.app_id if app else None,
+            app_secret=app.secret.reveal() if app else None,
             access_token=token.reveal(),
             api_version=settings.API_VERSION,
             timeout=config.timeout,
@@ -135,6 +146,10 @@ class MetaTransport(Transport):
     def prepare(self, method: str, attempt: int, problem: Failure | None, requests: int = 1) -> Any:
         if self._account is not None and self.paused_until.get(self._account, 0) > self.clock():
             raise self._throttled(f"Meta usage headers asked ad account {self._account} to wait")
+        if self._account is not None:
+            spaced = self._spaced_until.get(self._account, 0.0) - self.clock()
+            if spaced > 0:
+                self._sleep(spaced)
         return super().prepare(method, attempt, problem, requests)
 
     # -- per-account throttling ----------------------------------------------------------
@@ -162,11 +177,19 @@ class MetaTransport(Transport):
         return AccountThrottled(self._account, until, until - self.clock(), description)
 
     def _observe(self, response: FacebookResponse) -> None:
-        """Read the usage headers of a successful answer: if they already announce a time to
-        regain access, the account's next call waits for it."""
-        wait = throttle_wait(response.headers())
-        if wait > 0 and self._account is not None:
-            self._pause(wait)
+        """Read the usage headers of a successful answer (``usage.py``): a throttled account
+        pauses before its next call, one near its limit spaces it."""
+        if self._account is None:
+            return
+        usage = read_usage(response.headers())
+        before = self._percent.get(self._account)
+        self._percent[self._account] = usage.percent
+        if usage.throttled:
+            self._pause(usage.pause())
+            return
+        step = usage.percent - before if before is not None else 1.0
+        spacing = usage.spacing(step) / self.config.rate_scale
+        self._spaced_until[self._account] = self.clock() + spacing
 
     # -- calls ---------------------------------------------------------------------------
     def call(

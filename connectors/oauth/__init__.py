@@ -75,8 +75,8 @@ SETTINGS: tuple[tuple[str, str, str], ...] = (
         "Google OpenID Connect userinfo",
         "https://openidconnect.googleapis.com/v1/userinfo",
     ),
-    ("AOS_META_CLIENT_ID", "Meta app id", "required to connect Meta"),
-    ("AOS_META_CLIENT_SECRET", "Meta app secret", "required to connect Meta"),
+    ("AOS_META_CLIENT_ID", "Meta app id", "required to connect Meta; sync workers too"),
+    ("AOS_META_CLIENT_SECRET", "Meta app secret", "required to connect Meta; sync workers too"),
     (
         "AOS_META_DIALOG_URL",
         "Facebook Login dialog",

@@ -858,15 +858,21 @@ class GoogleAdsEmulator:
 
     def _fault_error(self, fault: Fault) -> AdsError:
         if fault.kind == "429":
+            # Google answers QuotaError.RESOURCE_EXHAUSTED for a short-term request rate too,
+            # not only for the daily quota (Google Ads API team, adwords-api forum: "generally
+            # occurs when you are sending too many requests in a short period of time"); the
+            # retry_delay tells them apart. ``options={"code": ...}`` picks another enum.
             daily = bool(fault.options.get("daily"))
             delay = float(fault.options.get("retry_delay", 86_000 if daily else fault.retry_after))
             return AdsError(
                 "quota_error",
-                "RESOURCE_EXHAUSTED" if daily else "RESOURCE_TEMPORARILY_EXHAUSTED",
+                str(fault.options.get("code", "RESOURCE_EXHAUSTED")),
                 f"Too many requests. Retry in {round(delay)} seconds.",
                 retry_delay=delay,
                 rate_scope="DEVELOPER" if daily else "ACCOUNT",
-                rate_name="Number of operations for basic access" if daily else "",
+                rate_name="Number of operations for basic access"
+                if daily
+                else "Requests per account",
             )
         if fault.kind == "503":
             return AdsError(
@@ -933,7 +939,6 @@ class GoogleAdsEmulator:
             return
         cut = int(fault.options.get("after_rows", 0)) if fault is not None else 0
         sent = rows[:cut] if cut else rows
-        mask = field_mask_pb2.FieldMask(paths=query.select)
         size = max(1, self.stream_chunk_size)
         if cut:
             size = min(size, cut)
@@ -945,8 +950,10 @@ class GoogleAdsEmulator:
             self._record(call, error.grpc_status, fault)
             error.abort(context, call.request_id)
             return
-        if not rows:
-            yield gas.SearchGoogleAdsStreamResponse(field_mask=mask, request_id=call.request_id)
+        # Nothing matched: the real server ends the stream without sending any message, not
+        # one empty message: googleads/google-ads-python issue 851 ("Get All Campaigns Based
+        # on Given Example returns Nothing": ``for batch in response`` never runs) and
+        # google-ads-dotnet issue 197 (the response callback never fires on zero rows).
         self._record(call, grpc.StatusCode.OK, fault)
 
     def _search(

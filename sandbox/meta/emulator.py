@@ -15,9 +15,13 @@ Routes (``/v26.0/`` prefix; ``/debug_token`` and ``/oauth/access_token`` also wi
 Every answer about an ad account carries ``x-business-use-case-usage``,
 ``x-ad-account-usage`` and ``x-app-usage`` (insights answers also
 ``x-fb-ads-insights-throttle``), failed ones included. Usage is driven by a per-account call
-budget over a rolling provider hour, scaled by ``time_scale``; the waits the headers announce
+budget over a rolling provider hour, scaled by ``time_scale``; the times the headers announce
 (``estimated_time_to_regain_access`` in minutes, ``reset_time_duration`` in seconds) are in
-real time, as the sandbox's ``Retry-After`` values are.
+real time, as the sandbox's ``Retry-After`` values are. As Meta's do (Marketing API, "Rate
+Limiting"; e.g. ``acc_id_util_pct`` 9.67 with ``reset_time_duration`` 100), ordinary answers
+carry the usage so far and a non-zero ``reset_time_duration`` -- the time until the account's
+usage window resets, not a wait -- while ``estimated_time_to_regain_access`` stays 0 until
+the account is throttled.
 """
 
 from __future__ import annotations
@@ -145,6 +149,7 @@ class TokenRecord:
     data_access_expires_at: datetime
     scopes: tuple[str, ...] = SCOPES
     invalid_subcode: int | None = None  # 460: password changed / session invalidated
+    app_developer: bool = False  # an owner or developer of the app may call debug_token
 
     def problem(self, now: datetime) -> GraphError | None:
         if self.invalid_subcode == 460:
@@ -154,6 +159,11 @@ class TokenRecord:
                 "user changed their password or Facebook has changed the session for "
                 "security reasons.",
                 subcode=460,
+                # Graph API, "Handling Errors": error_user_title / error_user_msg are the words
+                # meant for the person, sent with errors they must act on.
+                user_title="Session invalidated",
+                user_msg="Your session was ended because your password changed. Log in again "
+                "to reconnect the app.",
             )
         if self.invalid_subcode is not None:
             return GraphError(190, "Error validating access token.", subcode=self.invalid_subcode)
@@ -234,6 +244,9 @@ class MetaEmulator:
         self.report_scripts: list[list[tuple[str, int]]] = []
         self.budget_window = 3600.0  # provider seconds
         self.app_call_budget: int | None = None
+        # "Require App Secret" (App Settings > Advanced): user-token calls without an
+        # appsecret_proof are refused (Graph API, "Securing Requests").
+        self.require_appsecret_proof = False
         # Usage headers announce waits in real time (default) or, when True, in provider
         # time as Meta would (a client then divides them by the time scale itself).
         self.provider_time_headers = False
@@ -460,7 +473,13 @@ class MetaEmulator:
         self._base_url = base_url
 
     def env(self, base_url: str) -> dict[str, str]:
-        return {"AOS_META_GRAPH_URL": base_url}
+        """The Graph endpoint, and the app's id and secret (the connect settings a worker
+        needs for ``debug_token`` and ``appsecret_proof``)."""
+        return {
+            "AOS_META_GRAPH_URL": base_url,
+            "AOS_META_CLIENT_ID": self.app_id,
+            "AOS_META_CLIENT_SECRET": self.app_secret,
+        }
 
     def oauth_env(self, base_url: str) -> dict[str, str]:
         """The connect settings of this emulator's Meta app: the login dialog, the App ID and
@@ -625,12 +644,26 @@ class MetaEmulator:
             wanted = hmac.new(self.app_secret.encode(), token.encode(), hashlib.sha256).hexdigest()
             if not hmac.compare_digest(str(proof), wanted):
                 raise GraphError(100, "Invalid appsecret_proof provided in the API argument")
+        elif self.require_appsecret_proof:
+            raise GraphError(
+                100,
+                "API calls from the server require an appsecret_proof argument",
+                kind="GraphMethodException",
+            )
         return record
 
     def _debug_token(self, request: Request) -> dict[str, Any]:
+        """Graph API reference, "Debug Token": the caller is the app's access token
+        (``{app_id}|{app_secret}``) or a token of an owner or developer of the app; anyone
+        else is refused with code 100."""
         caller = _token(request)
         if caller != f"{self.app_id}|{self.app_secret}":
-            self._auth(request)
+            if not self._auth(request).app_developer:
+                raise GraphError(
+                    100,
+                    "(#100) You must provide an app access token, or a user access token that "
+                    "is an owner or developer of the app",
+                )
         input_token = str(request.params.get("input_token", ""))
         record = self.tokens.get(input_token)
         if record is None:
@@ -903,9 +936,14 @@ class MetaEmulator:
         else:
             budget.used += 1
             app.used += 1
-        pct = min(100, round(budget.used * 100 / max(1, account.call_budget)))
+        share = min(100.0, round(budget.used * 100 / max(1, account.call_budget), 2))
         if budget.blocked_until > now:
-            pct = int(budget.extra.get("usage", 100))
+            share = float(budget.extra.get("usage", 100))
+        pct = round(share)
+        # The window resets at its end whatever the usage: that is what reset_time_duration
+        # says on ordinary answers; a throttled answer's is the time it lasts.
+        resets = wait if wait > 0 else (budget.started + window - now if budget.used else 0.0)
+        reset_announced = resets * self.scale.factor if self.provider_time_headers else resets
         app_pct = (
             0
             if self.app_call_budget is None
@@ -933,8 +971,8 @@ class MetaEmulator:
         )
         headers["x-ad-account-usage"] = json.dumps(
             {
-                "acc_id_util_pct": float(pct),
-                "reset_time_duration": self.scale.retry_after(announced) if wait > 0 else 0,
+                "acc_id_util_pct": share,
+                "reset_time_duration": self.scale.retry_after(reset_announced) if resets > 0 else 0,
                 "ads_api_access_tier": "standard_access",
             },
             separators=(",", ":"),
@@ -947,7 +985,7 @@ class MetaEmulator:
             headers["x-fb-ads-insights-throttle"] = json.dumps(
                 {
                     "app_id_util_pct": float(app_pct),
-                    "acc_id_util_pct": float(pct),
+                    "acc_id_util_pct": share,
                     "ads_api_access_tier": "standard_access",
                 },
                 separators=(",", ":"),

@@ -144,3 +144,29 @@ def test_entity_cursors_choose_change_status_or_a_snapshot() -> None:
     assert _local(after, after, york) == "2026-11-01 01:10:00"
     assert _local(before, after, york) == "2026-11-01 00:50:00"  # 01:50 EDT, an hour earlier
     assert _local(before, before, york) == "2026-11-01 01:50:00"
+
+
+def test_changed_entities_that_come_back_empty_are_zero_rows(running: Running) -> None:
+    """``change_status`` may list an entity the by-id query no longer returns; that query's
+    stream then carries no message at all (the real server's empty SearchStream), and the
+    account's read is zero rows with its cursor moved, not a failed stream."""
+    from datetime import UTC, datetime, timedelta
+
+    from connectors.google_ads.entities import CURSOR
+
+    account = next(
+        a
+        for a, _ in running.manager.descendants()
+        if a.campaigns and not a.manager and a.status == "ENABLED"
+    )
+    campaign = account.campaigns[0]
+    before = datetime.now(UTC) - timedelta(hours=1)
+    account.record_change(campaign, "CHANGED", datetime.now(UTC))
+    account.campaigns.remove(campaign)  # listed as changed, gone from every query
+    connector = running.connector()
+    state = {str(account.id): {CURSOR: before.isoformat()}}
+    pages = list(connector.read("campaigns", state))
+    mine = [p for p in pages if p.partition == str(account.id)]
+    assert mine and sum(len(p.records) for p in mine) == 0
+    assert mine[-1].state is not None and mine[-1].state[CURSOR] > before.isoformat()
+    assert not connector.stats.warnings

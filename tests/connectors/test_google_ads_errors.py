@@ -74,10 +74,11 @@ def plain(status: grpc.StatusCode, family: str, code: str, delay: float | None =
 
 
 @pytest.mark.parametrize("shape", [wrapped, plain], ids=["GoogleAdsException", "api_core"])
-def test_a_short_quota_wait_is_honoured_in_both_shapes(shape: Any) -> None:
-    error = shape(
-        grpc.StatusCode.RESOURCE_EXHAUSTED, "quota_error", "RESOURCE_TEMPORARILY_EXHAUSTED", 7.5
-    )
+@pytest.mark.parametrize("code", ["RESOURCE_TEMPORARILY_EXHAUSTED", "RESOURCE_EXHAUSTED"])
+def test_a_short_quota_wait_is_honoured_in_both_shapes(shape: Any, code: str) -> None:
+    """Google answers RESOURCE_EXHAUSTED for a short-term request rate too (Google Ads API
+    team, adwords-api forum); a short retry_delay is waited out whatever the enum."""
+    error = shape(grpc.StatusCode.RESOURCE_EXHAUSTED, "quota_error", code, 7.5)
     found = classify("q", error, max_quota_wait=120)
     assert found is not None
     assert found.kind is Kind.RATE_LIMITED and found.retry_after == 7.5
@@ -95,6 +96,10 @@ def test_the_daily_quota_stops_the_run_in_both_shapes(shape: Any) -> None:
     )
     with pytest.raises(QuotaExhausted):
         classify("q", long, max_quota_wait=120)
+    # RESOURCE_EXHAUSTED with no delay to wait has nothing to retry on.
+    bare = shape(grpc.StatusCode.RESOURCE_EXHAUSTED, "quota_error", "RESOURCE_EXHAUSTED")
+    with pytest.raises(QuotaExhausted):
+        classify("q", bare, max_quota_wait=120)
     assert not issubclass(QuotaExhausted, core_exceptions.GoogleAPIError)
 
 
@@ -121,3 +126,71 @@ def test_refusals_auth_and_server_errors() -> None:
     found = classify("q", bare, max_quota_wait=120)
     assert found is not None and found.kind is Kind.TRANSIENT
     assert classify("q", ValueError("a bug"), max_quota_wait=120) is None
+
+
+def test_every_error_of_a_failure_reaches_the_reason_with_its_field_path() -> None:
+    """A ``GoogleAdsFailure`` may carry several errors, each with a ``location`` whose
+    ``field_path_elements`` name the field (GoogleAdsError reference); none is dropped."""
+    first = ads_errors.GoogleAdsError(
+        error_code=ads_errors.ErrorCode(query_error="UNRECOGNIZED_FIELD"),
+        message="Unrecognized field in the query: 'campaign.nme'.",
+        location=ads_errors.ErrorLocation(
+            field_path_elements=[
+                ads_errors.ErrorLocation.FieldPathElement(field_name="query"),
+            ]
+        ),
+    )
+    second = ads_errors.GoogleAdsError(
+        error_code=ads_errors.ErrorCode(request_error="INVALID_CUSTOMER_ID"),
+        message="Invalid customer ID '12'.",
+        location=ads_errors.ErrorLocation(
+            field_path_elements=[
+                ads_errors.ErrorLocation.FieldPathElement(field_name="operations", index=0),
+                ads_errors.ErrorLocation.FieldPathElement(field_name="customer_id"),
+            ]
+        ),
+    )
+    found_failure = ads_errors.GoogleAdsFailure(errors=[first, second], request_id="req-9")
+    call = FakeCall(
+        grpc.StatusCode.INVALID_ARGUMENT,
+        ((KEY, ads_errors.GoogleAdsFailure.serialize(found_failure)),),
+    )
+    error = GoogleAdsException(call, call, found_failure, "req-9")  # type: ignore[arg-type]
+    found = classify("q", error, max_quota_wait=120)
+    assert found is not None and isinstance(found.refusal, GoogleAdsCallError)
+    reason = str(found.refusal)
+    for part in (
+        "query_error.UNRECOGNIZED_FIELD",
+        "Unrecognized field in the query: 'campaign.nme'.",
+        "(field query)",
+        "request_error.INVALID_CUSTOMER_ID",
+        "Invalid customer ID '12'.",
+        "(field operations[0].customer_id)",
+    ):
+        assert part in reason, (part, reason)
+
+
+def test_field_violations_alone_still_say_what_is_wrong() -> None:
+    """An INVALID_ARGUMENT whose only detail is a ``google.rpc.BadRequest`` (in
+    ``grpc-status-details-bin``, the standard gRPC error model) is not reported empty."""
+    from google.protobuf import any_pb2
+    from google.rpc import error_details_pb2, status_pb2
+
+    bad = error_details_pb2.BadRequest(
+        field_violations=[
+            error_details_pb2.BadRequest.FieldViolation(
+                field="customer_id", description="must be 10 digits"
+            )
+        ]
+    )
+    packed = any_pb2.Any()
+    packed.Pack(bad)
+    status = status_pb2.Status(code=3, message="Request contains an invalid argument.")
+    status.details.append(packed)
+    call = FakeCall(
+        grpc.StatusCode.INVALID_ARGUMENT, (("grpc-status-details-bin", status.SerializeToString()),)
+    )
+    exc = core_exceptions.from_grpc_status(grpc.StatusCode.INVALID_ARGUMENT, "bad", response=call)
+    found = classify("q", exc, max_quota_wait=120)
+    assert found is not None and found.refusal is not None
+    assert str(found.refusal).endswith("customer_id: must be 10 digits"), str(found.refusal)

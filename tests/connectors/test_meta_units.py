@@ -73,3 +73,33 @@ def test_splitting_halves_the_range_then_the_campaigns_then_stops() -> None:
     assert [p.campaigns for p in runner._split(day)] == [("c1",), ("c2", "c3")]
     assert runner._split(Slice("act_1", day.since, day.until, ("c1",))) == []
     assert _NoCampaigns(("c1",))._split(day) == []
+
+
+def test_usage_headers_pause_only_a_throttled_account_and_space_one_near_its_limit() -> None:
+    """Meta's own example of an ordinary answer (Marketing API, "Rate Limiting"):
+    ``acc_id_util_pct`` 9.67 with ``reset_time_duration`` 100 -- the window resets in 100 s,
+    nobody has to wait."""
+    from connectors.meta_ads.usage import read_usage
+
+    ordinary = read_usage(
+        {"x-ad-account-usage": json.dumps({"acc_id_util_pct": 9.67, "reset_time_duration": 100})}
+    )
+    assert (ordinary.percent, ordinary.reset, ordinary.throttled) == (9.67, 100.0, False)
+    assert ordinary.pause() == 0 and ordinary.spacing(1) == 0
+    # 90% used, 100 s to the reset, 2% a call: 5 calls left must last 100 s.
+    near = read_usage(
+        {"x-ad-account-usage": json.dumps({"acc_id_util_pct": 90, "reset_time_duration": 100})}
+    )
+    assert not near.throttled and near.spacing(2) == 20.0
+    buc = {"1": [{"type": "ads_management", "call_count": 100, "total_time": 12}]}
+    spent = read_usage(
+        {
+            "x-business-use-case-usage": json.dumps(buc),
+            "x-ad-account-usage": json.dumps({"acc_id_util_pct": 40, "reset_time_duration": 300}),
+        }
+    )
+    assert spent.throttled and spent.pause() == 300.0
+    regain = {"1": [{"type": "ads_insights", "estimated_time_to_regain_access": 4}]}
+    waiting = read_usage({"X-Business-Use-Case-Usage": json.dumps(regain)})
+    assert waiting.throttled and waiting.pause() == 240.0
+    assert read_usage(None).pause() == 0 and read_usage({"x-app-usage": "not json"}).percent == 0

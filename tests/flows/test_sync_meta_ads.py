@@ -496,8 +496,9 @@ def test_a_throttled_account_pauses_for_the_headers_time_while_others_go_on(
     assert world.business is not None
     throttled, *others = world.business.accounts
     world.meta.provider_time_headers = True  # headers in Meta's minutes; rate_scale follows
-    world.meta.throttle(throttled.id, code=17, subcode=2446079, minutes=3)  # 3 s here
-    blocked_until = datetime.now(UTC) + timedelta(seconds=3)
+    # 8 s here: long enough to still hold when a loaded machine reaches the campaigns.
+    world.meta.throttle(throttled.id, code=17, subcode=2446079, minutes=8)
+    blocked_until = datetime.now(UTC) + timedelta(seconds=8)
     result = sync_meta_ads(integration_id=iid, requested_by=world.users["owner"])
     assert result["status"] == "succeeded"
     assert_stored_is_truth(world, iid, days=5)
@@ -562,6 +563,49 @@ def test_a_pause_longer_than_the_budget_ends_the_account_and_the_next_run_resume
     assert min(resumed) == min(stopped_at + timedelta(days=1), lookback)
 
 
+def test_ordinary_usage_headers_pause_no_account(world: MetaWorld) -> None:
+    """Meta sends ``reset_time_duration`` non-zero at low usage (Marketing API, "Rate
+    Limiting": ``acc_id_util_pct`` 9.67 with ``reset_time_duration`` 100): it is when the
+    usage window resets, not a wait. A run whose accounts are far from their limits reads
+    every stream of every account without pausing any."""
+    iid = world.add_meta("usage", config={"initial_days": 5, "throttle_budget": 2, "page_limit": 2})
+    assert world.business is not None
+    world.meta.provider_time_headers = True
+    result = sync_meta_ads(integration_id=iid, requested_by=world.users["owner"])
+    assert result["status"] == "succeeded", result
+    assert_stored_is_truth(world, iid, days=5)
+    for name, stream in result["streams"].items():
+        assert not stream["skipped"] and not stream["warnings"], (name, stream)
+        assert stream["rate_limited"] == 0, name
+    # Several pages per account and stream, every one answered.
+    for account in world.business.accounts:
+        calls = account_requests(world, account.id)
+        assert sum(c[2] == "ads" for c in calls) > 1 and all(c[1] == 200 for c in calls)
+
+
+def test_an_account_near_its_limit_slows_down_instead_of_being_throttled(
+    world: MetaWorld,
+) -> None:
+    """From 75% of its limit an account's calls are spaced so that what is left lasts until
+    its usage window resets: the run never reaches Meta's throttle (code 17) although it
+    makes more calls than one window allows."""
+    iid = world.add_meta("near", config={"initial_days": 3, "page_limit": 2})
+    assert world.business is not None
+    busy = world.business.accounts[0]
+    world.meta.provider_time_headers = True
+    world.meta.budget_window = 240.0  # provider seconds: 4 s here
+    world.meta.set_call_budget(busy.id, 12)
+    result = sync_meta_ads(integration_id=iid, requested_by=world.users["owner"])
+    assert result["status"] == "succeeded", result
+    assert_stored_is_truth(world, iid, days=3)
+    calls = account_requests(world, busy.id)
+    assert len(calls) > 12  # more than one window's budget
+    assert all(status == 200 for _, status, _ in calls), calls
+    assert sum(s["rate_limited"] for s in result["streams"].values()) == 0
+    # The calls were spaced near the limit: more than one window went by.
+    assert calls[-1][0] - calls[0][0] > timedelta(seconds=4)
+
+
 # -- tokens -------------------------------------------------------------------------------------
 def test_a_token_expiring_in_5_days_warns_and_the_run_succeeds(world: MetaWorld) -> None:
     iid = world.add_meta("expiring", config={"initial_days": 2})
@@ -590,6 +634,50 @@ def test_a_token_expiring_in_5_days_warns_and_the_run_succeeds(world: MetaWorld)
     assert timedelta(days=4) < left <= timedelta(days=5)
 
 
+def test_the_token_check_is_the_apps_and_one_that_cannot_run_only_warns(
+    world: MetaWorld, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Meta answers ``debug_token`` only to the app's token or an app developer's (Graph API
+    reference, "Debug Token"): a customer's own user token is refused with code 100. The run
+    asks with the app token from the connect settings; without them it cannot ask, and that
+    is a warning, never a failed run."""
+    iid = world.add_meta("check", config={"initial_days": 2})
+    assert world.business is not None
+    token = world.meta.issue_token(world.business, kind="USER", lifetime=timedelta(days=50))
+    with world.engine.begin() as conn:
+        db_engine.default_vault().put(conn, iid, {"access_token": token.token})
+    result = sync_meta_ads(integration_id=iid, requested_by=world.users["owner"])
+    assert result["status"] == "succeeded" and not result.get("warnings"), result
+    [check] = world.sandbox.log.entries(method="debug_token")
+    assert check.status == 200
+
+    monkeypatch.delenv("AOS_META_CLIENT_ID")
+    monkeypatch.delenv("AOS_META_CLIENT_SECRET")
+    result = sync_meta_ads(integration_id=iid, requested_by=world.users["owner"])
+    assert result["status"] == "succeeded", result
+    [warning] = result["warnings"]
+    assert "not checked" in warning and "AOS_META_CLIENT_ID" in warning
+    assert token.token not in warning
+    assert len(world.sandbox.log.entries(method="debug_token")) == 1  # not asked this time
+    assert_stored_is_truth(world, iid, days=LOOKBACK_DAYS)  # the second run's lookback
+    with world.engine.connect() as conn:
+        assert tenancy.get_integration(conn, iid).status == "connected"
+
+
+def test_require_app_secret_every_graph_call_carries_appsecret_proof(world: MetaWorld) -> None:
+    """An app with "Require App Secret" refuses calls without ``appsecret_proof`` (code 100,
+    "API calls from the server require an appsecret_proof argument"); with the app secret
+    configured every call carries it."""
+    iid = world.add_meta("proof", config={"initial_days": 2})
+    world.meta.require_appsecret_proof = True
+    result = sync_meta_ads(integration_id=iid, requested_by=world.users["owner"])
+    assert result["status"] == "succeeded", result
+    assert_stored_is_truth(world, iid, days=2)
+    calls = [e for e in world.sandbox.log.entries(provider="meta") if e.method != "debug_token"]
+    assert calls and all(e.status == 200 for e in calls)
+    assert all("appsecret_proof" in e.params for e in calls)
+
+
 @pytest.mark.parametrize("when", ["before", "during"])
 def test_code_190_marks_needs_reauth_with_a_clear_message(world: MetaWorld, when: str) -> None:
     iid = world.add_meta(f"revoked-{when}", config={"initial_days": 2})
@@ -608,6 +696,9 @@ def test_code_190_marks_needs_reauth_with_a_clear_message(world: MetaWorld, when
         integ = tenancy.get_integration(conn, iid)
     assert integ.status == "needs_reauth"
     assert "190" in (integ.status_reason or "") and token not in (integ.status_reason or "")
+    if when == "during":  # Meta's words for the person (error_user_title / error_user_msg)
+        assert "Session invalidated" in (integ.status_reason or "")
+        assert "password changed" in (integ.status_reason or "")
     calls = world.sandbox.log.entries(method="campaigns")
     assert len(calls) == (0 if when == "before" else 1)
 

@@ -311,8 +311,11 @@ def test_quota_short_retry_delay_and_daily_operations(sb: Running) -> None:
     with pytest.raises(core_exceptions.ResourceExhausted) as info:
         list(svc.search_stream(customer_id=customer, query=query))
     failure = _quota_failure(info.value)
-    assert failure.errors[0].error_code.quota_error.name == "RESOURCE_TEMPORARILY_EXHAUSTED"
-    assert failure.errors[0].details.quota_error_details.retry_delay.seconds == 7
+    # A short-term limit is RESOURCE_EXHAUSTED too; only its short retry_delay and its
+    # per-account rate tell it from the daily quota.
+    assert failure.errors[0].error_code.quota_error.name == "RESOURCE_EXHAUSTED"
+    details = failure.errors[0].details.quota_error_details
+    assert details.retry_delay.seconds == 7 and details.rate_name == "Requests per account"
 
     # The daily budget belongs to the OAuth client project: every account reached through
     # it spends from the same pool.
@@ -500,3 +503,15 @@ def test_change_status_lists_what_the_mutations_changed(sb: Running) -> None:
     assert len(sb.stream(acc, f"{CHANGES} {window} LIMIT 2")) == 2
     # Another account saw none of it.
     assert sb.stream(sb.manager.children[2], f"{CHANGES} {window} LIMIT 100") == []
+
+
+def test_a_query_with_no_match_streams_no_message_at_all(sb: Running) -> None:
+    """The real server ends an empty SearchStream without a single message
+    (googleads/google-ads-python issue 851; google-ads-dotnet issue 197)."""
+    svc = sb.client(sb.manager).get_service("GoogleAdsService")
+    query = "SELECT campaign.id FROM campaign WHERE campaign.id = 1"
+    assert list(svc.search_stream(customer_id=str(sb.client1.id), query=query)) == []
+    # A match streams its rows as before.
+    some = "SELECT campaign.id FROM campaign"
+    batches = list(svc.search_stream(customer_id=str(sb.client1.id), query=some))
+    assert batches and sum(len(b.results) for b in batches) == len(sb.client1.campaigns)

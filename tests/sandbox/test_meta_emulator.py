@@ -101,7 +101,11 @@ def sb_now() -> Any:
 
 # -- accounts and paging ------------------------------------------------------------------
 def test_env_and_ad_accounts_with_paging(sb: Running) -> None:
-    assert sb.meta.env(sb.url) == {"AOS_META_GRAPH_URL": sb.url}
+    assert sb.meta.env(sb.url) == {
+        "AOS_META_GRAPH_URL": sb.url,
+        "AOS_META_CLIENT_ID": sb.meta.app_id,
+        "AOS_META_CLIENT_SECRET": sb.meta.app_secret,
+    }
     business, api = agency(sb, clients=4)
     fields = ["id", "account_id", "name", "currency", "timezone_name", "account_status"]
     me = User("me", api=api)
@@ -452,9 +456,19 @@ def test_debug_token_and_exchange(sb: Running) -> None:
     assert data["is_valid"] is True and data["expires_at"] == int(short.expires_at.timestamp())  # type: ignore[union-attr]
     assert "ads_read" in data["scopes"] and data["data_access_expires_at"] > 0
     system = api.call(
-        "GET", ("debug_token",), {"input_token": business.credentials["access_token"]}
+        "GET",
+        ("debug_token",),
+        {"input_token": business.credentials["access_token"], "access_token": app_token},
     ).json()["data"]
     assert system["expires_at"] == 0 and system["type"] == "SYSTEM_USER"
+    # Anyone but the app (or one of its developers) is refused (Graph API, "Debug Token").
+    with pytest.raises(FacebookRequestError) as refused:
+        api.call("GET", ("debug_token",), {"input_token": short.token})
+    assert refused.value.api_error_code() == 100
+    assert "app access token" in (refused.value.api_error_message() or "")
+    short.app_developer = True
+    mine = api.call("GET", ("debug_token",), {"input_token": short.token}).json()["data"]
+    assert mine["is_valid"] is True
     exchanged = api.call(
         "GET",
         ("oauth", "access_token"),
