@@ -38,6 +38,7 @@ import psycopg
 import sqlalchemy as sa
 from psycopg import sql
 
+from db import locks
 from db.analytics_views import VIEW_NAMES, view_statements
 from db.schema import (
     ROLE_LEVELS,
@@ -240,15 +241,24 @@ def refresh(control: sa.Engine, agency_id: int, *, only: Iterable[str] | None = 
     of the agency (or just ``only``), in line with the control database."""
     from db.agencydb import engine_for
 
-    with control.connect() as conn:
-        catalog = _catalog(conn, agency_id)
     wanted = set(only) if only is not None else None
     engine = engine_for(control, agency_id)
-    with engine.begin() as conn:
-        _copy_catalog(conn, catalog)
-    for login in catalog.logins:
-        if wanted is None or login.role_name in wanted:
-            _apply(engine, catalog, login)
+    # One refresh of an agency at a time (runs of its integrations may start together); the
+    # lock is the control database's, out of every analyst's reach.
+    with control.connect() as lock:
+        locks.lock(lock, f"readers:{agency_id}")
+        lock.commit()
+        try:
+            catalog = _catalog(lock, agency_id)
+            lock.commit()
+            with engine.begin() as conn:
+                _copy_catalog(conn, catalog)
+            for login in catalog.logins:
+                if wanted is None or login.role_name in wanted:
+                    _apply(engine, catalog, login)
+        finally:
+            locks.unlock(lock, f"readers:{agency_id}")
+            lock.commit()
 
 
 def _copy_catalog(conn: sa.Connection, catalog: _Catalog) -> None:

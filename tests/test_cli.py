@@ -414,3 +414,33 @@ def test_empty_credentials_say_so_and_a_terminal_is_told_what_to_paste(
     monkeypatch.setattr(sys, "stdin", Terminal('{"access_token": "xoxb-1"}'))
     code, _, err = aos(*add, "--credentials-file", "-")
     assert code == 0 and err.startswith("paste the credentials JSON, then press Ctrl-D")
+
+
+def test_deleting_an_agency_drops_its_database_and_logins(aos, fresh_engine: sa.Engine) -> None:
+    code, out, _ = aos("--json", "agency", "create", "Doomed")
+    assert code == 0
+    database = json.loads(out)["database"]
+    assert aos("agency", "create", "Kept")[0] == 0
+    assert (
+        aos("user", "add", "--agency", "Doomed", "--email", "o@doomed.test", "--role", "owner")[0]
+        == 0
+    )
+    login = json.loads(aos("--json", "analyst", "create", "--user", "o@doomed.test")[1])
+
+    def exists(kind: str, name: str) -> bool:
+        query = {
+            "database": "SELECT 1 FROM pg_database WHERE datname = :n",
+            "role": "SELECT 1 FROM pg_roles WHERE rolname = :n",
+        }[kind]
+        with fresh_engine.connect() as conn:
+            return conn.execute(sa.text(query), {"n": name}).first() is not None
+
+    assert exists("database", database) and exists("role", login["role"])
+    code, _, err = aos("agency", "delete", "Doomed", "--confirm", "doomed")
+    assert code == 1 and "--confirm" in err and exists("database", database)
+    assert aos("agency", "delete", "Doomed", "--confirm", "Doomed")[0] == 0
+    assert not exists("database", database) and not exists("role", login["role"])
+    assert not exists("role", database + "_all")
+    with fresh_engine.connect() as conn:
+        names = set(conn.scalars(sa.text("SELECT name FROM agency")))
+    assert names == {"Kept"}
