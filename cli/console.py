@@ -112,6 +112,10 @@ def run_output(verbose: int = 0) -> Iterator[Path | None]:
     if verbose:
         yield None
         return
+    # Prefect's background workers say "Still processing items" while they drain at exit,
+    # after this block has handed the terminal back: noise to a person, kept out for good.
+    for worker in ("EventsWorker", "APILogWorker"):
+        logging.getLogger(worker).setLevel(logging.ERROR)
     root = logging.getLogger()
     replaced = [h for h in root.handlers if not _api_handler(h)]
     console = logging.StreamHandler(sys.stderr)

@@ -91,8 +91,10 @@ def seed(conn: sa.Connection, sandbox: Any, size: str) -> list[DemoAgency]:
                 lambda e=email, r=role, a=agency_id: tenancy.add_user(conn, a, e, r),
                 lambda e=email: tenancy.find_user(conn, e),
             )
+        # The member works for the second client: its own Slack workspace, Meta and Google Ads
+        # accounts are its integrations (agency-wide ones are manager-and-above).
         member = tenancy.find_user(conn, f"member@{slug}.test")
-        tenancy.grant_access(conn, member.id, client_ids[client_names[0]], "write")
+        tenancy.grant_access(conn, member.id, client_ids[client_names[1]], "write")
         existing = {i.name: i for i in tenancy.list_integrations(conn, agency_id=agency_id)}
         ids = []
         for plan in plans:

@@ -50,13 +50,16 @@ def run_quick_start(engine: sa.Engine) -> str:
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert stopped.returncode == 0, stopped.stderr
     assert json.loads(stopped.stdout)["prefect_stopped"]  # the quick start's sync started it
+    from db import agencydb
+
     with engine.connect() as conn:
+        agency_id, integration_id = conn.execute(
+            sa.text("SELECT agency_id, id FROM integration WHERE name = 'Acme Globex Slack'")
+        ).one()
+    with agencydb.engine_for(engine, agency_id).connect() as conn:
         loaded = conn.execute(
-            sa.text(
-                "SELECT count(*) FROM slack_messages m JOIN integration i "
-                "ON (i.agency_id, i.id) = (m.agency_id, m.integration_id) "
-                "WHERE i.name = 'Acme Globex Slack'"
-            )
+            sa.text("SELECT count(*) FROM slack_messages WHERE integration_id = :i"),
+            {"i": integration_id},
         ).scalar()
     assert loaded, "the quick start's sync loaded nothing"
     # The backfill read rows of its window (the sandbox's recent days, not an empty month).
@@ -83,19 +86,22 @@ def run_quick_start(engine: sa.Engine) -> str:
 
 
 def _rows_per_agency_and_provider(engine: sa.Engine) -> dict[tuple[str, str], int]:
+    """Live rows per (agency, provider), each agency's from its own database."""
     from cli.demo import _provider_tables
+    from db import agencydb
 
     counts: dict[tuple[str, str], int] = {}
     with engine.connect() as conn:
-        for provider, tables in _provider_tables().items():
-            for table in tables:
-                for agency, n in conn.execute(
-                    sa.text(
-                        f"SELECT a.name, count(t.*) FROM agency a JOIN {table} t "  # noqa: S608
-                        "ON t.agency_id = a.id WHERE t.deleted_at IS NULL GROUP BY a.name"
-                    )
-                ):
-                    counts[(agency, provider)] = counts.get((agency, provider), 0) + n
+        agencies = conn.execute(sa.text("SELECT id, name FROM agency ORDER BY id")).all()
+    for agency_id, agency in agencies:
+        with agencydb.engine_for(engine, agency_id).connect() as conn:
+            for provider, tables in _provider_tables().items():
+                for table in tables:
+                    n = conn.execute(
+                        sa.text(f"SELECT count(*) FROM {table} WHERE deleted_at IS NULL")  # noqa: S608
+                    ).scalar_one()
+                    if n:
+                        counts[(agency, provider)] = counts.get((agency, provider), 0) + n
     return counts
 
 
@@ -169,8 +175,8 @@ def test_demo_twice(
     assert len(passwords) == 1
     # Both analyst queries ran as the member and show only the member's granted client.
     analyst_block = out.split("==> Analyst queries")[1].split("==> Next")[0]
-    assert "analytics.ad_performance_daily" in analyst_block
-    assert "analytics.client_activity_daily" in analyst_block
+    assert "FROM ad_performance_daily" in analyst_block
+    assert "FROM client_activity_daily" in analyst_block
     assert "google_ads" in analyst_block and "meta_ads" in analyst_block
-    assert "Contoso" in analyst_block and "Fabrikam" not in analyst_block
+    assert "Fabrikam" in analyst_block and "Contoso" not in analyst_block
     assert "Acme Globex Slack" in quick and "stopped  True" in quick
