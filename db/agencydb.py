@@ -87,16 +87,22 @@ def _libpq(url: str) -> str:
     return sa.make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
+def _stored(conn: sa.Connection, agency_id: int) -> Any:
+    """The agency's ``(database_name, database_url)``; LookupError for no such agency."""
+    row = conn.execute(
+        sa.select(agency_t.c.database_name, agency_t.c.database_url).where(
+            agency_t.c.id == agency_id
+        )
+    ).first()
+    if row is None:
+        raise LookupError(f"no agency with id {agency_id}")
+    return row
+
+
 def placement(control: sa.Engine, agency_id: int) -> Placement:
     """The agency's database, made (and migrated) first if the agency has none yet."""
     with control.connect() as conn:
-        row = conn.execute(
-            sa.select(agency_t.c.database_name, agency_t.c.database_url).where(
-                agency_t.c.id == agency_id
-            )
-        ).first()
-    if row is None:
-        raise LookupError(f"no agency with id {agency_id}")
+        row = _stored(conn, agency_id)
     if row.database_name is None:
         return provision(control, agency_id)
     server = row.database_url or control.url
@@ -146,13 +152,7 @@ def provision(control: sa.Engine, agency_id: int, server_url: str | None = None)
         locks.lock(conn, f"agency-db:{agency_id}")
         try:
             conn.commit()
-            row = conn.execute(
-                sa.select(agency_t.c.database_name, agency_t.c.database_url).where(
-                    agency_t.c.id == agency_id
-                )
-            ).first()
-            if row is None:
-                raise LookupError(f"no agency with id {agency_id}")
+            row = _stored(conn, agency_id)
             name, stored = row.database_name, row.database_url
             if name is None:
                 name, stored = NAME_PREFIX + secrets.token_hex(8), server_url
@@ -232,12 +232,8 @@ def drop_database(control: sa.Engine, agency_id: int) -> str | None:
     from db.readers import drop_roles_of
 
     with control.connect() as conn:
-        row = conn.execute(
-            sa.select(agency_t.c.database_name, agency_t.c.database_url).where(
-                agency_t.c.id == agency_id
-            )
-        ).first()
-    if row is None or row.database_name is None:
+        row = _stored(conn, agency_id)
+    if row.database_name is None:
         return None
     forget_engine(url_on(row.database_url or control.url, row.database_name))
     with server_connection(control, agency_id) as pg:

@@ -5,7 +5,6 @@ real analyst login and shows it fails."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import psycopg
@@ -16,32 +15,13 @@ from psycopg import sql
 from db import readers, tenancy
 from db.agencydb import placement
 from db.runs import SyncLocked, integration_lock
-from tests.isolation.world import Seeded, seed_agency
+from tests.isolation.world import Seeded
 
 PLANS = {
     "seq": ("enable_indexscan", "enable_bitmapscan", "enable_indexonlyscan"),
     "index": ("enable_seqscan", "enable_bitmapscan"),
     "bitmap": ("enable_seqscan", "enable_indexscan", "enable_indexonlyscan"),
 }
-
-
-@pytest.fixture(scope="module")
-def agencies(engine: sa.Engine) -> dict[str, Seeded]:
-    return {name: seed_agency(engine, name) for name in ("A", "B")}
-
-
-@pytest.fixture
-def login(agencies: dict[str, Seeded]) -> Iterator[Any]:
-    opened: list[psycopg.Connection[Any]] = []
-
-    def connect(agency: str, who: str, **kw: Any) -> psycopg.Connection[Any]:
-        conn = psycopg.connect(agencies[agency].logins[who]["url"], autocommit=True, **kw)
-        opened.append(conn)
-        return conn
-
-    yield connect
-    for conn in opened:
-        conn.close()
 
 
 def _nameable(conn: psycopg.Connection[Any]) -> list[tuple[str, list[str]]]:

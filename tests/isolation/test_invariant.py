@@ -12,7 +12,6 @@ none) of both agencies:
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import psycopg
@@ -21,14 +20,9 @@ import sqlalchemy as sa
 from psycopg import sql
 
 from db.agencydb import placement
-from tests.isolation.world import Seeded, seed_agency
+from tests.isolation.world import Seeded
 
 READERS = ("owner", "manager", "member", "nobody")
-
-
-@pytest.fixture(scope="module")
-def agencies(engine: sa.Engine) -> dict[str, Seeded]:
-    return {name: seed_agency(engine, name) for name in ("A", "B")}
 
 
 def allowed(agency: Seeded, who: str) -> tuple[set[int], set[int], set[str]]:
@@ -204,17 +198,3 @@ def test_the_check_sees_a_leak(engine: sa.Engine, agencies: dict[str, Seeded]) -
                 )
             )
     assert any("slack_messages_i" in p for p in found)
-
-
-@pytest.fixture
-def login(agencies: dict[str, Seeded]) -> Iterator[Any]:
-    opened: list[psycopg.Connection[Any]] = []
-
-    def connect(agency: str, who: str, **kw: Any) -> psycopg.Connection[Any]:
-        conn = psycopg.connect(agencies[agency].logins[who]["url"], autocommit=True, **kw)
-        opened.append(conn)
-        return conn
-
-    yield connect
-    for conn in opened:
-        conn.close()
