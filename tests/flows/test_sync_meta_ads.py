@@ -510,8 +510,9 @@ def test_a_throttled_account_pauses_for_the_headers_time_while_others_go_on(
     retry = calls[calls.index(refused[0]) + 1]
     # The headers said how long the block still lasted (whole Meta minutes, a second each
     # here): the account called again once it was over -- not before (a second refusal),
-    # and not much after (the rounding up to a minute, plus up to 10% jitter).
-    assert blocked_until <= retry[0] < blocked_until + timedelta(seconds=1.1 + 0.5)
+    # and not much after (the rounding up to a minute, plus up to 10% jitter, plus 1.5 s for a
+    # loaded 2-core machine to get round to it).
+    assert blocked_until <= retry[0] < blocked_until + timedelta(seconds=1.1 + 1.5)
     # Meanwhile the other accounts were read: their campaigns, at least, in the pause.
     for account in others:
         during = [c for c in account_requests(world, account.id) if refused[0][0] < c[0] < retry[0]]
