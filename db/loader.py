@@ -271,6 +271,7 @@ class TableLoader:
         self._has_rows = False  # the integration has rows in the table (so: filter unchanged)
         self._direct = False  # COPY straight into the table until a key conflict
         self._quarantined = False  # sync_reject holds records of this table to retry
+        self._analyze_at = 1_000  # rows inserted by this load at which to ANALYZE the target
 
     # -- public -------------------------------------------------------------------------------
     def load(self, pages: Iterable[PageLike]) -> LoadCounts:
@@ -287,6 +288,7 @@ class TableLoader:
             with _young_gc_only():
                 for batch in self._batches(itertools.chain(retry, pages)):
                     self._write(conn, batch, counts)
+                    self._keep_statistics(conn, counts)
                     gc.collect(1)  # the batch is gone: young cycles, if any, go with it
             if self._quarantined:
                 with conn.begin():
@@ -296,6 +298,17 @@ class TableLoader:
                         cur, self._target, self.keys, *self._ids, table, self._since
                     )
         return counts
+
+    def _keep_statistics(self, conn: sa.Connection, counts: LoadCounts) -> None:
+        """ANALYZE the target each time this load has doubled what it held (from 1,000 rows
+        on). An integration's partition starts empty and without statistics: left alone until
+        autovacuum comes, the planner goes on taking it for tiny and plans each batch's upsert
+        as a scan of the whole (growing) partition."""
+        if counts.inserted < self._analyze_at:
+            return
+        with conn.begin():
+            _raw(conn).execute(sql.SQL("ANALYZE {}").format(self._target))
+        self._analyze_at = 2 * max(counts.inserted, self._analyze_at)
 
     @property
     def _ids(self) -> tuple[int, int]:
@@ -560,6 +573,7 @@ class TableLoader:
             )
             self._since = cur.execute("SELECT now()").fetchone()[0]  # type: ignore[index]
         self._direct = not self._has_rows and not self._quarantined
+        self._analyze_at = 1_000
         self._params = {"aid": self.tenant.agency_id}
         self._upserts: dict[tuple[bool, bool], bytes] = {}
 
