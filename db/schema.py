@@ -194,7 +194,8 @@ def _of_integration(table: str) -> sa.ForeignKeyConstraint:
     """The tenant-tagged reference to an integration: (agency_id, integration_id).
 
     Integrations are keyed by (agency_id, id) so that no index of a tenant table leads with
-    anything but the tenant (see docs/rbac.md, "Threat model")."""
+    anything but the tenant. The target resolves within the table's own MetaData: the control
+    database's ``integration``, or an agency database's copy of it."""
     return sa.ForeignKeyConstraint(
         ["agency_id", "integration_id"],
         ["integration.agency_id", "integration.id"],
@@ -346,15 +347,6 @@ agency_integration = sa.Table(
 )
 
 
-def _of_agency_integration(table: str) -> sa.ForeignKeyConstraint:
-    return sa.ForeignKeyConstraint(
-        ["agency_id", "integration_id"],
-        ["integration.agency_id", "integration.id"],
-        ondelete="CASCADE",
-        name=f"fk_{table}_integration",
-    )
-
-
 sync_state = sa.Table(
     "sync_state",
     agency_metadata,
@@ -366,7 +358,7 @@ sync_state = sa.Table(
     sa.Column(
         "updated_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
     ),
-    _of_agency_integration("sync_state"),
+    _of_integration("sync_state"),
 )
 
 sync_reject = sa.Table(
@@ -388,7 +380,7 @@ sync_reject = sa.Table(
         "last_seen", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
     ),
     sa.PrimaryKeyConstraint("agency_id", "integration_id", "table_name", "record_key"),
-    _of_agency_integration("sync_reject"),
+    _of_integration("sync_reject"),
 )
 
 
@@ -417,7 +409,7 @@ def provider_table(
         *columns,
         *tail,
         sa.PrimaryKeyConstraint("agency_id", "integration_id", *(c.name for c in natural_key)),
-        _of_agency_integration(name),
+        _of_integration(name),
         sa.Index(f"ix_{name}_agency_client", "agency_id", "client_id"),
         postgresql_partition_by="LIST (integration_id)",
     )
