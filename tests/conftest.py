@@ -197,3 +197,11 @@ def prefect_harness() -> Iterator[None]:
 
     with prefect_test_harness(server_startup_timeout=120):
         yield
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Files marked ``slow`` first, each file's tests still together and in order: pytest-xdist
+    (``--dist loadfile``) hands files out in collection order, and the minute-long end-to-end
+    files (the demo, a real Prefect server) collected last were a run's tail on one worker."""
+    slow = {item.path for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: item.path not in slow)  # stable: order kept within each group
