@@ -112,8 +112,9 @@ def ensure_venv() -> None:
 def _parallel(args: list[str]) -> list[str]:
     """pytest-xdist workers, two more than the CPUs (at most 4): most of a test's time is spent
     waiting on a server (PostgreSQL, Prefect, an emulator), so 4 workers on 2 cores finish the
-    suite in well under half the time of one (430 s against 462 s with 3). A file's tests stay on one worker (they share
-    module fixtures). Pass ``-n 0`` (or your own ``-n N``) to choose."""
+    suite in well under half the time of one (430 s against 462 s with 3 workers). A file's
+    tests stay on one worker (they share module fixtures). Pass ``-n 0`` (or your own ``-n N``)
+    to choose."""
     if any(a == "-n" or a.startswith(("-n", "--numprocesses")) for a in args):
         return []
     workers = max(2, min(4, (os.cpu_count() or 1) + 2))
