@@ -13,8 +13,12 @@ log file (:func:`log_file`, ``AOS_HOME/logs/aos-sync.log``); the terminal gets o
   of Prefect's retry line;
 * Prefect's ``View at URL`` line of the run.
 
-Plain lines, no colours or cursor movement, so a log collector or a pipe reads the same as a
-person. ``-v`` restores everything (Prefect's lines, SDK loggers, tracebacks).
+Plain lines, no colours or cursor movement, where the terminal is not one (a pipe, a log
+collector, ``TERM=dumb``). At a terminal, below those lines, a live board of one line per
+integration (:class:`Board`: the streams read so far, rows, requests, rate-limited answers,
+redrawn in place from ``tasks.progress`` ticks) takes the place of the "still working" lines,
+and stays on screen as the run's last word. ``-v`` restores everything (Prefect's lines, SDK
+loggers, tracebacks).
 """
 
 from __future__ import annotations
@@ -22,13 +26,18 @@ from __future__ import annotations
 import contextlib
 import logging
 import logging.handlers
+import os
+import shutil
 import sys
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TextIO
 
-from tasks.progress import ATTRIBUTE
+from tasks.progress import ATTRIBUTE, TICK_ATTRIBUTE, Tick, listening
 
-__all__ = ["log_file", "run_output"]
+__all__ = ["Board", "log_file", "run_output"]
 
 ROOT = Path(__file__).resolve().parent.parent
 _RETRY = "Task run failed with"
@@ -57,7 +66,13 @@ def _is_retry(record: logging.LogRecord) -> bool:
 
 
 class _ForPeople(logging.Filter):
+    def __init__(self, board: bool = False) -> None:
+        super().__init__()
+        self.board = board  # a live board shows what the "still working" lines would
+
     def filter(self, record: logging.LogRecord) -> bool:
+        if self.board and getattr(record, TICK_ATTRIBUTE, False):
+            return False
         if getattr(record, ATTRIBUTE, False) or _is_retry(record):
             return True
         if record.name == "prefect.flow_runs" and str(record.msg).startswith("View at "):
@@ -101,6 +116,90 @@ class _File(logging.Formatter):
         return super().format(record)
 
 
+class Board:
+    """The live board: one line per integration at the bottom of a terminal, redrawn in place
+    (at most every ``interval`` seconds while streams read, at once when one ends). It is also
+    the stream the console handler writes to, so a printed line goes above the board: the
+    board is erased, the line written, the board drawn again. Lines are cut to the terminal's
+    width, since a wrapped line would throw off the count of lines to erase."""
+
+    def __init__(self, out: TextIO, interval: float = 0.2) -> None:
+        self.out = out
+        self.interval = interval
+        self._ticks: dict[tuple[str, int], dict[str, Tick]] = {}
+        self._drawn = 0
+        self._last = 0.0
+        self._lock = threading.RLock()
+
+    # -- the console handler's stream ----------------------------------------------------
+    def write(self, text: str) -> int:
+        with self._lock:
+            self._erase()
+            self.out.write(text)
+            self._draw()
+        return len(text)
+
+    def flush(self) -> None:
+        self.out.flush()
+
+    # -- ticks -----------------------------------------------------------------------------
+    def update(self, tick: Tick) -> None:
+        with self._lock:
+            streams = self._ticks.setdefault((tick.provider, tick.integration), {})
+            streams[tick.stream] = tick
+            now = time.monotonic()
+            if tick.state != "reading" or now - self._last >= self.interval:
+                self._erase()
+                self._draw()
+                self._last = now
+
+    def lines(self) -> list[str]:
+        """The board's lines as they stand."""
+        out = []
+        for (provider, integration), streams in self._ticks.items():
+            ticks = list(streams.values())
+            states = {t.state for t in ticks}
+            state = "failed" if "failed" in states else "reading" if "reading" in states else "done"
+            shown = ", ".join(
+                f"{t.stream} {t.rows:,}" + ("" if t.state == "done" else f" ({t.state})")
+                for t in ticks
+            )
+            requests = sum(t.requests for t in ticks)
+            waits = sum(t.rate_limited for t in ticks)
+            rate = f", {waits:,} rate-limited" if waits else ""
+            out.append(
+                f"  {provider} integration {integration} {state}: {requests:,} requests{rate}"
+                f" | rows {shown}"
+            )
+        return out
+
+    def close(self) -> None:
+        """Leave the final board on screen, as plain lines."""
+        with self._lock:
+            self._erase()
+            self._draw()
+            self._drawn = 0
+            self.out.flush()
+
+    def _erase(self) -> None:
+        if self._drawn:  # to the start of the board's first line, then clear to the end
+            self.out.write(f"\x1b[{self._drawn}F\x1b[J")
+            self._drawn = 0
+
+    def _draw(self) -> None:
+        width = max(20, shutil.get_terminal_size().columns - 1)
+        lines = [line[:width] for line in self.lines()]
+        for line in lines:
+            self.out.write(line + "\n")
+        self._drawn = len(lines)
+        self.out.flush()
+
+
+def _live(out: TextIO) -> bool:
+    """A terminal that understands cursor movement."""
+    return out.isatty() and os.environ.get("TERM", "") not in ("", "dumb")
+
+
 def _api_handler(handler: logging.Handler) -> bool:
     return type(handler).__name__ in {"APILogHandler", "WorkerAPILogHandler"}
 
@@ -118,8 +217,9 @@ def run_output(verbose: int = 0) -> Iterator[Path | None]:
         logging.getLogger(worker).setLevel(logging.ERROR)
     root = logging.getLogger()
     replaced = [h for h in root.handlers if not _api_handler(h)]
-    console = logging.StreamHandler(sys.stderr)
-    console.addFilter(_ForPeople())
+    board = Board(sys.stderr) if _live(sys.stderr) else None
+    console: logging.StreamHandler[TextIO] = logging.StreamHandler(board or sys.stderr)  # type: ignore[arg-type]
+    console.addFilter(_ForPeople(board=board is not None))
     console.setFormatter(_Plain())
     added: list[logging.Handler] = [console]
     path: Path | None = log_file()
@@ -142,8 +242,11 @@ def run_output(verbose: int = 0) -> Iterator[Path | None]:
     for handler in added:
         root.addHandler(handler)
     try:
-        yield path
+        with listening(board.update) if board else contextlib.nullcontext():
+            yield path
     finally:
+        if board:
+            board.close()
         for handler in added:
             root.removeHandler(handler)
             handler.close()

@@ -235,11 +235,9 @@ def _analyst_example(eng: sa.Engine, agency: DemoAgency) -> dict[str, Any]:
 
 
 def run_demo(size: str = "default", seed_value: int = 2026, verbose: int = 0) -> dict[str, Any]:
-    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    from db.engine import aos_home
-    from deployments.local_server import use_local_prefect
+    from cli.sync import prefect_env
 
-    ui = use_local_prefect(aos_home() / "prefect")
+    ui = prefect_env()
     from sandbox import Sandbox
 
     began = time.monotonic()

@@ -17,9 +17,9 @@ __all__ = ["register"]
 
 
 def cmd_serve(a: argparse.Namespace) -> Any:
-    from cli.sync import _prefect_env
+    from cli.sync import prefect_env
 
-    _prefect_env()  # the local server, before Prefect is imported
+    prefect_env()  # the local server, before Prefect is imported
     # Prefect's runner keeps scratch files in <tmp>/runner_storage; a folder of our own keeps
     # users of one machine from colliding there (another user's folder is not writable).
     if not os.environ.get("TMPDIR"):

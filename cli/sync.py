@@ -79,14 +79,18 @@ def _refusals_as_errors(verbose: int = 0) -> Iterator[None]:
             logger.removeFilter(quiet)
 
 
-def _prefect_env() -> None:
-    """Before Prefect is imported: no telemetry (a closed network would only log connection
-    errors), and the project's local Prefect server unless one is configured."""
+def prefect_env() -> str | None:
+    """Before Prefect is imported: no telemetry, neither the server's nor the client's (a
+    closed network would only log connection errors, and its first-run notice is three lines
+    of noise at a terminal; ``DO_NOT_TRACK=0`` turns the client's back on), and the project's
+    local Prefect server unless one is configured. Returns the local server's UI address when
+    that is the one in use."""
     from db.engine import aos_home
     from deployments.local_server import use_local_prefect
 
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    use_local_prefect(aos_home() / "prefect")
+    os.environ.setdefault("DO_NOT_TRACK", "1")
+    return use_local_prefect(aos_home() / "prefect")
 
 
 def _check_before_run(integration_id: int, email: str, provider: str | None = None) -> None:
@@ -121,7 +125,7 @@ def cmd_sync(a: argparse.Namespace) -> Any:
     integration_id = a.integration  # a name is resolved by cli.main, before Prefect starts
     not_future(a.since, "--since")
     _check_before_run(integration_id, a.as_, a.provider)
-    _prefect_env()
+    prefect_env()
     from flows import flow_for
 
     flow = flow_for(a.provider)
@@ -143,7 +147,7 @@ def cmd_sync_all(a: argparse.Namespace) -> Any:
     from cli.context import resolve_agency
 
     agency_id = resolve_agency(a.agency)
-    _prefect_env()
+    prefect_env()
     from cli.output import emit
     from flows import sync_all
     from tasks.run import DispatchFailed
@@ -177,7 +181,7 @@ def cmd_backfill(a: argparse.Namespace) -> Any:
         )
     not_future(a.start, "--start")
     _check_before_run(integration_id, a.as_)
-    _prefect_env()
+    prefect_env()
     from flows import backfill
 
     with _refusals_as_errors(a.verbose):

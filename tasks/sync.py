@@ -35,7 +35,7 @@ from db.loader import LoadError, TableLoader, Tenant
 from db.quota import ProjectQuota
 from db.rbac import Action, PermissionDenied, authorize, record_refusal
 from tasks.modes import INCREMENTAL, RunMode, window_stream
-from tasks.progress import SHOW
+from tasks.progress import TICK, Tick, publish
 
 __all__ = [
     "ReauthRequired",
@@ -208,25 +208,40 @@ def _logger() -> logging.Logger | logging.LoggerAdapter[logging.Logger]:
         return logging.getLogger("aos_sync.tasks")
 
 
-def _with_progress(pages: Iterable[Page], label: str, stats: Any) -> Iterator[Page]:
-    """Log progress every few seconds so long runs are visibly alive (at the command line too:
-    ``SHOW``); ``label`` names the integration and the stream."""
+def _with_progress(
+    pages: Iterable[Page], label: str, stats: Any, *, provider: str, integration: int, stream: str
+) -> Iterator[Page]:
+    """Log progress every few seconds so long runs are visibly alive (at the command line too
+    where there is no live board: ``TICK``), and publish a :class:`~tasks.progress.Tick` on
+    every page and at the end for the live board; ``label`` names the integration and the
+    stream."""
     logger = _logger()
     rows, last = 0, time.monotonic()
-    for page in pages:
-        rows += len(page.records)
-        now = time.monotonic()
-        if now - last >= PROGRESS_EVERY_S:
-            logger.info(
-                "%s: %s rows fetched, %s requests, %s rate-limited so far",
-                label,
-                f"{rows:,}",
-                stats.requests,
-                stats.rate_limited,
-                extra=SHOW,
-            )
-            last = now
-        yield page
+
+    def tick(state: Any = "reading") -> Tick:
+        return Tick(provider, integration, stream, rows, stats.requests, stats.rate_limited, state)
+
+    publish(tick())
+    try:
+        for page in pages:
+            rows += len(page.records)
+            publish(tick())
+            now = time.monotonic()
+            if now - last >= PROGRESS_EVERY_S:
+                logger.info(
+                    "%s: %s rows fetched, %s requests, %s rate-limited so far",
+                    label,
+                    f"{rows:,}",
+                    stats.requests,
+                    stats.rate_limited,
+                    extra=TICK,
+                )
+                last = now
+            yield page
+    except BaseException:
+        publish(tick("failed"))
+        raise
+    publish(tick("done"))
 
 
 class _WindowedReader(Protocol):
@@ -314,7 +329,15 @@ def sync_stream(integration_id: int, stream: str, mode: RunMode = INCREMENTAL) -
         if state_stream != stream:
             pages = _renamed(pages, state_stream)
         label = f"{integ.provider} integration {integ.id} {state_stream}"
-        counts = loader.load(_with_progress(pages, label, reader.stats))
+        progress = _with_progress(
+            pages,
+            label,
+            reader.stats,
+            provider=integ.provider,
+            integration=integ.id,
+            stream=state_stream,
+        )
+        counts = loader.load(progress)
     except AuthError as exc:
         raise _mark_needs_reauth(integration_id, str(exc)) from None
     except PermanentError as exc:

@@ -25,6 +25,7 @@ from prefect.client.schemas.sorting import FlowRunSort
 
 from cli import context
 from cli.main import main
+from db import schema
 from db.rbac import PermissionDenied
 from flows import backfill, sync_all, sync_slack
 from tests.flows.conftest import World, seeded_world
@@ -223,3 +224,63 @@ def test_a_provider_down_prints_one_warning_per_retry_and_one_error(world: World
     # Each stream's task retries twice at most (tasks/sync.py): a warning each, nothing else.
     assert len(retries) <= 2 * 3 and len(lines) <= len(retries) + 2, lines
     assert "slack_sdk" not in done.stderr and "Traceback" not in done.stderr
+    assert "\x1b" not in done.stderr  # no live board in a pipe
+
+
+def _in_a_terminal(args: list[str], env: dict[str, str]) -> tuple[int, str]:
+    """Run ``args`` with a pseudo-terminal as stdin, stdout and stderr; its exit code and all it
+    wrote (carriage returns dropped)."""
+    import os
+    import pty
+    import subprocess
+
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen(args, stdin=follower, stdout=follower, stderr=follower, env=env)
+    os.close(follower)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:  # EIO: the process closed its end
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(leader)
+    return proc.wait(timeout=300), b"".join(chunks).decode().replace("\r", "")
+
+
+def test_a_terminal_gets_a_live_board_per_integration_a_pipe_plain_lines(world: World) -> None:
+    """At a terminal the run is drawn as a board, one line per integration, redrawn in place
+    (cursor up, erase) and left on screen at the end with each stream's rows and the run's
+    requests; piped, the same command writes no escape sequence at all. No telemetry notice
+    either way."""
+    import re
+    import subprocess
+
+    iid = _slack(world)
+    args = [
+        sys.executable, "-m", "cli.main", "sync", "slack",
+        "--integration", str(iid), "--as", world.users["owner"],
+    ]  # fmt: skip
+    env = {**world.env(), "TERM": "xterm", "COLUMNS": "250"}
+    code, out = _in_a_terminal(args, env)
+    assert code == 0, out
+    assert "anonymous usage" not in out  # Prefect's client telemetry notice
+    assert re.search(r"\x1b\[\d+F\x1b\[J", out), out  # redrawn in place
+    final = [line for line in out.split("\x1b[J")[-1].splitlines() if "integration" in line]
+    (board,) = [line for line in final if line.startswith(f"  slack integration {iid} done: ")]
+    shown = dict(re.findall(r"(\w+) ([\d,]+)", board.split("| rows ", 1)[1]))
+    with world.data.connect() as conn:
+        for stream, table in (("users", "slack_users"), ("messages", "slack_messages")):
+            rows = schema.agency_metadata.tables[table]
+            stored = conn.execute(
+                sa.select(sa.func.count()).where(rows.c.integration_id == iid)
+            ).scalar()
+            assert int(shown[stream].replace(",", "")) == stored, (stream, board)
+    requests = int(board.split(" done: ", 1)[1].split(" requests", 1)[0].replace(",", ""))
+    assert requests == world.sandbox.log.count(), board  # every Slack call of the run
+
+    piped = subprocess.run(args, capture_output=True, text=True, env=env, timeout=300)
+    assert piped.returncode == 0, piped.stderr
+    assert "\x1b" not in piped.stdout + piped.stderr
