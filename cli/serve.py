@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import sys
 import tempfile
@@ -30,12 +31,12 @@ def cmd_serve(a: argparse.Namespace) -> Any:
         os.environ["TMPDIR"] = str(scratch)
     from deployments.serve import serve_all
 
-    try:
+    # Serving ends only when interrupted: Prefect's runner catches Ctrl-C itself, pauses the
+    # deployments (the next ``serve`` resumes them) and returns; an interrupt outside it raises.
+    with contextlib.suppress(KeyboardInterrupt, asyncio.CancelledError):
         serve_all(limit=a.limit)
-    except (KeyboardInterrupt, asyncio.CancelledError):
-        print("stopped serving", file=sys.stderr)
-        raise SystemExit(130) from None
-    return None
+    print("stopped serving", file=sys.stderr)
+    raise SystemExit(130)
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]

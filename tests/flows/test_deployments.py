@@ -1,6 +1,6 @@
 """prefect.yaml for real: ``prefect server start``, ``prefect deploy --all``, a process worker,
 ``prefect deployment run`` -> rows land, runs and artifacts visible through the API. Also
-``aos-sync serve`` serving the same deployments from one process."""
+``aos-sync serve`` serving the same deployments from one process, until Ctrl-C."""
 
 from __future__ import annotations
 
@@ -263,5 +263,10 @@ def test_serve_runs_the_same_deployments(
             ) from None
         assert finished["state"]["type"] == "COMPLETED", api.why(finished)
         assert_equal_to_truth(world, "serve")
+        # Ctrl-C at the terminal: SIGINT to the foreground process group.
+        os.killpg(served.pid, signal.SIGINT)
+        said = served.communicate(timeout=60)[0].decode()
+        assert served.returncode == 130, said[-3000:]
+        assert "Traceback" not in said and said.rstrip().endswith("stopped serving"), said[-3000:]
     finally:
         _stop(served)
