@@ -98,3 +98,16 @@ def test_every_deployment_description_names_its_schedule() -> None:
             assert all(f"cron {c}" in description for c in crons), (name, description)
         else:
             assert description.startswith("Manual, no schedule"), (name, description)
+
+
+@pytest.mark.parametrize("name", registry.names())
+def test_each_entrys_streams_are_its_packages_streams(name: str) -> None:
+    """The registry's stream list (the sync order, what the command line and backfills
+    offer) and the package's ``STREAMS`` declarations name the same streams, in that order."""
+    import importlib
+
+    entry = registry.get(name)
+    package = entry.reader.partition(":")[0].rsplit(".", 1)[0]
+    declared = importlib.import_module(f"{package}.streams").STREAMS
+    assert tuple(declared) == entry.streams
+    assert all(declared[s].name == s for s in declared)
