@@ -48,6 +48,7 @@ __all__ = [
     "engine_for",
     "ensure_partitions",
     "forget_all",
+    "ddl_lock",
     "forget_engine",
     "server_connection",
     "partition_name",
@@ -148,27 +149,40 @@ def provision(control: sa.Engine, agency_id: int, server_url: str | None = None)
     control database's server), at the agency chain's head. Idempotent and safe to run from
     several processes at once: it holds the agency's lock in the control database. A run
     killed half-way is finished by the next call (the name is recorded first)."""
+    with ddl_lock(control, agency_id) as conn:
+        row = _stored(conn, agency_id)
+        name, stored = row.database_name, row.database_url
+        if name is None:
+            name, stored = NAME_PREFIX + secrets.token_hex(8), server_url
+            conn.execute(
+                agency_t.update()
+                .where(agency_t.c.id == agency_id)
+                .values(database_name=name, database_url=stored)
+            )
+            conn.commit()
+        server = stored or control.url
+        where = Placement(agency_id, name, url_on(server, name), stored)
+        if where.url not in _ready:  # another thread may have finished it while we waited
+            create_on(server, name)
+    return where
+
+
+@contextlib.contextmanager
+def ddl_lock(control: sa.Engine, agency_id: int) -> Iterator[sa.Connection]:
+    """Hold the agency's DDL lock (in the control database, out of every analyst's reach):
+    making or migrating its database, attaching partitions and bringing the analyst logins in
+    line take it, one at a time. Concurrent ATTACH PARTITIONs and GRANTs on one parent table
+    race on its catalog rows ("tuple concurrently updated") when runs of several of the
+    agency's integrations start together. Yields the connection holding it."""
     with control.connect() as conn:
         locks.lock(conn, f"agency-db:{agency_id}")
         try:
             conn.commit()
-            row = _stored(conn, agency_id)
-            name, stored = row.database_name, row.database_url
-            if name is None:
-                name, stored = NAME_PREFIX + secrets.token_hex(8), server_url
-                conn.execute(
-                    agency_t.update()
-                    .where(agency_t.c.id == agency_id)
-                    .values(database_name=name, database_url=stored)
-                )
-                conn.commit()
-            server = stored or control.url
-            create_on(server, name)
-            where = Placement(agency_id, name, url_on(server, name), stored)
+            yield conn
         finally:
+            conn.rollback()
             locks.unlock(conn, f"agency-db:{agency_id}")
             conn.commit()
-    return where
 
 
 def admin_connection(server: str | sa.URL) -> psycopg.Connection[Any]:

@@ -38,7 +38,6 @@ import psycopg
 import sqlalchemy as sa
 from psycopg import sql
 
-from db import locks
 from db.analytics_views import VIEW_NAMES, view_statements
 from db.schema import (
     ROLE_LEVELS,
@@ -239,26 +238,20 @@ def _catalog(control: sa.Connection, agency_id: int) -> _Catalog:
 def refresh(control: sa.Engine, agency_id: int, *, only: Iterable[str] | None = None) -> None:
     """Bring the agency database's copy of clients and integrations, and every analyst login
     of the agency (or just ``only``), in line with the control database."""
-    from db.agencydb import engine_for
+    from db.agencydb import ddl_lock, engine_for
 
     wanted = set(only) if only is not None else None
     engine = engine_for(control, agency_id)
-    # One refresh of an agency at a time (runs of its integrations may start together); the
-    # lock is the control database's, out of every analyst's reach.
-    with control.connect() as lock:
-        locks.lock(lock, f"readers:{agency_id}")
+    # One refresh (or attach, or migration) of an agency at a time: runs of its integrations
+    # may start together, and their GRANTs and ATTACHes touch the same catalog rows.
+    with ddl_lock(control, agency_id) as lock:
+        catalog = _catalog(lock, agency_id)
         lock.commit()
-        try:
-            catalog = _catalog(lock, agency_id)
-            lock.commit()
-            with engine.begin() as conn:
-                _copy_catalog(conn, catalog)
-            for login in catalog.logins:
-                if wanted is None or login.role_name in wanted:
-                    _apply(engine, catalog, login)
-        finally:
-            locks.unlock(lock, f"readers:{agency_id}")
-            lock.commit()
+        with engine.begin() as conn:
+            _copy_catalog(conn, catalog)
+        for login in catalog.logins:
+            if wanted is None or login.role_name in wanted:
+                _apply(engine, catalog, login)
 
 
 def _copy_catalog(conn: sa.Connection, catalog: _Catalog) -> None:
@@ -449,15 +442,28 @@ def attach(
     """Ready the agency's database for rows of an integration: its partitions of ``tables``,
     the copy of its row, and every analyst login brought in line (only when something was
     missing). Returns the agency database's engine."""
-    from db.agencydb import engine_for, ensure_partitions
+    from db.agencydb import ddl_lock, engine_for, ensure_partitions, partition_name
 
     engine = engine_for(control, agency_id)
-    with engine.begin() as conn:
-        made = ensure_partitions(conn, integration_id, tables)
+    tables = list(tables)
+    with engine.connect() as conn:  # the common case: all there, nothing to lock
+        missing = [
+            t
+            for t in tables
+            if conn.execute(
+                sa.text("SELECT to_regclass(:n)"),
+                {"n": f"public.{partition_name(t, integration_id)}"},
+            ).scalar()
+            is None
+        ]
         known = conn.execute(
             sa.select(agency_integration.c.id).where(agency_integration.c.id == integration_id)
         ).first()
-    if made or known is None:
+    if missing:
+        # Integrations of one agency starting together: one attach at a time (ddl_lock).
+        with ddl_lock(control, agency_id), engine.begin() as conn:
+            ensure_partitions(conn, integration_id, missing)
+    if missing or known is None:
         refresh(control, agency_id)
     return engine
 
