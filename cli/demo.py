@@ -22,7 +22,7 @@ import argparse
 import contextlib
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -61,16 +61,23 @@ def _find_or(create: Any, find: Any) -> Any:
         return create()
 
 
-def seed(conn: sa.Connection, sandbox: Any, size: str) -> list[DemoAgency]:
-    """Create (or find) the demo tenants and point their integrations at ``sandbox``."""
+def seed(
+    conn: sa.Connection,
+    sandbox: Any,
+    size: str,
+    agencies_to_seed: Sequence[tuple[str, str, tuple[str, ...]]] = DEMO_AGENCIES,
+    providers: Collection[str] | None = None,
+) -> list[DemoAgency]:
+    """Create (or find) the demo tenants and point their integrations at ``sandbox`` (every
+    provider's, or ``providers``' only)."""
     vault = default_vault()
     agencies = []
-    for name, slug, client_names in DEMO_AGENCIES:
+    for name, slug, client_names in agencies_to_seed:
         agency_id = _find_or(
             lambda n=name: tenancy.create_agency(conn, n),
             lambda n=name: tenancy.find_agency(conn, n).id,
         )
-        clients, plans = plan_agency(sandbox, name, slug, client_names, size)
+        clients, plans = plan_agency(sandbox, name, slug, client_names, size, providers)
         client_ids = {
             c.name: _find_or(
                 lambda c=c, a=agency_id: tenancy.add_client(
@@ -189,7 +196,8 @@ def _demo_analyst(eng: sa.Engine, email: str) -> Any:
 
 ANALYST_QUERIES = (
     (
-        "Paid media per platform and client (Google Ads and Meta in one view)",
+        "Paid media per platform and client (Google Ads and Meta in one view; every campaign, "
+        "Performance Max at campaign level)",
         "SELECT platform, client_name, currency, sum(impressions)::bigint AS impressions, "
         "sum(clicks)::bigint AS clicks, sum(spend) AS spend, sum(conversions) AS conversions "
         "FROM ad_performance_daily GROUP BY 1, 2, 3 ORDER BY 1, 2, 3",

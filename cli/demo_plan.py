@@ -12,6 +12,7 @@ the same accounts on every run.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -27,7 +28,11 @@ ADS_SIZES = {
     "tiny": dict(campaigns=1, adsets_per_campaign=1, ads_per_adset=2),
     "default": dict(campaigns=2, adsets_per_campaign=2, ads_per_adset=3),
 }
-DAYS = 30  # days of history in every emulator
+DAYS = 30  # days of history in every emulator (the ads ones: ADS_HISTORY_DAYS)
+#: Days of ads history, a day fewer: the ads integrations' first sync reads DAYS back from
+#: the account's today, which is already tomorrow in UTC for some, and must reach the first
+#: day (a longer first read would make Meta's a slower async report run).
+ADS_HISTORY_DAYS = DAYS - 1
 #: The key in ``integration.config`` that says "created by the demo, credentials are fake".
 SANDBOX_MARK = "sandbox"
 
@@ -67,14 +72,24 @@ class _Agency:
 
 
 def plan_agency(
-    sandbox: Any, name: str, slug: str, client_names: tuple[str, ...], size: str
+    sandbox: Any,
+    name: str,
+    slug: str,
+    client_names: tuple[str, ...],
+    size: str,
+    providers: Collection[str] | None = None,
 ) -> tuple[list[DemoClient], list[Planned]]:
-    """The agency's clients and integrations (see the module docstring)."""
+    """The agency's clients and integrations (see the module docstring), of every provider or
+    of ``providers`` only."""
     today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
     clients = [DemoClient(c, [f"{c.lower()}.example"], [], []) for c in client_names]
     agency = _Agency(sandbox, name, slug, clients, size, today, {SANDBOX_MARK: True})
+    plans = {"slack": _slack, "gmail": _gmail, "meta_ads": _meta, "google_ads": _google_ads}
     return clients, [
-        plan for provider in (_slack, _gmail, _meta, _google_ads) for plan in provider(agency)
+        plan
+        for provider, planned in plans.items()
+        if providers is None or provider in providers
+        for plan in planned(agency)
     ]
 
 
@@ -116,9 +131,10 @@ def _meta(a: _Agency) -> list[Planned]:
     shape = ADS_SIZES[a.size]
     config = {"initial_days": DAYS, "rate_scale": a.sandbox.time_scale, **a.mark}
     meta = a.sandbox.meta_ads
-    business = meta.add_business(f"{a.name} business", owned=1, clients=1, days=DAYS, **shape)
+    days = ADS_HISTORY_DAYS
+    business = meta.add_business(f"{a.name} business", owned=1, clients=1, days=days, **shape)
     a.clients[0].ad_account_ids.append(business.clients[0].account_id)
-    own = meta.add_business(f"{a.clients[1].name} ads", owned=1, clients=0, days=DAYS, **shape)
+    own = meta.add_business(f"{a.clients[1].name} ads", owned=1, clients=0, days=days, **shape)
     return [
         Planned("meta_ads", f"{a.name} Meta", None, business.id, business.credentials, config),
         Planned(
@@ -134,10 +150,11 @@ def _meta(a: _Agency) -> list[Planned]:
 
 def _google_ads(a: _Agency) -> list[Planned]:
     """The agency's manager tree (its first enabled client account is the first client's)
-    and the second client's own account, each reached by a login of its own."""
+    and the second client's own account (Search, Display and Performance Max, which has no
+    ads), each reached by a login of its own."""
     shape = ADS_SIZES[a.size]
     ads = a.sandbox.google_ads
-    history = (a.today - timedelta(days=DAYS)).date()
+    history = (a.today - timedelta(days=ADS_HISTORY_DAYS)).date()
     manager = ads.add_manager_tree(
         f"{a.name} MCC",
         clients=2,
@@ -154,7 +171,7 @@ def _google_ads(a: _Agency) -> list[Planned]:
     a.clients[0].ad_account_ids.append(str(leaves[0].id))
     login = ads.add_login(f"ads@{a.slug}.test", manager)
     direct = ads.add_account(f"{a.clients[1].name} Direct", history_start=history)
-    for channel in ("SEARCH", "DISPLAY"):
+    for channel in ("SEARCH", "DISPLAY", "PERFORMANCE_MAX"):
         direct.add_campaign(channel=channel)
     own = ads.add_login(f"ads@{a.clients[1].name.lower()}.example", direct)
     config = {"initial_days": DAYS, **a.mark}

@@ -66,7 +66,8 @@ VIEWS: dict[str, View] = {
                 "ad_group_id",
                 "ad_id",
             ),  # fmt: skip
-            "one row per integration, platform, account-local day and ad",
+            "one row per integration, platform, account-local day and ad, plus Google Ads"
+            " campaign-level rows for what no ad carries: sums are the accounts' totals",
         ),
         View(
             "campaign_performance_daily",

@@ -26,7 +26,8 @@ from db.analyst import create_analyst
 
 TODAY = datetime.now(UTC).date()
 DAYS_AGO = (0, 2, 4, 10, 40)
-AD_KEYS = ("platform", "integration_id", "ad_id", "day")
+SEARCH_ADDS_UP_DAYS_AGO = 4  # the day a Google Search campaign's ads carry all its numbers
+AD_KEYS = ("platform", "integration_id", "level", "campaign_id", "ad_group_id", "ad_id", "day")
 CAMPAIGN_KEYS = ("platform", "integration_id", "account_id", "campaign_id", "day")
 ACTIVITY_KEYS = ("client_id", "day")
 
@@ -200,8 +201,9 @@ def _seed_meta(conn: sa.Connection, agency: Agency, n: int, lookback: int | None
                 agency.ad_rows.append({
                     "agency_id": agency.id, "client_id": acc.client,
                     "client_name": agency.client_names.get(acc.client or 0),
-                    "integration_id": integration, "platform": "meta_ads", "day": day,
-                    "account_id": acc.account_id, "account_name": f"Account {acc.account_id}",
+                    "integration_id": integration, "platform": "meta_ads", "level": "ad",
+                    "day": day, "account_id": acc.account_id,
+                    "account_name": f"Account {acc.account_id}",
                     "currency": acc.currency, "time_zone": acc.time_zone,
                     "campaign_id": cmp_id, "campaign_name": f"Campaign {cmp_id}",
                     "campaign_status": "ACTIVE", "campaign_type": "OUTCOME_SALES",
@@ -235,7 +237,9 @@ def _seed_meta(conn: sa.Connection, agency: Agency, n: int, lookback: int | None
 def _seed_google(conn: sa.Connection, agency: Agency, n: int, window: int | None) -> None:
     """A manager account over two client accounts; each has a Search campaign (one ad group, an
     enabled and a removed ad) and a Performance Max campaign (campaign-level metrics only).
-    Campaign-level metrics exceed the sum of the ads' (not every click belongs to an ad row)."""
+    Campaign-level metrics exceed the sum of the ads' (not every click belongs to an ad row):
+    ``ad_performance_daily`` shows the difference as a campaign-level row, and all of
+    Performance Max so."""
     c0, c1 = agency.clients
     config = {} if window is None else {"conversion_window_days": window}
     integration = _integration(conn, agency, "google_ads", f"{agency.tag}-google", config)
@@ -294,8 +298,9 @@ def _seed_google(conn: sa.Connection, agency: Agency, n: int, window: int | None
                 agency.ad_rows.append({
                     "agency_id": agency.id, "client_id": acc.client,
                     "client_name": agency.client_names[acc.client],
-                    "integration_id": integration, "platform": "google_ads", "day": day,
-                    "account_id": acc.account_id, "account_name": f"Customer {customer}",
+                    "integration_id": integration, "platform": "google_ads", "level": "ad",
+                    "day": day, "account_id": acc.account_id,
+                    "account_name": f"Customer {customer}",
                     "currency": acc.currency, "time_zone": acc.time_zone,
                     "campaign_id": str(search), "campaign_name": f"Search {search}",
                     "campaign_status": "ENABLED", "campaign_type": "SEARCH",
@@ -307,7 +312,8 @@ def _seed_google(conn: sa.Connection, agency: Agency, n: int, window: int | None
                 })  # fmt: skip
                 for key in search_total:
                     search_total[key] += m[key]
-            # Campaign level: Search has more than its ads; Performance Max has no ads at all.
+            # Campaign level: Search has more than its ads (but for one day, when they add up
+            # exactly); Performance Max has no ads at all.
             extra = {
                 "impressions": 500,
                 "clicks": 7,
@@ -315,11 +321,13 @@ def _seed_google(conn: sa.Connection, agency: Agency, n: int, window: int | None
                 "conversions": Decimal("1.5"),
                 "conversion_value": Decimal("42"),
             }
+            if k == SEARCH_ADDS_UP_DAYS_AGO:
+                extra = dict.fromkeys(extra, 0)
             pmax_m = _metrics(n * 5000 + a_i * 100 + k)
-            for campaign, name, kind, m in (
+            for campaign, name, kind, m, beyond_ads in (
                 (search, f"Search {search}", "SEARCH",
-                 {key: search_total[key] + extra[key] for key in extra}),
-                (pmax, f"PMax {pmax}", "PERFORMANCE_MAX", pmax_m),
+                 {key: search_total[key] + extra[key] for key in extra}, extra),
+                (pmax, f"PMax {pmax}", "PERFORMANCE_MAX", pmax_m, pmax_m),
             ):  # fmt: skip
                 campaign_daily.append({**tc, "campaign_id": campaign, "date": day,
                                        "currency": acc.currency,
@@ -337,6 +345,15 @@ def _seed_google(conn: sa.Connection, agency: Agency, n: int, window: int | None
                     "campaign_id": str(campaign), "campaign_name": name,
                     "campaign_status": "ENABLED", "campaign_type": kind, **m,
                     "is_final": final,
+                })  # fmt: skip
+                # ad_performance_daily: what no ad row carries, as one campaign-level row
+                # (all of Performance Max, the extra of Search), where there is any.
+                if not any(beyond_ads.values()):
+                    continue
+                agency.ad_rows.append({
+                    **agency.campaign_rows[-1], **beyond_ads, "level": "campaign",
+                    "ad_group_id": None, "ad_group_name": None, "ad_group_status": None,
+                    "ad_id": None, "ad_name": None, "ad_status": None, "ad_type": None,
                 })  # fmt: skip
     _insert(conn, "google_ads_ad_daily", ad_daily)
     _insert(conn, "google_ads_campaign_daily", campaign_daily)

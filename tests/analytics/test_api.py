@@ -38,10 +38,11 @@ def test_a_member_frame_has_their_rows_and_proper_dtypes(world: World) -> None:
         assert all(isinstance(v, Decimal) for v in df[column])
     # Exact money: the frame's sum is the seed's sum to the cent, no float drift.
     assert df["spend"].sum() == sum(r["spend"] for r in want)
-    # Meta has no ad type: a real NA, not the text "None".
-    meta = df["platform"] == "meta_ads"
-    assert meta.any() and df.loc[meta, "ad_type"].isna().all()
-    assert df.loc[~meta, "ad_type"].notna().all() and (~meta).any()
+    # Meta has no ad type, nor has a campaign-level row: a real NA, not the text "None".
+    no_type = (df["platform"] == "meta_ads") | (df["level"] == "campaign")
+    assert no_type.any() and df.loc[no_type, "ad_type"].isna().all()
+    assert df.loc[~no_type, "ad_type"].notna().all() and (~no_type).any()
+    assert df.loc[df["level"] == "campaign", "ad_id"].isna().all()
 
 
 def test_the_date_range_includes_both_ends(world: World) -> None:

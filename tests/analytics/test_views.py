@@ -14,7 +14,7 @@ import psycopg
 import pytest
 from psycopg.rows import dict_row
 
-from tests.analytics.seed import KEYS, World, expected
+from tests.analytics.seed import KEYS, SEARCH_ADDS_UP_DAYS_AGO, World, expected
 
 VIEWS = tuple(KEYS)
 ROLES = ("owner", "member", "b_manager")
@@ -128,7 +128,9 @@ def test_google_campaigns_come_from_campaign_level_data(world: World, login: Any
     summing ads would lose both."""
     campaigns = _rows(login("owner"), "campaign_performance_daily")
     ads = [
-        a for a in _rows(login("owner"), "ad_performance_daily") if a["platform"] == "google_ads"
+        a
+        for a in _rows(login("owner"), "ad_performance_daily")
+        if a["platform"] == "google_ads" and a["level"] == "ad"
     ]
     google = [c for c in campaigns if c["platform"] == "google_ads"]
     pmax = [c for c in google if c["campaign_type"] == "PERFORMANCE_MAX"]
@@ -138,7 +140,41 @@ def test_google_campaigns_come_from_campaign_level_data(world: World, login: Any
     assert search
     for row in search:
         key = (row["integration_id"], row["campaign_id"], row["day"])
-        assert row["spend"] == sums[key] + Decimal("3.21")
+        extra = Decimal(0) if row["day"] == _ago(SEARCH_ADDS_UP_DAYS_AGO) else Decimal("3.21")
+        assert row["spend"] == sums[key] + extra
+
+
+METRICS = ("impressions", "clicks", "spend", "conversions", "conversion_value")
+
+
+def _totals(rows: list[dict[str, Any]], *keys: str) -> dict[tuple[Any, ...], tuple[Any, ...]]:
+    out: dict[tuple[Any, ...], list[Any]] = {}
+    for r in rows:
+        into = out.setdefault(tuple(r[k] for k in keys), [0] * len(METRICS))
+        for i, m in enumerate(METRICS):
+            into[i] += r[m]
+    return {k: tuple(v) for k, v in out.items()}
+
+
+@pytest.mark.parametrize("who", ROLES)
+def test_ad_rows_add_up_to_every_campaign_and_account(world: World, login: Any, who: str) -> None:
+    """``ad_performance_daily`` is the view analysts reach for first: per campaign (and so per
+    account) and day its rows sum to the campaign-level numbers, Performance Max and the
+    clicks no ad row carries included, in the whole agency's views and a member's alike. A
+    campaign whose ads carry all of its day gets no campaign-level row (nothing counted
+    twice); a campaign-level row has no ad group or ad."""
+    conn = login(who)
+    ads, campaigns = _rows(conn, "ad_performance_daily"), _rows(conn, "campaign_performance_daily")
+    keys = ("platform", "integration_id", "account_id", "campaign_id", "day")
+    assert _totals(ads, *keys) == _totals(campaigns, *keys)
+    assert _totals(ads, *keys[:3], "day") == _totals(campaigns, *keys[:3], "day")
+    rest = [a for a in ads if a["level"] == "campaign"]
+    assert {a["level"] for a in ads} == {"ad", "campaign"} and rest
+    assert all(a["ad_group_id"] is a["ad_id"] is a["ad_type"] is None for a in rest)
+    assert {a["platform"] for a in rest} == {"google_ads"}  # Meta's insights are per ad
+    search = {a["campaign_id"] for a in ads if a["campaign_type"] == "SEARCH"}
+    rest_days = {(a["campaign_id"], a["day"]) for a in rest if a["campaign_id"] in search}
+    assert rest_days and not {d for _, d in rest_days} & {_ago(SEARCH_ADDS_UP_DAYS_AGO)}
 
 
 # --- attacks ----------------------------------------------------------------------------------
