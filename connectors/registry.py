@@ -288,6 +288,7 @@ REGISTRY: dict[str, ProviderEntry] = {
             _GOOGLE_ADS_QUOTA.min_share,
         ),
         quota=_GOOGLE_ADS_QUOTA,
+        holds=True,
     ),
 }
 
