@@ -28,7 +28,8 @@ NAME_WIDTH = 24
 
 def _narrow(row: dict[str, Any]) -> dict[str, Any]:
     status = row["status"] if row["status"] != "connected" else None
-    problem = " - ".join(p for p in (status, row["last_error"]) if p) or None
+    held = f"held: {row['hold']}" if row.get("hold") else None
+    problem = " - ".join(p for p in (status, row["last_error"], held) if p) or None
     cut = {
         k: v if not isinstance(v, str) or len(v) <= NAME_WIDTH else v[: NAME_WIDTH - 3] + "..."
         for k, v in row.items()

@@ -65,6 +65,10 @@ class SharedQuota:
     min_share: Setting
     project_field: str = "client_id"
 
+    def project(self, bundle: Mapping[str, Any]) -> str:
+        """The project a token bundle draws on."""
+        return str(bundle.get(self.project_field) or "default")
+
     def values(self) -> tuple[int, int]:
         """(operations per rolling 24 h, the share any integration may always use)."""
         return tuple(  # type: ignore[return-value]
@@ -85,7 +89,9 @@ class ProviderEntry:
     is no longer valid; runs warn ahead of the expiry (``tasks.sync.watch_token``).
     ``emulator(seed, time_scale)`` builds its sandbox emulator.
     ``schedule`` is the cron of its ``sync-all-<slug>`` deployment. ``quota``: a shared
-    per-project quota the reader draws on (its settings belong in ``settings`` too)."""
+    per-project quota the reader draws on (its settings belong in ``settings`` too).
+    ``holds``: the reader takes ``holds=`` (``connectors.kit.holds``), where the pauses and
+    quota stops its provider announces are kept for every worker to see."""
 
     name: str
     title: str
@@ -98,6 +104,7 @@ class ProviderEntry:
     settings: tuple[Setting, ...] = field(default_factory=tuple)
     token_check: str | None = None
     quota: SharedQuota | None = None
+    holds: bool = False
 
     def __post_init__(self) -> None:
         if not _NAME.fullmatch(self.name):
@@ -130,14 +137,14 @@ class ProviderEntry:
         return gap
 
     def build_reader(
-        self, token: Secret, settings: Mapping[str, Any], budget: Any = None
+        self, token: Secret, settings: Mapping[str, Any], budget: Any = None, holds: Any = None
     ) -> StreamReader:
         """The reader; ``budget`` (the ``quota`` budget, when the entry declares one) is
-        passed on as a third argument."""
+        passed on as a third argument, ``holds`` (when the entry declares ``holds``) as the
+        keyword ``holds``."""
         build = _load(self.reader)
-        reader: StreamReader = (
-            build(token, settings) if budget is None else build(token, settings, budget)
-        )
+        args = (token, settings) if budget is None else (token, settings, budget)
+        reader: StreamReader = build(*args) if holds is None else build(*args, holds=holds)
         return reader
 
     @property
@@ -238,6 +245,7 @@ REGISTRY: dict[str, ProviderEntry] = {
         token_check="connectors.meta_ads.entry:token_expiry",
         emulator="sandbox.meta:MetaEmulator",
         schedule="20 */2 * * *",
+        holds=True,
         settings=(
             Setting(
                 "AOS_META_GRAPH_URL", "https://graph.facebook.com", "Meta Graph API (Marketing API)"
@@ -280,6 +288,7 @@ REGISTRY: dict[str, ProviderEntry] = {
             _GOOGLE_ADS_QUOTA.min_share,
         ),
         quota=_GOOGLE_ADS_QUOTA,
+        holds=True,
     ),
 }
 

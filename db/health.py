@@ -3,7 +3,8 @@
 One row per integration: its status and reason, its last run and last successful run, how late
 it is against its schedule, the error of its last failed run, when its token expires and, for
 a provider whose quota is shared per OAuth project (Google Ads), the operations it used in the
-last 24 hours (``provider_quota_use``). An
+last 24 hours (``provider_quota_use``), and the provider's pause or quota stop that holds it
+now, if any (``provider_hold``: the one that ends last, and how many there are). An
 integration is **failing** when a person must act (``needs_reauth``, ``error``) or its last run
 failed, and **stale** when its last success is older than ``stale_after`` schedule intervals
 (or it never succeeded and was connected longer than that). Disabled integrations are neither.
@@ -13,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -23,6 +24,7 @@ from db.schema import (
     client,
     integration,
     integration_credential,
+    provider_hold,
     provider_quota_use,
     sync_run,
 )
@@ -45,6 +47,7 @@ class Health:
     last_error: str | None
     token_expires_at: datetime | None
     quota_used_24h: int | None  # operations of a shared provider quota (None: not one)
+    hold: str | None  # "scope until ... UTC: reason" of the provider hold ending last
     interval: timedelta | None
     lag: timedelta | None  # how much later than its schedule the data is
     failing: bool
@@ -65,6 +68,7 @@ class Health:
             "last_error": self.last_error or None,
             "token_expires": self.token_expires_at,
             "quota_24h": self.quota_used_24h,
+            "hold": self.hold,
             "health": "failing" if self.failing else "stale" if self.stale else "ok",
         }
 
@@ -77,6 +81,15 @@ def _human(delta: timedelta | None) -> str | None:
         return f"{minutes} min"
     hours = minutes // 60
     return f"{hours} h" if hours < 48 else f"{hours // 24} d"
+
+
+def _hold(
+    scope: str | None, until: datetime | None, reason: str | None, n: int | None
+) -> str | None:
+    if scope is None or until is None:
+        return None
+    more = f" (+{n - 1} more)" if n and n > 1 else ""
+    return f"{scope} until {until.astimezone(UTC):%Y-%m-%d %H:%M} UTC{more}: {reason}"
 
 
 def integration_health(
@@ -117,6 +130,18 @@ def integration_health(
         )
         .lateral("quota")
     )
+    hold = (
+        sa.select(
+            provider_hold.c.scope,
+            provider_hold.c.until,
+            provider_hold.c.reason,
+            sa.func.count().over().label("holds"),
+        )
+        .where(provider_hold.c.integration_id == integration.c.id, provider_hold.c.until > now)
+        .order_by(provider_hold.c.until.desc())
+        .limit(1)
+        .lateral("hold")
+    )
     query = (
         sa.select(
             integration.c.id,
@@ -133,6 +158,10 @@ def integration_health(
             success.c.at.label("success_at"),
             integration_credential.c.expires_at,
             quota.c.used.label("quota_used"),
+            hold.c.scope.label("hold_scope"),
+            hold.c.until.label("hold_until"),
+            hold.c.reason.label("hold_reason"),
+            hold.c.holds,
         )
         .join(agency, agency.c.id == integration.c.agency_id)
         .outerjoin(
@@ -145,6 +174,7 @@ def integration_health(
         .outerjoin(last, sa.true())
         .outerjoin(success, sa.true())
         .outerjoin(quota, sa.true())
+        .outerjoin(hold, sa.true())
         .outerjoin(
             integration_credential, integration_credential.c.integration_id == integration.c.id
         )
@@ -179,6 +209,7 @@ def integration_health(
                 last_error=r.error if r.run_status == "failed" else None,
                 token_expires_at=r.expires_at,
                 quota_used_24h=None if r.quota_used is None else int(r.quota_used),
+                hold=_hold(r.hold_scope, r.hold_until, r.hold_reason, r.holds),
                 interval=interval,
                 lag=lag,
                 failing=failing,

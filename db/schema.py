@@ -719,3 +719,19 @@ sa.Index(
     provider_quota_use.c.project,
     provider_quota_use.c.used_at,
 )
+
+# Pauses and stops a provider announced (a throttled Meta ad account, a Google Ads project whose
+# daily operations are spent), kept where every worker reads them (``db/holds.py``): one row per
+# integration that was told or met the hold; the scope's hold is the latest ``until`` of its
+# rows. Not a tenant table: analysts are granted nothing on it.
+provider_hold = sa.Table(
+    "provider_hold",
+    metadata,
+    sa.Column("provider", sa.Text, primary_key=True),
+    sa.Column("scope", sa.Text, primary_key=True),
+    sa.Column("integration_id", sa.BigInteger, primary_key=True),
+    sa.Column("agency_id", sa.BigInteger, nullable=False),
+    sa.Column("until", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("set_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+)

@@ -27,10 +27,12 @@ from connectors.common import (
     Secret,
     StreamReader,
 )
+from connectors.kit.holds import PROJECT
 from connectors.kit.reader import Window
 from db import readers, schema, state, tenancy
 from db.engine import default_vault, get_engine
 from db.grants import InvalidRunGrant, consume_run_grant, resolve_run, signing_key_from_env
+from db.holds import ProviderHolds
 from db.loader import LoadError, TableLoader, Tenant
 from db.quota import ProjectQuota
 from db.rbac import Action, PermissionDenied, authorize, record_refusal
@@ -281,12 +283,23 @@ def _quota_budget(
     return ProjectQuota(
         get_engine(),
         provider=provider.name,
-        project=str(bundle.get(provider.quota.project_field) or "default"),
+        project=provider.quota.project(bundle),
         agency_id=integ.agency_id,
         integration_id=integ.id,
         daily_limit=limit,
         min_share=min_share,
     )
+
+
+def _holds(
+    provider: registry.ProviderEntry, integ: tenancy.Integration, bundle: Mapping[str, Any]
+) -> ProviderHolds | None:
+    """Where the provider's pauses and quota stops are kept for every worker (or none); the
+    connector's ``PROJECT`` is the project of the shared quota, when there is one."""
+    if not provider.holds:
+        return None
+    names = {PROJECT: provider.quota.project(bundle)} if provider.quota else {}
+    return ProviderHolds(get_engine(), provider.name, integ.agency_id, integ.id, names)
 
 
 @task(name="sync-stream", retries=2, retry_delay_seconds=3, retry_condition_fn=_retryable)
@@ -305,7 +318,9 @@ def sync_stream(integration_id: int, stream: str, mode: RunMode = INCREMENTAL) -
     provider = registry.get(integ.provider)
     window = mode.window(stream, provider.windowed)
     budget = _quota_budget(provider, integ, bundle)
-    reader = provider.build_reader(Secret(str(bundle["access_token"])), integ.config, budget)
+    holds = _holds(provider, integ, bundle)
+    token = Secret(str(bundle["access_token"]))
+    reader = provider.build_reader(token, integ.config, budget, holds)
     spec = reader.streams[stream]
     tables = sorted({s.table for s in reader.streams.values()})
     target = readers.attach(eng, integ.agency_id, integ.id, tables)

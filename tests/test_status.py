@@ -139,3 +139,35 @@ def test_status_fits_100_columns_wide_shows_all_and_errors_are_whole(
     assert [r["last_error"] for r in json.loads(out)] == [error]
     _, one, _ = aos("status", "--integration", "A Slack workspace named at length")
     assert error.strip() in one
+
+
+def test_status_shows_the_provider_hold_of_each_integration(aos, fresh_engine: sa.Engine) -> None:  # noqa: F811
+    """An integration a provider's pause or quota stop holds says so (the one ending last,
+    and how many more), whether it was told or met the hold; an ended hold is not shown."""
+    from db.holds import ProviderHolds
+
+    reason = "Meta throttled campaigns (HTTP 400, code 80004/2446079)"
+    with fresh_engine.begin() as conn:
+        agency = tenancy.create_agency(conn, "Acme")
+        told, met, chat = (
+            tenancy.add_integration(conn, agency, provider, name)
+            for provider, name in (("meta_ads", "told"), ("meta_ads", "met"), ("slack", "chat"))
+        )
+        _run(conn, agency, told, "succeeded", timedelta(minutes=5))
+    first = ProviderHolds(fresh_engine, "meta_ads", agency, told)
+    first.put("act_1@42", 3600, reason)
+    first.put("act_2@42", 600, "shorter")
+    first.put("act_3@42", 0, "over")
+    ProviderHolds(fresh_engine, "meta_ads", agency, met).get("act_2@42")
+
+    code, out, _ = aos("--json", "status")
+    rows = {r["integration"]: r for r in json.loads(out)}
+    assert rows[told]["hold"].startswith("act_1@42 until ")
+    assert rows[told]["hold"].endswith(f" UTC (+1 more): {reason}")
+    assert rows[met]["hold"].startswith("act_2@42 until ") and "shorter" in rows[met]["hold"]
+    assert rows[chat]["hold"] is None
+    assert code == 0 and rows[told]["health"] == "ok"  # a hold is no failure
+
+    _, table, _ = aos("status")
+    [line] = [line for line in table.splitlines() if line.split()[0] == str(told)]
+    assert "held: act_1@42 until" in line and len(line) <= 100

@@ -13,6 +13,12 @@ skipped with a warning while the others are read (:class:`PartitionFailures`); a
 token fails the whole stream. When the operations quota is spent -- the project's daily
 quota, or this integration's share of it -- the stream ends cleanly with a warning, and so
 does every later stream of this reader: what was stored stays, the cursors resume next run.
+
+Google's word that the project's daily quota is spent holds the whole OAuth client project
+for as long as its retry delay says: it is kept in ``holds`` (``connectors.kit.holds``, scope
+``PROJECT``; the task layer's is the control database), which every reader asks at its
+stream's start and before each account. A held project is not asked again, by this run's
+later streams, later runs or any other integration drawing on it, before that time.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from typing import Any
 
 from connectors.common import ConnectorError, Page, RunStats, Secret, StreamSpec
 from connectors.kit import PartitionFailures, ReadLoop
+from connectors.kit.holds import PROJECT, Holds, LocalHolds, hold_note
 from connectors.kit.listing import complete_listing
 from connectors.kit.reader import Window
 
@@ -45,6 +52,13 @@ def _utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+_AFTER = "the first run after that resumes from the saved cursors"
+
+
+class _ProjectHeld(QuotaExhausted):
+    """The project is held (``holds``): its quota stop was already known, nothing was asked."""
+
+
 class GoogleAdsConnector:
     """Reads accounts, campaigns, ad groups, ads and their daily metrics over gRPC."""
 
@@ -54,6 +68,7 @@ class GoogleAdsConnector:
         config: GoogleAdsConfig,
         *,
         budget: OperationBudget | None = None,
+        holds: Holds | None = None,
         endpoint: str | None = None,
         now: Callable[[], datetime] = _utc_now,
         sleep: Callable[[float], None] = time.sleep,
@@ -67,6 +82,7 @@ class GoogleAdsConnector:
         self._discovery = Discovery(self._transport, config, self.stats, token.reveal())
         self._metrics = MetricsReader(self._transport, config, now)
         self._entities = EntityReader(self._transport, config, now)
+        self._holds: Holds = holds if holds is not None else LocalHolds()
         self._quota_stop: str | None = None
         readers: dict[str, Callable[[Any], Iterator[Page]]] = {
             "customers": self._guarded("customers", self._customer_pages)
@@ -99,15 +115,25 @@ class GoogleAdsConnector:
                 self.stats.warnings.append(f"Google Ads {stream} not read: {self._quota_stop}")
                 return
             try:
+                self._stop_if_held()
                 yield from read(*args)
             except QuotaExhausted as stop:
                 self._quota_stop = str(stop)
-                self.stats.warnings.append(
-                    f"Google Ads {stream} stopped: {stop}; the next run resumes from the "
-                    "saved cursors"
-                )
+                resumes = "the next run resumes from the saved cursors"
+                if stop.hold_for is not None:  # Google's word: every reader holds off
+                    held = self._holds.put(PROJECT, stop.hold_for, str(stop))
+                    resumes = f"the project is held {hold_note(held, reason=False)}; {_AFTER}"
+                elif isinstance(stop, _ProjectHeld):
+                    resumes = _AFTER
+                self.stats.warnings.append(f"Google Ads {stream} stopped: {stop}; {resumes}")
 
         return guarded
+
+    def _stop_if_held(self) -> None:
+        """Raise while the project is held: not a query is spent on it."""
+        held = self._holds.get(PROJECT)
+        if held is not None:
+            raise _ProjectHeld(f"the OAuth client's project is held {hold_note(held)}")
 
     # -- accounts ------------------------------------------------------------------------
     def _customer_pages(self, _cursor: Mapping[str, Any] | None) -> Iterator[Page]:
@@ -122,6 +148,7 @@ class GoogleAdsConnector:
         def read(state: Mapping[str, Mapping[str, Any]]) -> Iterator[Page]:
             partitions = PartitionFailures(f"Google Ads {stream}", self.stats)
             for customer in self._discovery.selected():
+                self._stop_if_held()
                 try:
                     yield from self._entities.read(stream, customer, state.get(customer.id))
                 except ConnectorError as exc:
@@ -137,6 +164,7 @@ class GoogleAdsConnector:
         def read(state: Mapping[str, Mapping[str, Any]], window: Window | None) -> Iterator[Page]:
             partitions = PartitionFailures(f"Google Ads {stream}", self.stats)
             for customer in self._discovery.selected():
+                self._stop_if_held()
                 try:
                     yield from self._metrics.read(stream, customer, state.get(customer.id), window)
                 except ConnectorError as exc:

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from connectors.common import Secret
+from connectors.kit.holds import Holds
 
 from . import GoogleAdsConfig, GoogleAdsConnector
 from .budget import OperationBudget
@@ -14,8 +15,15 @@ __all__ = ["build_reader"]
 
 
 def build_reader(
-    token: Secret, settings: Mapping[str, Any], budget: OperationBudget | None = None
+    token: Secret,
+    settings: Mapping[str, Any],
+    budget: OperationBudget | None = None,
+    *,
+    holds: Holds | None = None,
 ) -> GoogleAdsConnector:
-    """The connector for one integration: its token, its config with per-run overrides, and
-    the operations budget the task layer keeps for the OAuth client's project."""
-    return GoogleAdsConnector(token, GoogleAdsConfig.from_dict(settings), budget=budget)
+    """The connector for one integration: its token, its config with per-run overrides, the
+    operations budget the task layer keeps for the OAuth client's project, and where that
+    project's quota stops are held for every worker."""
+    return GoogleAdsConnector(
+        token, GoogleAdsConfig.from_dict(settings), budget=budget, holds=holds
+    )

@@ -76,11 +76,17 @@ class QuotaExhausted(Exception):
     project, or this integration's share of it (``connectors.google_ads.budget``).
 
     Not a :class:`~connectors.common.ConnectorError`: nothing failed. The connector ends the
-    stream cleanly (rows and cursors stored so far stay) and the next run resumes."""
+    stream cleanly (rows and cursors stored so far stay) and the next run resumes.
+    ``retry_after`` is the delay Google gave (0: none); ``hold_for`` the seconds the project
+    is to be held for every reader because Google said so (that delay, or
+    :data:`~.settings.UNTIMED_QUOTA_HOLD` without one), ``None`` when the stop is ours."""
 
-    def __init__(self, message: str, retry_after: float = 0.0) -> None:
+    def __init__(
+        self, message: str, retry_after: float = 0.0, *, hold_for: float | None = None
+    ) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+        self.hold_for = hold_for
 
 
 @dataclass(frozen=True)
@@ -223,6 +229,7 @@ def classify(method: str, error: Exception, *, max_quota_wait: float) -> Failure
                 f"Google Ads {method}: the project's operations quota is spent ({label}; "
                 f"retry in {round(delay)} s)",
                 retry_after=delay,
+                hold_for=delay or settings.UNTIMED_QUOTA_HOLD,
             )
         return Failure.rate_limited(f"Google Ads {method} throttled ({label})", delay)
     if info.status == grpc.StatusCode.UNAUTHENTICATED or info.has("authentication_error"):

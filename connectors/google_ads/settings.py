@@ -31,6 +31,9 @@ DEFAULT_CHUNK_DAYS: Final = 31  # days per metrics query (one operation each)
 # A quota answer asking to wait longer than this is the daily quota: the run stops cleanly
 # and the next one resumes (sleeping a worker for hours helps nobody).
 DEFAULT_MAX_QUOTA_WAIT: Final = 120.0
+# Seconds the project is held when Google says its daily quota is spent without a retry
+# delay: the next scheduled run (every two hours) asks again, with one query.
+UNTIMED_QUOTA_HOLD: Final = 3600.0
 
 ACTIVE_STATUS: Final = "ENABLED"
 

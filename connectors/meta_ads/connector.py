@@ -18,6 +18,12 @@ are left, the reader sleeps until the first may call again. A pause that would e
 stream's ``throttle_budget`` ends that account for this run with a warning: its cursor is
 where its last stored page left it, and the next run carries on from there. ``read`` is the
 kit's read loop.
+
+A pause is Meta's word about the ad account (per app), not about this reader: it is kept in
+``holds`` (``connectors.kit.holds``; the task layer's is the control database), and every
+reader asks it before it reads an account. A held account is set aside like a throttled one
+without a call: the later streams of the run, later runs and other workers and integrations
+reading the same account do not ask Meta again before the time it gave.
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ from typing import Any
 
 from connectors.common import ConnectorError, Page, RunStats, Secret, StreamSpec
 from connectors.kit import PartitionFailures, ReadLoop
+from connectors.kit.holds import Hold, Holds, LocalHolds, hold_note
 from connectors.kit.listing import complete_listing
 from connectors.kit.reader import Window
 
@@ -41,7 +48,7 @@ from .insights import Account, InsightsReader
 from .records import account_record, ad_record, adset_record, campaign_record
 from .reports import ReportRunner
 from .streams import STREAMS
-from .transport import AccountThrottled, MetaTransport
+from .transport import USAGE_PAUSE, AccountThrottled, MetaTransport
 
 __all__ = ["MetaAdsConnector"]
 
@@ -77,9 +84,12 @@ class MetaAdsConnector:
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
         app: MetaApp | None = None,
+        holds: Holds | None = None,
     ) -> None:
         self.config = config
         self.stats = RunStats()
+        self._holds: Holds = holds if holds is not None else LocalHolds(clock)
+        self._app_id = app.app_id if app else None
         self.streams: Mapping[str, StreamSpec] = STREAMS
         self._sleep = sleep
         self._clock = clock
@@ -188,6 +198,11 @@ class MetaAdsConnector:
         return read
 
     # -- one account at a time, throttled ones put aside -----------------------------------
+    def _scope(self, account: Account) -> str:
+        """What a pause holds: the ad account, per app (Meta throttles each app's calls to
+        an ad account on their own)."""
+        return f"{account.node}@{self._app_id}" if self._app_id else account.node
+
     def _each_account(
         self, stream: str, read: Callable[[Account], Iterator[Page]]
     ) -> Iterator[Page]:
@@ -200,25 +215,48 @@ class MetaAdsConnector:
                 self._sleep(max(0.0, until - self._clock()))
             else:
                 account = queue.popleft()
+            held = self._holds.get(self._scope(account))
+            if held is not None:  # paused, as this reader or another was told: no call
+                self._set_aside(stream, account, held, self._clock() + held.left, paused)
+                continue
             try:
                 with self._transport.account(account.node):
                     yield from read(account)
             except AccountThrottled as throttled:
-                if throttled.until > self._deadline:
-                    self._stop_account(stream, account, throttled)
-                else:
-                    heapq.heappush(paused, (throttled.until, account.account_id, account))
+                held = self._holds.put(self._scope(account), throttled.wait, throttled.reason)
+                until = max(throttled.until, self._clock() + held.left)
+                self._set_aside(stream, account, held, until, paused)
             except ConnectorError as exc:
                 partitions.failed(account.node, exc)
             else:
                 partitions.succeeded()
+                self._keep_announced_pause(account)
         partitions.finish()
 
-    def _stop_account(self, stream: str, account: Account, throttled: AccountThrottled) -> None:
+    def _keep_announced_pause(self, account: Account) -> None:
+        """A pause the usage headers of the account's last answer announced (no call of this
+        reader met it) holds for the next readers too."""
+        left = self._transport.paused_for(account.node)
+        if left > 0:
+            self._holds.put(self._scope(account), left, USAGE_PAUSE.format(account=account.node))
+
+    def _set_aside(
+        self,
+        stream: str,
+        account: Account,
+        held: Hold,
+        until: float,
+        paused: list[tuple[float, str, Account]],
+    ) -> None:
+        """Put a paused account aside until ``until`` (this reader's clock), or, when that is
+        past the run's ``throttle_budget``, end it for this run with a warning."""
+        if until <= self._deadline:
+            heapq.heappush(paused, (until, account.account_id, account))
+            return
         note = (
-            f"Meta {stream}: {account.node} is throttled for {throttled.wait:.0f} s more, past "
-            f"this run's throttle_budget ({self.config.throttle_budget:.0f} s); it resumes "
-            "from its saved cursor next run"
+            f"Meta {stream}: {account.node} is paused {hold_note(held)}, past this run's "
+            f"throttle_budget ({self.config.throttle_budget:.0f} s); it resumes from its "
+            "saved cursor in the first run after that"
         )
         self.stats.skipped.append(f"{account.node}: throttled")
         self.stats.warnings.append(note)

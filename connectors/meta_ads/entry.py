@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from connectors.common import CheckUnavailable, ConnectorError, RunStats, Secret
+from connectors.kit.holds import Holds
 
 from . import MetaAdsConfig, MetaAdsConnector
 from .app import APP_ID_ENV, APP_SECRET_ENV, configured_app
@@ -16,10 +17,15 @@ from .transport import MetaTransport
 __all__ = ["build_reader", "token_expiry"]
 
 
-def build_reader(token: Secret, settings: Mapping[str, Any]) -> MetaAdsConnector:
+def build_reader(
+    token: Secret, settings: Mapping[str, Any], *, holds: Holds | None = None
+) -> MetaAdsConnector:
     """The connector for one integration: its token and its config with per-run overrides;
-    every call carries ``appsecret_proof`` when the app secret is configured (``app.py``)."""
-    return MetaAdsConnector(token, MetaAdsConfig.from_dict(settings), app=configured_app())
+    every call carries ``appsecret_proof`` when the app secret is configured (``app.py``);
+    ad account pauses are kept in ``holds``, where the task layer's other readers see them."""
+    return MetaAdsConnector(
+        token, MetaAdsConfig.from_dict(settings), app=configured_app(), holds=holds
+    )
 
 
 def token_expiry(bundle: Mapping[str, Any]) -> datetime | None:

@@ -40,9 +40,10 @@ from .config import MetaAdsConfig
 from .errors import classify, throttle_wait
 from .usage import read_usage
 
-__all__ = ["AccountThrottled", "MetaTransport", "next_after"]
+__all__ = ["USAGE_PAUSE", "AccountThrottled", "MetaTransport", "next_after"]
 
 MIN_THROTTLE_PAUSE = 60.0  # Meta seconds: a throttle without a usable hint still waits this
+USAGE_PAUSE = "Meta usage headers asked ad account {account} to wait"
 # Methods whose answer is one object, not a ``data`` list.
 _OBJECT_METHODS = frozenset({"insights.start", "report_run", "debug_token"})
 
@@ -57,6 +58,7 @@ class AccountThrottled(Exception):
         self.account = account
         self.until = until
         self.wait = wait
+        self.reason = description
 
 
 def next_after(body: Mapping[str, Any]) -> str | None:
@@ -144,8 +146,8 @@ class MetaTransport(Transport):
         return problem
 
     def prepare(self, method: str, attempt: int, problem: Failure | None, requests: int = 1) -> Any:
-        if self._account is not None and self.paused_until.get(self._account, 0) > self.clock():
-            raise self._throttled(f"Meta usage headers asked ad account {self._account} to wait")
+        if self._account is not None and self.paused_for(self._account) > 0:
+            raise self._throttled(USAGE_PAUSE.format(account=self._account))
         if self._account is not None:
             spaced = self._spaced_until.get(self._account, 0.0) - self.clock()
             if spaced > 0:
@@ -153,6 +155,10 @@ class MetaTransport(Transport):
         return super().prepare(method, attempt, problem, requests)
 
     # -- per-account throttling ----------------------------------------------------------
+    def paused_for(self, account_id: str) -> float:
+        """Seconds (this transport's clock) before ``account_id`` may call again (0: now)."""
+        return max(0.0, self.paused_until.get(account_id, 0.0) - self.clock())
+
     @contextlib.contextmanager
     def account(self, account_id: str) -> Iterator[None]:
         """Calls inside are made for ad account ``account_id`` (see the module docstring)."""

@@ -23,8 +23,8 @@ class Running:
             self.ads.credentials(self.ads.logins["ads@acme-agency.test"])["access_token"]
         )
 
-    def connector(self, budget: Any = None, **config: Any) -> GoogleAdsConnector:
-        return GoogleAdsConnector(self.token, GoogleAdsConfig(**config), budget=budget)
+    def connector(self, budget: Any = None, holds: Any = None, **config: Any) -> GoogleAdsConnector:
+        return GoogleAdsConnector(self.token, GoogleAdsConfig(**config), budget=budget, holds=holds)
 
 
 @pytest.fixture
@@ -99,6 +99,37 @@ def test_a_spent_share_stops_cleanly_and_claims_nothing(running: Running) -> Non
     assert len(running.sb.log) == before
     assert allowance.status() == {"operations_used": 4, "operations_left": 0}
     assert connector.quota_status() == allowance.status()
+
+
+def test_the_daily_quota_holds_the_project_for_every_reader_sharing_the_holds(
+    running: Running,
+) -> None:
+    """Google's daily-quota refusal holds the OAuth client's project for its retry delay
+    (``connectors.kit.holds``): a second reader given the same holds -- the next stream of
+    a run, a later run, another integration -- sends no query, while a reader of its own
+    holds asks once and is refused (as the database's holds make every worker do)."""
+    from connectors.kit.holds import PROJECT, LocalHolds
+
+    shared = LocalHolds()
+    running.ads.daily_operations = 5
+    first = running.connector(holds=shared)
+    assert read_all(first, "customers")
+    assert read_all(first, "campaigns") is not None
+    held = shared.get(PROJECT)
+    assert held is not None and "RESOURCE_EXHAUSTED" in held.reason
+    assert 8000 < held.left <= 86_400 / 10  # the emulator's window at time_scale 10
+    refused = [e for e in running.sb.log.entries(method=SEARCH_STREAM) if e.status == 429]
+    assert len(refused) == 1
+
+    before = len(running.sb.log)
+    later = running.connector(holds=shared)
+    for stream in ("campaigns", "ad_daily"):
+        assert read_all(later, stream) == []
+    assert len(running.sb.log) == before
+    assert all("held until" in w for w in later.stats.warnings) and later.stats.warnings
+    alone = running.connector()
+    assert read_all(alone, "ad_daily") == []
+    assert len(running.sb.log) == before + 1  # asked, and refused again
 
 
 def test_max_requests_stops_a_run_with_cursors_of_complete_days_only(running: Running) -> None:

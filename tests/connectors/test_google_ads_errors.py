@@ -89,7 +89,7 @@ def test_the_daily_quota_stops_the_run_in_both_shapes(shape: Any) -> None:
     daily = shape(grpc.StatusCode.RESOURCE_EXHAUSTED, "quota_error", "RESOURCE_EXHAUSTED", 86000)
     with pytest.raises(QuotaExhausted) as stop:
         classify("q", daily, max_quota_wait=120)
-    assert stop.value.retry_after == 86000
+    assert stop.value.retry_after == stop.value.hold_for == 86000  # the project is held
     # A "temporary" answer asking for more than we wait in a run is the same thing.
     long = shape(
         grpc.StatusCode.RESOURCE_EXHAUSTED, "quota_error", "RESOURCE_TEMPORARILY_EXHAUSTED", 600
@@ -98,8 +98,9 @@ def test_the_daily_quota_stops_the_run_in_both_shapes(shape: Any) -> None:
         classify("q", long, max_quota_wait=120)
     # RESOURCE_EXHAUSTED with no delay to wait has nothing to retry on.
     bare = shape(grpc.StatusCode.RESOURCE_EXHAUSTED, "quota_error", "RESOURCE_EXHAUSTED")
-    with pytest.raises(QuotaExhausted):
+    with pytest.raises(QuotaExhausted) as stop:
         classify("q", bare, max_quota_wait=120)
+    assert stop.value.hold_for == 3600  # held an hour: the next scheduled run asks again
     assert not issubclass(QuotaExhausted, core_exceptions.GoogleAPIError)
 
 

@@ -512,15 +512,44 @@ def test_faults_short_quota_waits_and_broken_streams_end_equal_to_the_truth(
         assert result["streams"][stream]["inserted"] == len(want[table])
 
 
+def end_holds(world: AdsWorld) -> None:
+    """The provider's time of every hold has come (``provider_hold``, ``db/holds.py``)."""
+    with world.engine.begin() as conn:
+        conn.execute(sa.text("UPDATE provider_hold SET until = now() WHERE until > now()"))
+
+
 def test_daily_quota_exhausted_mid_sync_stops_cleanly_and_the_next_run_resumes(
     world: AdsWorld,
 ) -> None:
+    """Issue 19, findings 3 and 8 at flow level. A short-term ``RESOURCE_EXHAUSTED``
+    (``retry_delay`` 1 s) is waited out and the run goes on; the daily quota's refusal
+    (``retry_delay``: until the project's oldest operation leaves the rolling 24 hours;
+    Google Ads API, "Access levels and permissible use" and ``QuotaErrorDetails``) stops the
+    stream cleanly, and it holds the OAuth client's project, kept where every worker sees it
+    (``provider_hold``): no later stream of the run, no later run and no other integration
+    drawing on the project sends a query before that time; each skips its work with a
+    warning, ``aos-sync status`` shows the hold, and the first runs after it resume from the
+    saved cursors and end equal to the truth."""
+    from db.health import integration_health
+
     iid = world.add_google_ads("quota")
+    with world.engine.begin() as conn:
+        rival = tenancy.find_user(conn, world.other_agency_user).agency_id
+    other = world.add_google_ads("same-project", agency_id=rival, clients=1)
+    log = world.sandbox.log
+    log.clear()
+    world.sandbox.faults.add("google_ads", kind="429", method=SEARCH_STREAM, times=1, retry_after=1)
     world.ads.daily_operations = 30  # the project's quota runs out during the metrics
     first = sync_google_ads(integration_id=iid, requested_by=world.users["owner"])
     assert first["status"] == "succeeded", first
+    # One refusal, and it is the run's last query: no later stream asked the project again.
+    calls = log.entries(provider="google_ads")
+    refused = [e for e in calls if e.status == 429 and e.fault is None]
+    assert len(refused) == 1 and calls[-1] is refused[0], [(e.method, e.status) for e in calls]
+    assert [e.fault for e in calls if e.status == 429] == ["429", None]
+    assert sum(first["streams"][s]["rate_limited"] for s in STREAMS) == 1  # waited, went on
     warnings = [w for s in STREAMS for w in first["streams"][s]["warnings"]]
-    assert any("quota" in w and "next run resumes" in w for w in warnings), warnings
+    assert any("quota is spent" in w and "held until" in w for w in warnings), warnings
     partial = stored(world.data, iid)
     want = truth(world.trees["quota"])
     assert partial["google_ads_customers"] == want["google_ads_customers"]
@@ -530,16 +559,31 @@ def test_daily_quota_exhausted_mid_sync_stops_cleanly_and_the_next_run_resumes(
         {t: {k: want[t][k] for k in partial[t]} for t in COLUMNS},
         {t: partial[t] for t in COLUMNS},
     )
-    # Refused queries end the stream; nothing after the first refusal of a stream is sent.
-    refused = [e for e in world.sandbox.log.entries(method=SEARCH_STREAM) if e.status == 429]
-    assert 1 <= len(refused) <= len(STREAMS)
 
-    world.ads.reset_quota()  # a day later
+    # The same day, another agency's integration on the same OAuth client, then the first
+    # one again: every stream skipped with a warning, not a query sent.
+    log.clear()
+    for key, who in (("same-project", world.other_agency_user), ("quota", world.users["owner"])):
+        held = sync_google_ads(integration_id=world.integrations[key], requested_by=who)
+        assert held["status"] == "succeeded", held
+        for stream in STREAMS:
+            assert any("held until" in w for w in held["streams"][stream]["warnings"]), stream
+    assert log.count(provider="google_ads") == 0
+    now = datetime.now(UTC)
+    with world.engine.connect() as conn:
+        holds = {h.integration_id: h.hold for h in integration_health(conn, now, {})}
+    told, met = holds[iid] or "", holds[other] or ""
+    assert told.startswith(world.ads.oauth.client_id + " until "), holds
+    assert met.startswith(world.ads.oauth.client_id) and "RESOURCE_EXHAUSTED" in met, holds
+
+    world.ads.reset_quota()  # a day later, at Google ...
+    end_holds(world)  # ... and for the hold it announced
     world.ads.daily_operations = 10_000
-    second = sync_google_ads(integration_id=iid, requested_by=world.users["owner"])
-    assert second["status"] == "succeeded", second
-    assert not [w for s in STREAMS for w in second["streams"][s]["warnings"]]
-    assert_stored_is_truth(world, "quota")
+    for key, who in (("quota", world.users["owner"]), ("same-project", world.other_agency_user)):
+        again = sync_google_ads(integration_id=world.integrations[key], requested_by=who)
+        assert again["status"] == "succeeded", again
+        assert not [w for s in STREAMS for w in again["streams"][s]["warnings"]]
+        assert_stored_is_truth(world, key)
 
 
 def test_two_agencies_share_the_project_budget_and_both_progress(

@@ -8,6 +8,7 @@ Expected rows are built from the emulator's own objects (its ads tree and
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -565,7 +566,8 @@ def test_a_pause_longer_than_the_budget_ends_the_account_and_the_next_run_resume
             assert {k: got[table][k] for k in mine if k in got[table]} == mine
 
     world.meta.set_call_budget(throttled.id, 10_000)
-    world.meta.throttle(throttled.id, minutes=0)  # the hour is over
+    world.meta.throttle(throttled.id, minutes=0)  # the hour is over at Meta ...
+    end_holds(world)  # ... and so for the pause it announced
     world.meta.report_runs.clear()
     second = sync_meta_ads(integration_id=iid, requested_by=world.users["owner"])
     assert second["status"] == "succeeded"
@@ -574,6 +576,108 @@ def test_a_pause_longer_than_the_budget_ends_the_account_and_the_next_run_resume
     resumed = [j.since for j in jobs(world) if j.account is throttled]
     lookback = _today(throttled) - timedelta(days=LOOKBACK_DAYS)
     assert min(resumed) == min(stopped_at + timedelta(days=1), lookback)
+
+
+def end_holds(world: MetaWorld) -> None:
+    """The provider's time of every pause has come (``provider_hold``, ``db/holds.py``)."""
+    with world.engine.begin() as conn:
+        conn.execute(sa.text("UPDATE provider_hold SET until = now() WHERE until > now()"))
+
+
+def calls_about(world: MetaWorld, account: MetaAccount) -> list[tuple[datetime, int, str]]:
+    """(time, status, method) of every request about ``account``: on its node, or on one of
+    its report runs."""
+    nodes = {account.id, *(r.id for r in jobs(world) if r.account is account)}
+    return [
+        (e.at, e.status, e.method)
+        for e in world.sandbox.log.entries(provider="meta")
+        if e.path.strip("/").split("/")[1:2] and e.path.strip("/").split("/")[1] in nodes
+    ]
+
+
+def test_a_paused_account_is_held_for_every_stream_and_run_until_metas_time(
+    world: MetaWorld,
+) -> None:
+    """Issue 19, findings 2 and 3 at flow level. Meta throttles per ad account and app and
+    says for how long (Marketing API, "Rate Limiting": business use case codes 80000-80014,
+    ``estimated_time_to_regain_access`` in minutes, usage at 100% until the usage window
+    resets); ordinary answers carry usage headers with a non-zero ``reset_time_duration``,
+    which is no wait. One account is refused (80004 / 2446079) for 10 Meta minutes; another
+    spends its whole budget on its first answer, whose headers say 100% until its 10-minute
+    window resets. Both pauses outlast the run's ``throttle_budget``. The run reads every
+    stream of the third account without a pause. Each pause is kept where every worker sees
+    it (``provider_hold``): no later stream of the run and not the next run calls a paused
+    account before Meta's time; they skip it with a warning, and ``aos-sync status`` shows
+    the hold. The first run after that reads both from their cursors and ends equal to the
+    truth."""
+    from db.health import integration_health
+
+    # A first sync as deep as the lookback: every later run re-reads exactly those days.
+    config = {"initial_days": 3, "lookback_days": 3, "throttle_budget": 1}
+    iid = world.add_meta("held", config=config)
+    assert world.business is not None
+    free, held, spent = world.business.accounts
+    world.meta.provider_time_headers = True
+    world.meta.budget_window = 600.0  # Meta seconds: 10 s here, a Meta minute being a second
+    world.meta.throttle(held.id, code=80004, subcode=2446079, minutes=10)
+    world.meta.set_call_budget(spent.id, 1)
+    blocked_until = datetime.now(UTC) + timedelta(seconds=10)
+
+    first = sync_meta_ads(integration_id=iid, requested_by=world.users["owner"])
+    assert first["status"] == "succeeded", first
+    # Each called once; no later stream asked Meta about them again.
+    assert [c[1:] for c in calls_about(world, held)] == [(400, "campaigns")]
+    assert [c[1:] for c in calls_about(world, spent)] == [(200, "campaigns")]
+    for name in ("campaigns", "ad_sets", "ads", "insights_daily"):
+        stream = first["streams"][name]
+        paused = [held] if name == "campaigns" else [held, spent]
+        assert stream["skipped"] == [f"{a.id}: throttled" for a in paused], (name, stream)
+        for account in paused:
+            assert any(account.id in w and "paused until" in w for w in stream["warnings"])
+    assert sum(s["rate_limited"] for s in first["streams"].values()) == 1
+    # Every stream of the free account is complete.
+    want, got = truth(world.business, 3), stored(world.data, iid)
+    del want["meta_ad_accounts"], got["meta_ad_accounts"]
+    mine = {
+        t: {k: v for k, v in rows.items() if v[0] == free.account_id} for t, rows in want.items()
+    }
+    mine["meta_campaigns"].update(
+        {k: v for k, v in want["meta_campaigns"].items() if v[0] == spent.account_id}
+    )
+    assert_same(mine, got)
+    assert all(e.status == 200 for e in world.sandbox.log.entries() if e.method != "campaigns")
+
+    # The next run, before Meta's time: both are skipped again without a call.
+    second = sync_meta_ads(integration_id=iid, requested_by=world.users["owner"])
+    assert second["status"] == "succeeded", second
+    assert datetime.now(UTC) < blocked_until, "the machine was too slow for this test"
+    assert second["streams"]["ads"]["skipped"] == [
+        f"{held.id}: throttled",
+        f"{spent.id}: throttled",
+    ]
+    assert len(calls_about(world, held)) == len(calls_about(world, spent)) == 1
+    with world.engine.connect() as conn:
+        [health] = [
+            h
+            for h in integration_health(conn, datetime.now(UTC), {}, agency_id=world.agency_id)
+            if h.integration_id == iid
+        ]
+        rows = conn.execute(sa.text("SELECT scope, until FROM provider_hold")).all()
+    until: dict[str, datetime] = {r.scope: r.until for r in rows}
+    assert health.hold is not None and "(+1 more)" in health.hold, health.hold
+    assert {scope.split("@")[0] for scope in until} == {held.id, spent.id}
+    assert min(until.values()) >= blocked_until - timedelta(seconds=2)  # whole Meta minutes
+
+    time.sleep(max(0.0, (max(until.values()) - datetime.now(UTC)).total_seconds()) + 0.2)
+    world.meta.set_call_budget(spent.id, 10_000)  # its next window is not spent at once
+    third = sync_meta_ads(integration_id=iid, requested_by=world.users["owner"])
+    assert third["status"] == "succeeded", third
+    assert not any(s["skipped"] or s["warnings"] for s in third["streams"].values()), third
+    assert_stored_is_truth(world, iid, days=3)
+    for account in (held, spent):
+        resumed = [c for c in calls_about(world, account)][1:]
+        ended = next(u for scope, u in until.items() if scope.startswith(account.id + "@"))
+        assert resumed and resumed[0][0] >= ended and all(c[1] == 200 for c in resumed)
 
 
 def test_ordinary_usage_headers_pause_no_account(world: MetaWorld) -> None:
