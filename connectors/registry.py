@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from connectors.common import Secret, StreamReader
+from connectors.common import Secret, StreamReader, TokenRenewal
 
 __all__ = [
     "REGISTRY",
@@ -85,7 +85,11 @@ class ProviderEntry:
     is no longer valid; runs warn ahead of the expiry (``tasks.sync.watch_token``).
     ``emulator(seed, time_scale)`` builds its sandbox emulator.
     ``schedule`` is the cron of its ``sync-all-<slug>`` deployment. ``quota``: a shared
-    per-project quota the reader draws on (its settings belong in ``settings`` too)."""
+    per-project quota the reader draws on (its settings belong in ``settings`` too).
+    ``renews_tokens``: the reader takes ``renew=`` (a
+    :data:`~connectors.common.TokenRenewal`) and asks it for a fresh access token when the
+    provider refuses the one it has mid-run (Google's live about an hour, runs may last
+    longer); the task layer gives it one that refreshes through ``token_refresh``."""
 
     name: str
     title: str
@@ -98,6 +102,7 @@ class ProviderEntry:
     settings: tuple[Setting, ...] = field(default_factory=tuple)
     token_check: str | None = None
     quota: SharedQuota | None = None
+    renews_tokens: bool = False
 
     def __post_init__(self) -> None:
         if not _NAME.fullmatch(self.name):
@@ -105,6 +110,8 @@ class ProviderEntry:
         stray = set(self.windowed) - set(self.streams)
         if stray:
             raise ValueError(f"{self.name}: windowed streams {sorted(stray)} are not streams")
+        if self.renews_tokens and self.token_refresh is None:
+            raise ValueError(f"{self.name}: renews_tokens needs a token_refresh")
 
     @property
     def slug(self) -> str:
@@ -130,14 +137,18 @@ class ProviderEntry:
         return gap
 
     def build_reader(
-        self, token: Secret, settings: Mapping[str, Any], budget: Any = None
+        self,
+        token: Secret,
+        settings: Mapping[str, Any],
+        budget: Any = None,
+        renew: TokenRenewal | None = None,
     ) -> StreamReader:
         """The reader; ``budget`` (the ``quota`` budget, when the entry declares one) is
-        passed on as a third argument."""
+        passed on as a third argument, ``renew`` (when the entry ``renews_tokens``) by name."""
         build = _load(self.reader)
-        reader: StreamReader = (
-            build(token, settings) if budget is None else build(token, settings, budget)
-        )
+        args = (token, settings) if budget is None else (token, settings, budget)
+        named = {"renew": renew} if renew is not None and self.renews_tokens else {}
+        reader: StreamReader = build(*args, **named)
         return reader
 
     @property
@@ -215,6 +226,7 @@ REGISTRY: dict[str, ProviderEntry] = {
         windowed=("messages",),
         reader="connectors.gmail.entry:build_reader",
         token_refresh="connectors.google_auth:refresh_google_token",
+        renews_tokens=True,
         emulator="sandbox.gmail:GmailEmulator",
         schedule="5,35 * * * *",
         settings=(
@@ -262,6 +274,7 @@ REGISTRY: dict[str, ProviderEntry] = {
         windowed=("campaign_daily", "ad_group_daily", "ad_daily"),
         reader="connectors.google_ads.entry:build_reader",
         token_refresh="connectors.google_auth:refresh_google_token",
+        renews_tokens=True,
         emulator="sandbox.google_ads:GoogleAdsEmulator",
         schedule="40 */2 * * *",
         settings=(

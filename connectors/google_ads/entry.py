@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from connectors.common import Secret
+from connectors.common import Secret, TokenRenewal
 
 from . import GoogleAdsConfig, GoogleAdsConnector
 from .budget import OperationBudget
@@ -14,8 +14,15 @@ __all__ = ["build_reader"]
 
 
 def build_reader(
-    token: Secret, settings: Mapping[str, Any], budget: OperationBudget | None = None
+    token: Secret,
+    settings: Mapping[str, Any],
+    budget: OperationBudget | None = None,
+    *,
+    renew: TokenRenewal | None = None,
 ) -> GoogleAdsConnector:
-    """The connector for one integration: its token, its config with per-run overrides, and
-    the operations budget the task layer keeps for the OAuth client's project."""
-    return GoogleAdsConnector(token, GoogleAdsConfig.from_dict(settings), budget=budget)
+    """The connector for one integration: its token, its config with per-run overrides, the
+    operations budget the task layer keeps for the OAuth client's project, and how to get a
+    fresh token when Google Ads refuses the one it has."""
+    return GoogleAdsConnector(
+        token, GoogleAdsConfig.from_dict(settings), budget=budget, renew=renew
+    )
