@@ -86,7 +86,11 @@ ENDPOINT_ENV = "AOS_GOOGLE_ADS_API_ENDPOINT"
 ROOTS_ENV = "GRPC_DEFAULT_SSL_ROOTS_FILE_PATH"
 ADWORDS_SCOPE = "https://www.googleapis.com/auth/adwords"
 PAGE_SIZE = 10_000  # Search's fixed page size; SearchStream's chunk size
-BASIC_DAILY_OPERATIONS = 15_000
+# The Cloud project's daily operations at its API access level (developers.google.com/
+# google-ads/api/docs/api-policy/access-levels): Explorer access, which a new project gets
+# first, allows 2,880 a day against production accounts (Basic access 15,000: set
+# ``daily_operations``).
+EXPLORER_DAILY_OPERATIONS = 2_880
 SEARCH_STREAM = "GoogleAdsService.SearchStream"
 SEARCH = "GoogleAdsService.Search"
 LIST_ACCESSIBLE = "CustomerService.ListAccessibleCustomers"
@@ -223,7 +227,7 @@ class GoogleAdsEmulator:
         oauth: GoogleOAuth | None = None,
         faults: FaultInjector | None = None,
         log: RequestLog | None = None,
-        daily_operations: int = BASIC_DAILY_OPERATIONS,
+        daily_operations: int = EXPLORER_DAILY_OPERATIONS,
         access_token_ttl: float = ACCESS_TOKEN_TTL,
     ) -> None:
         self.seed = seed
@@ -289,6 +293,12 @@ class GoogleAdsEmulator:
         """Forget the operations spent so far (as if the 24-hour window had passed)."""
         with self._lock:
             self._operations.clear()
+
+    def spend_operations(self, operations: int) -> None:
+        """Count ``operations`` against the project's quota now, as if other users of the same
+        OAuth client had sent them."""
+        with self._lock:
+            self._operations.extend([time.monotonic()] * operations)
 
     # -- data ----------------------------------------------------------------------------
     def add_account(

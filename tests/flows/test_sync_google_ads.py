@@ -584,6 +584,44 @@ def test_two_agencies_share_the_project_budget_and_both_progress(
     assert_stored_is_truth(world, "small")
 
 
+def test_a_new_customers_project_is_held_to_explorer_access_by_default(
+    world: AdsWorld, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A Cloud project newly granted Google Ads API access has Explorer access: 2,880
+    operations a day against production accounts (developers.google.com/google-ads/api/docs/
+    api-policy/access-levels), which the emulator enforces unless told otherwise. With no
+    ``AOS_GOOGLE_ADS_DAILY_OPERATIONS``, the project's ledger holds to the same level: when
+    others of the OAuth client's project have spent all but 10 of the day's operations, a run
+    spends those 10 and stops cleanly by its own account, without one query Google refuses."""
+    monkeypatch.delenv("AOS_GOOGLE_ADS_DAILY_OPERATIONS", raising=False)
+    monkeypatch.delenv("AOS_GOOGLE_ADS_MIN_SHARE", raising=False)
+    with world.engine.begin() as conn:
+        rival = tenancy.find_user(conn, world.other_agency_user).agency_id
+    other = world.add_google_ads("other", agency_id=rival, clients=1)
+    iid = world.add_google_ads("new", clients=1)
+    spent = 2_870
+    with world.engine.begin() as conn:
+        conn.execute(
+            schema.provider_quota_use.insert().values(
+                provider="google_ads",
+                project=world.ads.oauth.client_id,
+                agency_id=rival,
+                integration_id=other,
+                operations=spent,
+            )
+        )
+    world.ads.spend_operations(spent)
+    result = sync_google_ads(integration_id=iid, requested_by=world.users["owner"])
+    assert result["status"] == "succeeded", result
+    warnings = [w for s in STREAMS for w in result["streams"][s]["warnings"]]
+    assert any("daily operations is used up" in w for w in warnings), warnings
+    statuses = [e.status for e in world.sandbox.log.entries(provider="google_ads")]
+    assert statuses and set(statuses) == {200}  # never a RESOURCE_EXHAUSTED (429)
+    assert world.ads.operations_used() == 2_880 == spent + len(statuses)
+    booked = "SELECT sum(operations) FROM provider_quota_use WHERE integration_id = :i"
+    assert _scalar(world.engine, booked, i=iid) == len(statuses)
+
+
 def test_sigkill_mid_sync_then_rerun_equals_the_truth(world: AdsWorld) -> None:
     iid = world.add_google_ads("kill")
     # Slow queries: the loader's first commit of daily rows lands while more are to come.
