@@ -4,20 +4,27 @@ Exits 1 (after printing the table) when any integration is failing or stale, so 
 monitoring probe can alert on it without parsing the output.
 
 The table fits :data:`WIDTH` columns: one line per integration with its health and, when it
-has one, its problem (the status reason or the last error, cut to fit). ``--wide`` prints
-every column; ``--json`` and ``--integration`` print the full error.
+has one, its problem (the status reason or the last error, cut to fit), then one line per
+provider listed with the limit its runs are paced to by default (a Google Ads project's daily
+operations, Slack's rate tier) and the setting that says so. ``--wide`` prints every column,
+each integration's own ``limit`` among them; ``--json`` and ``--integration`` print the full
+error.
 """
 
 from __future__ import annotations
 
 import argparse
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
+
+import sqlalchemy as sa
 
 from cli.context import engine, integration_ref, resolve_agency
 from cli.output import CliError, emit
 from connectors import registry
 from db.health import integration_health
+from db.schema import integration
 
 __all__ = ["WIDTH", "register"]
 
@@ -38,6 +45,25 @@ def _narrow(row: dict[str, Any]) -> dict[str, Any]:
     return {**{k: row[k] for k in NARROW if k in row}, **cut, "problem": problem}
 
 
+def _limit(provider: str, config: Mapping[str, Any] | None) -> str | None:
+    """The provider limit an integration with ``config`` (``None``: the default) runs under,
+    or what is wrong with the setting that says it."""
+    try:
+        return registry.get(provider).limit(config)
+    except ValueError as exc:
+        return f"misconfigured: {exc}"
+
+
+def _limit_lines(providers: set[str]) -> list[str]:
+    lines = []
+    for provider in sorted(providers):
+        text = _limit(provider, None)
+        if text is not None:
+            line = f"{registry.get(provider).title} limit: {text}"
+            lines.append(line if len(line) <= WIDTH else line[: WIDTH - 3] + "...")
+    return lines
+
+
 def cmd_status(a: argparse.Namespace) -> Any:
     now = datetime.now(UTC)
     intervals = {name: registry.get(name).interval for name in registry.names()}
@@ -46,11 +72,22 @@ def cmd_status(a: argparse.Namespace) -> Any:
         health = integration_health(
             conn, now, intervals, stale_after=a.stale_after, agency_id=agency_id
         )
-    if a.integration is not None:
-        health = [h for h in health if h.integration_id == a.integration]
-        if not health:
-            raise CliError(f"no integration {a.integration} (see `aos-sync integration list`)")
-    rows = [h.as_row(now) for h in health]
+        if a.integration is not None:
+            health = [h for h in health if h.integration_id == a.integration]
+            if not health:
+                raise CliError(f"no integration {a.integration} (see `aos-sync integration list`)")
+        listed = [h.integration_id for h in health]
+        configs = dict(
+            conn.execute(
+                sa.select(integration.c.id, integration.c.config).where(
+                    integration.c.id.in_(listed)
+                )
+            ).all()
+        )
+    rows = [
+        {**h.as_row(now), "limit": _limit(h.provider, configs.get(h.integration_id) or {})}
+        for h in health
+    ]
     if a.json:
         emit(rows, as_json=True)
     elif a.integration is not None:
@@ -59,6 +96,8 @@ def cmd_status(a: argparse.Namespace) -> Any:
         emit(rows, as_json=False)
     else:
         emit([_narrow(r) for r in rows], as_json=False, max_width=WIDTH)
+        for line in _limit_lines({h.provider for h in health}):
+            print(line)
     bad = [h for h in health if h.failing or h.stale]
     if bad:
         failing = [h.integration_id for h in bad if h.failing]

@@ -11,7 +11,7 @@ Streams are declared with :class:`StreamSpec`; code exists only for the exceptio
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar, cast
 
@@ -29,6 +29,8 @@ __all__ = [
     "Secret",
     "StreamReader",
     "StreamSpec",
+    "TokenRefused",
+    "TokenRenewal",
     "TransientError",
     "sanitize",
     "sanitize_text",
@@ -99,6 +101,24 @@ class AuthError(PermanentError):
     :class:`PermanentError` (retrying with the same token cannot help) that also stops every
     partition of the integration, never just one.
     """
+
+
+class TokenRefused(AuthError):
+    """The provider refused the *access token* itself: expired, revoked or unknown to it
+    (Google's HTTP 401 / gRPC ``UNAUTHENTICATED``). RFC 6750 (section 3.1, ``invalid_token``):
+    the client "MAY request a new access token and retry", so a transport given a
+    :data:`TokenRenewal` asks it for a fresh token and sends the call once more; only a refused
+    refresh, or the fresh token refused too, ends in re-authorisation. A refusal a new token
+    cannot fix (a missing scope, an account the user may not read) is a plain
+    :class:`AuthError` or :class:`PermanentError`."""
+
+
+#: Called by a connector with the access token a provider just refused; returns a fresh one.
+#: The task layer refreshes under the credential's row lock, once however many callers ask
+#: with the same refused token (they all get the one new token), and raises
+#: :class:`AuthError` when the provider refuses the refresh itself. The connector never holds
+#: the refresh token.
+TokenRenewal = Callable[["Secret"], "Secret"]
 
 
 class Secret:

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from connectors.common import Secret, StreamReader
+from connectors.common import Secret, StreamReader, TokenRenewal
 
 __all__ = [
     "REGISTRY",
@@ -64,6 +64,7 @@ class SharedQuota:
     limit: Setting
     min_share: Setting
     project_field: str = "client_id"
+    levels: Mapping[int, str] = field(default_factory=dict)  # a limit's name (access level)
 
     def project(self, bundle: Mapping[str, Any]) -> str:
         """The project a token bundle draws on."""
@@ -71,9 +72,23 @@ class SharedQuota:
 
     def values(self) -> tuple[int, int]:
         """(operations per rolling 24 h, the share any integration may always use)."""
-        return tuple(  # type: ignore[return-value]
-            int(os.environ.get(s.env) or s.default) for s in (self.limit, self.min_share)
-        )
+        found = []
+        for setting in (self.limit, self.min_share):
+            raw = (os.environ.get(setting.env) or "").strip() or setting.default
+            if not raw.isdigit() or int(raw) < 1:
+                raise ValueError(
+                    f"{setting.env}={raw[:40]!r} is not a whole number of at least 1: set it "
+                    f"to the {setting.meaning} (default {setting.default})"
+                )
+            found.append(int(raw))
+        return found[0], found[1]
+
+    def describe(self) -> str:
+        """The configured limit as ``aos-sync status`` shows it, with its access level when
+        it is one's and the setting: ``2,880 ops/24h (Explorer; AOS_GOOGLE_ADS_...)``."""
+        limit = self.values()[0]
+        level = self.levels.get(limit)
+        return f"{limit:,} ops/24h ({f'{level}; ' if level else ''}{self.limit.env})"
 
 
 @dataclass(frozen=True)
@@ -91,7 +106,14 @@ class ProviderEntry:
     ``schedule`` is the cron of its ``sync-all-<slug>`` deployment. ``quota``: a shared
     per-project quota the reader draws on (its settings belong in ``settings`` too).
     ``holds``: the reader takes ``holds=`` (``connectors.kit.holds``), where the pauses and
-    quota stops its provider announces are kept for every worker to see."""
+    quota stops its provider announces are kept for every worker to see.
+    ``rate_limit`` (``"module:attr"``, called with an integration's config, or ``None`` for
+    the deployment's default) describes the provider limit runs are paced to, for
+    ``aos-sync status`` (a ``quota`` describes itself). ``renews_tokens``: the reader takes
+    ``renew=`` (a
+    :data:`~connectors.common.TokenRenewal`) and asks it for a fresh access token when the
+    provider refuses the one it has mid-run (Google's live about an hour, runs may last
+    longer); the task layer gives it one that refreshes through ``token_refresh``."""
 
     name: str
     title: str
@@ -105,6 +127,8 @@ class ProviderEntry:
     token_check: str | None = None
     quota: SharedQuota | None = None
     holds: bool = False
+    rate_limit: str | None = None
+    renews_tokens: bool = False
 
     def __post_init__(self) -> None:
         if not _NAME.fullmatch(self.name):
@@ -112,6 +136,8 @@ class ProviderEntry:
         stray = set(self.windowed) - set(self.streams)
         if stray:
             raise ValueError(f"{self.name}: windowed streams {sorted(stray)} are not streams")
+        if self.renews_tokens and self.token_refresh is None:
+            raise ValueError(f"{self.name}: renews_tokens needs a token_refresh")
 
     @property
     def slug(self) -> str:
@@ -137,14 +163,24 @@ class ProviderEntry:
         return gap
 
     def build_reader(
-        self, token: Secret, settings: Mapping[str, Any], budget: Any = None, holds: Any = None
+        self,
+        token: Secret,
+        settings: Mapping[str, Any],
+        budget: Any = None,
+        renew: TokenRenewal | None = None,
+        holds: Any = None,
     ) -> StreamReader:
         """The reader; ``budget`` (the ``quota`` budget, when the entry declares one) is
-        passed on as a third argument, ``holds`` (when the entry declares ``holds``) as the
-        keyword ``holds``."""
+        passed on as a third argument, ``renew`` (when the entry ``renews_tokens``) and
+        ``holds`` (when the entry declares ``holds``) by name."""
         build = _load(self.reader)
         args = (token, settings) if budget is None else (token, settings, budget)
-        reader: StreamReader = build(*args) if holds is None else build(*args, holds=holds)
+        named: dict[str, Any] = {}
+        if renew is not None and self.renews_tokens:
+            named["renew"] = renew
+        if holds is not None:
+            named["holds"] = holds
+        reader: StreamReader = build(*args, **named)
         return reader
 
     @property
@@ -173,6 +209,16 @@ class ProviderEntry:
         check: Callable[[Mapping[str, Any]], datetime | None] = _load(self.token_check)
         return check
 
+    def limit(self, config: Mapping[str, Any] | None = None) -> str | None:
+        """The provider limit an integration with ``config`` (``None``: any integration
+        without its own) works under, as ``aos-sync status`` shows it; ``None`` when the
+        provider declares none. Raises ``ValueError`` naming a setting that is wrong."""
+        if self.quota is not None:
+            return self.quota.describe()
+        if self.rate_limit is not None:
+            return str(_load(self.rate_limit)(config))
+        return None
+
     def can_refresh(self, bundle: Mapping[str, Any]) -> bool:
         return self.token_refresh is not None and bool(bundle.get("refresh_token"))
 
@@ -190,17 +236,24 @@ _GOOGLE_TOKEN = Setting(
     "AOS_GOOGLE_TOKEN_URL", "https://oauth2.googleapis.com/token", "Google OAuth token endpoint"
 )
 
+# The daily operations of the Google Cloud project's API access level
+# (developers.google.com/google-ads/api/docs/api-policy/access-levels): Explorer access, which
+# a project is granted first (automated review) and which new customers run on, allows 2,880
+# operations a day against production accounts; Basic 15,000; Standard is unlimited (set a
+# number above any day's use).
 _GOOGLE_ADS_QUOTA = SharedQuota(
     Setting(
         "AOS_GOOGLE_ADS_DAILY_OPERATIONS",
-        "15000",
-        "Google Ads operations per rolling 24 h of the OAuth client's project (Basic access)",
+        "2880",
+        "Google Ads operations per rolling 24 h of the OAuth client's Cloud project, shared "
+        "by every integration: its access level's (Explorer 2880, Basic 15000)",
     ),
     Setting(
         "AOS_GOOGLE_ADS_MIN_SHARE",
         "100",
         "Google Ads operations any one integration may always use per 24 h",
     ),
+    levels={2_880: "Explorer", 15_000: "Basic"},
 )
 
 REGISTRY: dict[str, ProviderEntry] = {
@@ -213,7 +266,17 @@ REGISTRY: dict[str, ProviderEntry] = {
         token_refresh="connectors.slack:refresh_slack_token",
         emulator="sandbox.slack:SlackEmulator",
         schedule="*/15 * * * *",
-        settings=(Setting("AOS_SLACK_API_URL", "https://slack.com/api/", "Slack Web API base"),),
+        settings=(
+            Setting("AOS_SLACK_API_URL", "https://slack.com/api/", "Slack Web API base"),
+            Setting(
+                "AOS_SLACK_TIER",
+                "non_marketplace_2025",
+                "Slack rate tier of the app's installs where an integration's config names "
+                "none: non_marketplace_2025 (an app outside the Slack Marketplace), tier3 "
+                "(Marketplace-approved, or internal to one workspace), unlimited",
+            ),
+        ),
+        rate_limit="connectors.slack.config:describe_limit",
     ),
     "gmail": ProviderEntry(
         name="gmail",
@@ -222,6 +285,7 @@ REGISTRY: dict[str, ProviderEntry] = {
         windowed=("messages",),
         reader="connectors.gmail.entry:build_reader",
         token_refresh="connectors.google_auth:refresh_google_token",
+        renews_tokens=True,
         emulator="sandbox.gmail:GmailEmulator",
         schedule="5,35 * * * *",
         settings=(
@@ -270,6 +334,7 @@ REGISTRY: dict[str, ProviderEntry] = {
         windowed=("campaign_daily", "ad_group_daily", "ad_daily"),
         reader="connectors.google_ads.entry:build_reader",
         token_refresh="connectors.google_auth:refresh_google_token",
+        renews_tokens=True,
         emulator="sandbox.google_ads:GoogleAdsEmulator",
         schedule="40 */2 * * *",
         settings=(

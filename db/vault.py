@@ -303,11 +303,17 @@ class Vault:
         *,
         margin: timedelta = timedelta(minutes=5),
         force: bool = False,
+        refused: str | None = None,
         principal: str = "system:vault",
     ) -> TokenBundle:
         """Return a bundle valid for at least ``margin``, refreshing at most once however many
         workers ask at the same moment: the row lock queues them, and the waiters then see the
         fresh expiry. A bundle without expiry is long-lived (refreshed only when forced).
+
+        ``refused`` is an access token the provider has just refused (mid-run: it expired
+        sooner than its stated expiry said, or the run outlived it): the bundle is refreshed
+        whatever its expiry, unless the stored access token is already another one -- a
+        worker that was refused the same token refreshed first -- which is then returned as is.
 
         The refresher's bundle is merged over the old one (minus its expiry), so a provider that
         sends no new refresh token (Google) keeps the old one. If ``refresher`` raises, nothing is
@@ -319,7 +325,10 @@ class Vault:
                 row = self._row(conn, integration_id, lock=True)
                 agency_id, bundle = row.agency_id, self._open(integration_id, row)
                 expiry = bundle.expires_at
-                if not force and (expiry is None or expiry > datetime.now(UTC) + margin):
+                if refused is not None:
+                    if bundle.get("access_token") != refused:
+                        return bundle  # renewed since that token was handed out
+                elif not force and (expiry is None or expiry > datetime.now(UTC) + margin):
                     return bundle
                 calling = True
                 new_data, new_expiry = refresher(bundle)
@@ -342,7 +351,12 @@ class Vault:
                     integration_id,
                     principal,
                     "ok",
-                    {"version": version, "forced": force, "expires_at": fresh.get("expires_at")},
+                    {
+                        "version": version,
+                        "forced": force,
+                        "refused": refused is not None,
+                        "expires_at": fresh.get("expires_at"),
+                    },
                 )
                 return fresh
         except Exception as exc:
@@ -354,7 +368,11 @@ class Vault:
                         integration_id,
                         principal,
                         "failed",
-                        {"error": type(exc).__name__, "forced": force},
+                        {
+                            "error": type(exc).__name__,
+                            "forced": force,
+                            "refused": refused is not None,
+                        },
                     )
             raise
 

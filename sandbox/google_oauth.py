@@ -24,6 +24,13 @@ The test user's answer is :attr:`GoogleOAuth.consent` (see :mod:`sandbox.consent
 Lifetimes are in provider seconds, divided by the time scale -- but a scaled lifetime never
 drops below :data:`MIN_SCALED_TTL` real seconds, because google-auth treats a token as expired
 3 min 45 s early and would otherwise refresh before every single call.
+
+Short-lived access tokens on request: an ``access_token_ttl`` of :data:`MIN_SCALED_TTL` or less
+is taken as real seconds, unscaled (``expires_in`` says so too), so a test can have a token die
+in the middle of a run, as a real one does an hour after it was issued ("Access tokens have
+limited lifetimes", developers.google.com/identity/protocols/oauth2, "Refresh the access token,
+if necessary"). Every Google emulator checks tokens here (:meth:`GoogleOAuth.refusal`) and
+tells a token that outlived its lifetime from one that was revoked or never issued.
 """
 
 from __future__ import annotations
@@ -305,6 +312,17 @@ class GoogleOAuth:
         with self._lock:
             record = self._access.get(access_token)
         return record.subject if record is not None and record.valid() else None
+
+    def refusal(self, access_token: str) -> str | None:
+        """Why ``access_token`` is refused: ``"expired"`` (issued here, outlived its lifetime),
+        ``"revoked"`` or ``"unknown"``; ``None`` when it is valid."""
+        with self._lock:
+            record = self._access.get(access_token)
+        if record is None:
+            return "unknown"
+        if record.revoked:
+            return "revoked"
+        return None if record.valid() else "expired"
 
     def expire(self, access_token: str) -> None:
         with self._lock:

@@ -26,6 +26,7 @@ from connectors.common import (
     PermanentError,
     Secret,
     StreamReader,
+    TokenRenewal,
 )
 from connectors.kit.holds import PROJECT
 from connectors.kit.reader import Window
@@ -302,6 +303,32 @@ def _holds(
     return ProviderHolds(get_engine(), provider.name, integ.agency_id, integ.id, names)
 
 
+def _token_renewal(
+    provider: registry.ProviderEntry, integration_id: int, bundle: Mapping[str, Any]
+) -> TokenRenewal | None:
+    """What the reader asks for a fresh access token when the provider refuses the one it
+    has mid-run (a run may outlive a Google token's hour): the vault refreshes it under the
+    credential's row lock, with the refresher the run's start uses, so however many readers
+    were refused the same token, one refresh happens and all get its token. A refused refresh
+    raises :class:`AuthError` through the reader (``sync_stream`` marks ``needs_reauth``)."""
+    refresher = provider.refresher
+    if not provider.renews_tokens or refresher is None or not provider.can_refresh(bundle):
+        return None
+
+    def renew(refused: Secret) -> Secret:
+        fresh = default_vault().refresh_if_needed(
+            get_engine(), integration_id, refresher, refused=refused.reveal(), principal="system"
+        )
+        _logger().info(
+            "integration %s: %s refused the access token mid-run; continuing with a fresh one",
+            integration_id,
+            provider.title,
+        )
+        return Secret(str(fresh["access_token"]))
+
+    return renew
+
+
 @task(name="sync-stream", retries=2, retry_delay_seconds=3, retry_condition_fn=_retryable)
 def sync_stream(integration_id: int, stream: str, mode: RunMode = INCREMENTAL) -> dict[str, Any]:
     """Read one stream from the provider and load it; cursors commit with their rows, so a
@@ -319,8 +346,9 @@ def sync_stream(integration_id: int, stream: str, mode: RunMode = INCREMENTAL) -
     window = mode.window(stream, provider.windowed)
     budget = _quota_budget(provider, integ, bundle)
     holds = _holds(provider, integ, bundle)
+    renew = _token_renewal(provider, integration_id, bundle)
     token = Secret(str(bundle["access_token"]))
-    reader = provider.build_reader(token, integ.config, budget, holds)
+    reader = provider.build_reader(token, integ.config, budget, renew=renew, holds=holds)
     spec = reader.streams[stream]
     tables = sorted({s.table for s in reader.streams.values()})
     target = readers.attach(eng, integ.agency_id, integ.id, tables)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 
+import pytest
 import sqlalchemy as sa
 
 from db import schema, tenancy
@@ -127,9 +128,10 @@ def test_status_fits_100_columns_wide_shows_all_and_errors_are_whole(
 
     code, out, _ = aos("status", "--agency", "Acme Agency With A Long Name")
     lines = out.splitlines()
-    assert code == 1 and len(lines) == 2  # the header and Acme's one integration
+    assert code == 1 and len(lines) == 3  # the header, Acme's one integration, Slack's limit
     assert max(len(line) for line in lines) <= 100, lines
     assert "failing" in lines[1] and lines[1].endswith("...")
+    assert lines[2].startswith("Slack limit: ")
 
     _, wide, _ = aos("status", "--wide", "--agency", str(agency))
     header = wide.splitlines()[0].split()
@@ -171,3 +173,50 @@ def test_status_shows_the_provider_hold_of_each_integration(aos, fresh_engine: s
     _, table, _ = aos("status")
     [line] = [line for line in table.splitlines() if line.split()[0] == str(told)]
     assert "held: act_1@42 until" in line and len(line) <= 100
+
+
+def test_status_shows_the_limits_runs_are_paced_to(
+    aos,  # noqa: F811
+    fresh_engine: sa.Engine,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A new customer's limits unless configured: the Google Ads project's Explorer access
+    (2,880 operations a day, developers.google.com/google-ads/api/docs/api-policy/
+    access-levels) and a non-Marketplace Slack app's tier (docs.slack.dev/apis/web-api/
+    rate-limits). The table says each provider's, with the setting to change; each
+    integration's own (a config tier) is in ``--json``; a wrong setting is shown, not a crash."""
+    for name in ("AOS_GOOGLE_ADS_DAILY_OPERATIONS", "AOS_SLACK_TIER"):
+        monkeypatch.delenv(name, raising=False)
+    with fresh_engine.begin() as conn:
+        agency = tenancy.create_agency(conn, "Acme")
+        ads = tenancy.add_integration(conn, agency, "google_ads", "ads")
+        chat = tenancy.add_integration(conn, agency, "slack", "chat")
+        internal = tenancy.add_integration(conn, agency, "slack", "own", config={"tier": "tier3"})
+        mail = tenancy.add_integration(conn, agency, "gmail", "mail")
+    _, out, _ = aos("status")
+    lines = out.splitlines()
+    assert lines[-2:] == [
+        "Google Ads limit: 2,880 ops/24h (Explorer; AOS_GOOGLE_ADS_DAILY_OPERATIONS)",
+        "Slack limit: non_marketplace_2025: 1 req/min, 15/page (AOS_SLACK_TIER)",
+    ]
+    assert max(len(line) for line in lines) <= 100
+    _, out, _ = aos("--json", "status")
+    limits = {r["integration"]: r["limit"] for r in json.loads(out)}
+    assert limits == {
+        ads: "2,880 ops/24h (Explorer; AOS_GOOGLE_ADS_DAILY_OPERATIONS)",
+        chat: "non_marketplace_2025: 1 req/min, 15/page (AOS_SLACK_TIER)",
+        internal: "tier3: 50 req/min (config tier)",
+        mail: None,
+    }
+
+    monkeypatch.setenv("AOS_GOOGLE_ADS_DAILY_OPERATIONS", "15000")
+    monkeypatch.setenv("AOS_SLACK_TIER", "tier3")
+    _, out, _ = aos("status")
+    assert out.splitlines()[-2:] == [
+        "Google Ads limit: 15,000 ops/24h (Basic; AOS_GOOGLE_ADS_DAILY_OPERATIONS)",
+        "Slack limit: tier3: 50 req/min (AOS_SLACK_TIER)",
+    ]
+    monkeypatch.setenv("AOS_GOOGLE_ADS_DAILY_OPERATIONS", "lots")
+    _, out, _ = aos("status")
+    [line] = [x for x in out.splitlines() if x.startswith("Google Ads limit:")]
+    assert "misconfigured: AOS_GOOGLE_ADS_DAILY_OPERATIONS='lots' is not a whole number" in line

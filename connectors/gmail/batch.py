@@ -8,6 +8,7 @@ retrying of parts lives in the transport (``GmailTransport.batch``).
 from __future__ import annotations
 
 import io
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from email.errors import CloseBoundaryNotFoundDefect
 from email.feedparser import FeedParser
@@ -34,6 +35,11 @@ class BatchResult:
     answers: dict[str, dict[str, Any]] = field(default_factory=dict)
     gone: set[str] = field(default_factory=set)
     failed: dict[str, ConnectorError] = field(default_factory=dict)
+
+    def pending(self, ids: Iterable[str]) -> list[str]:
+        """Those of ``ids`` with no outcome yet, in their order."""
+        settled = self.answers.keys() | self.gone | self.failed.keys()
+        return [request_id for request_id in ids if request_id not in settled]
 
     def raise_failures(self, method: str) -> None:
         """For callers that cannot skip a request: raise the first failure, counted."""

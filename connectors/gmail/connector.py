@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 
-from connectors.common import Page, Reconcile, RunStats, Secret, StreamSpec
+from connectors.common import Page, Reconcile, RunStats, Secret, StreamSpec, TokenRenewal
 from connectors.kit import PartitionFailures, ReadLoop
 from connectors.kit.reader import Window
 
@@ -38,8 +38,9 @@ class GmailConnector:
     """Reads labels and messages of one Gmail mailbox through google-api-python-client.
 
     ``token`` is a current access token (the task layer refreshes it with
-    :func:`connectors.google_auth.refresh_google_token` first). ``now`` is accepted for parity
-    with the other connectors; Gmail's cursor is the mailbox historyId, not a clock.
+    :func:`connectors.google_auth.refresh_google_token` first); ``renew`` gives a fresh one
+    when Gmail refuses it mid-run (it lives about an hour). ``now`` is accepted for parity with
+    the other connectors; Gmail's cursor is the mailbox historyId, not a clock.
     """
 
     def __init__(
@@ -50,13 +51,16 @@ class GmailConnector:
         now: Callable[[], datetime] = _utc_now,
         *,
         sleep: Callable[[float], None] | None = None,
+        renew: TokenRenewal | None = None,
     ) -> None:
         self.config = config
         self.stats = RunStats()
         self.streams: Mapping[str, StreamSpec] = STREAMS
         self._now = now
         kwargs: dict[str, Any] = {"sleep": sleep} if sleep is not None else {}
-        self._transport = GmailTransport(token, config, self.stats, base_url=base_url, **kwargs)
+        self._transport = GmailTransport(
+            token, config, self.stats, base_url=base_url, renew=renew, **kwargs
+        )
         self._messages = MailboxReader(self._transport, config, self.stats)
         self._loop = ReadLoop(
             "Gmail",

@@ -27,7 +27,7 @@ import httplib2
 from google.auth.exceptions import RefreshError, TransportError
 from googleapiclient.errors import HttpError
 
-from connectors.common import AuthError, PermanentError
+from connectors.common import AuthError, PermanentError, TokenRefused
 from connectors.kit import Failure, retry_after_seconds
 
 from . import settings
@@ -128,14 +128,16 @@ def classify(method: str, error: Exception) -> Failure | None:
 def _http_error(method: str, exc: HttpError) -> Failure:
     details = error_details(exc)
     status, short, reasons = details.status, details.short, details.reasons
-    if (
-        status == 401
-        or reasons & settings.AUTH_STATUSES
-        or reasons & settings.AUTH_REASONS
-        or "insufficientPermissions" in reasons
-    ):
+    # 401 is about the access token itself: "the access token you're using is either expired
+    # or invalid", to be refreshed with the refresh token (Gmail API guide "Resolve errors",
+    # developers.google.com/gmail/api/guides/handle-errors). A fresh one may be accepted, so
+    # it is a TokenRefused the transport renews once. A missing scope (403
+    # insufficientPermissions) is no token's fault.
+    expired = status == 401 or bool(reasons & settings.AUTH_STATUSES)
+    if expired or reasons & settings.AUTH_REASONS or "insufficientPermissions" in reasons:
+        refusal = TokenRefused if expired else AuthError
         return Failure.refused(
-            AuthError(
+            refusal(
                 f"Gmail rejected the access token on {method} (HTTP {status} {short}); "
                 "the mailbox must be re-authorised",
                 provider="gmail",

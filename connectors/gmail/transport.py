@@ -6,8 +6,11 @@ to our base URL, and batches are posted to an explicit ``<base>/batch/gmail/v1``
 ``BatchHttpRequest`` ignores ``api_endpoint`` (and the discovery document's ``batchPath`` is
 the legacy ``batch``). ``build()`` takes ``http`` *or* ``credentials``, so the bearer token is
 attached by ``google_auth_httplib2.AuthorizedHttp`` around our own ``httplib2.Http(timeout)``,
-with token refresh on 401 switched off: refreshing is the task layer's job, and a 401 here
-means the integration needs re-authorisation.
+with google-auth's own refresh on 401 switched off: the refresh token stays with the task
+layer. A call (or a batch) answered 401 is sent once more with a fresh token from ``renew``
+(:data:`~connectors.common.TokenRenewal`; the kit's :meth:`~connectors.kit.Transport.renewing`),
+which the credentials then carry for every later call; only a refused refresh, or the fresh
+token refused too, means the mailbox needs re-authorisation.
 
 Retries, pacing, the request budget and counting are the kit's (``connectors.kit``): requests
 are executed with the client's default ``num_retries=0``, so one attempt is one request.
@@ -32,7 +35,7 @@ from googleapiclient.discovery import build
 from googleapiclient.errors import BatchError, HttpError
 from googleapiclient.http import HttpRequest
 
-from connectors.common import RunStats, Secret
+from connectors.common import RunStats, Secret, TokenRenewal
 from connectors.kit import Failure, RetryPolicy, SlidingWindowLimiter, Transport, shared_limiter
 
 from . import settings
@@ -57,17 +60,23 @@ class GmailTransport(Transport):
         stats: RunStats,
         base_url: str | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        renew: TokenRenewal | None = None,
     ) -> None:
         policy = RetryPolicy(
             attempts=config.max_retries + 1,
             backoff_base=config.backoff_base,
             max_backoff=settings.MAX_BACKOFF_SECONDS,
         )
-        super().__init__(stats, policy, max_requests=config.max_requests, sleep=sleep)
+        super().__init__(
+            stats, policy, max_requests=config.max_requests, sleep=sleep, token=token, renew=renew
+        )
         base = self.endpoint(base_url)
         self._batch_uri = base + settings.BATCH_PATH
+        # AuthorizedHttp asks these credentials for the bearer token on every request (the
+        # batch envelope's too, which Google applies to its parts).
+        self._credentials = Credentials(token=token.reveal())
         self._http = AuthorizedHttp(
-            Credentials(token=token.reveal()),
+            self._credentials,
             http=httplib2.Http(timeout=settings.REQUEST_TIMEOUT_SECONDS),
             refresh_status_codes=(),
         )
@@ -98,6 +107,9 @@ class GmailTransport(Transport):
             return None
         return self._quota, float(settings.QUOTA_COST.get(method, 1))
 
+    def use_token(self, token: Secret) -> None:
+        self._credentials.token = token.reveal()
+
     # -- single calls ------------------------------------------------------------------------
 
     def call(self, method: str, request: Callable[[], HttpRequest]) -> dict[str, Any]:
@@ -124,9 +136,22 @@ class GmailTransport(Transport):
 
         Request ids are the resources' ids: an answer whose ``id_field`` names another one
         was matched to the wrong request and is retried, never stored under the wrong key.
+
+        A refused access token (the envelope's or a part's 401) is renewed once and the parts
+        not yet answered are sent again with it.
         """
         result = BatchResult()
-        todo = list(requests)
+        self.renewing(lambda: self._batches(method, requests, result, id_field))
+        return result
+
+    def _batches(
+        self,
+        method: str,
+        requests: Mapping[str, Callable[[], HttpRequest]],
+        result: BatchResult,
+        id_field: str | None,
+    ) -> None:
+        todo = result.pending(requests)
         problem: Failure | None = None
         for attempt in range(self.policy.attempts):
             if not todo:
@@ -137,8 +162,7 @@ class GmailTransport(Transport):
             finally:
                 if limiter is not None:
                     limiter.settle()
-            done = result.answers.keys() | result.gone | result.failed.keys()
-            todo = [request_id for request_id in todo if request_id not in done]
+            todo = result.pending(todo)
             problem = None
             if todo:
                 problem = max(failures, key=lambda f: f.retry_after, default=None) or (
@@ -146,7 +170,6 @@ class GmailTransport(Transport):
                 )
         for request_id in todo:
             result.failed[request_id] = self.exhausted(method, self.policy.attempts, problem)
-        return result
 
     def _batch_round(
         self,

@@ -10,7 +10,8 @@ account (``metrics.py``), the windowed streams.
 
 An account that fails (a permission refused for it, errors that outlast the retries) is
 skipped with a warning while the others are read (:class:`PartitionFailures`); a refused
-token fails the whole stream. When the operations quota is spent -- the project's daily
+token is renewed once through ``renew`` (the transport's), and fails the whole stream only
+when the renewal is refused or its token is refused too. When the operations quota is spent -- the project's daily
 quota, or this integration's share of it -- the stream ends cleanly with a warning, and so
 does every later stream of this reader: what was stored stays, the cursors resume next run.
 
@@ -28,7 +29,7 @@ from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from connectors.common import ConnectorError, Page, RunStats, Secret, StreamSpec
+from connectors.common import ConnectorError, Page, RunStats, Secret, StreamSpec, TokenRenewal
 from connectors.kit import PartitionFailures, ReadLoop
 from connectors.kit.holds import PROJECT, Holds, LocalHolds, hold_note
 from connectors.kit.listing import complete_listing
@@ -72,12 +73,19 @@ class GoogleAdsConnector:
         endpoint: str | None = None,
         now: Callable[[], datetime] = _utc_now,
         sleep: Callable[[float], None] = time.sleep,
+        renew: TokenRenewal | None = None,
     ) -> None:
         self.config = config
         self.stats = RunStats()
         self.streams: Mapping[str, StreamSpec] = STREAMS
         self._transport = GoogleAdsTransport(
-            token, config, self.stats, budget=budget, endpoint=endpoint, sleep=sleep
+            token,
+            config,
+            self.stats,
+            budget=budget,
+            endpoint=endpoint,
+            sleep=sleep,
+            renew=renew,
         )
         self._discovery = Discovery(self._transport, config, self.stats, token.reveal())
         self._metrics = MetricsReader(self._transport, config, now)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from connectors.common import Secret
+from connectors.common import Secret, TokenRenewal
 from connectors.kit.holds import Holds
 
 from . import GoogleAdsConfig, GoogleAdsConnector
@@ -20,10 +20,12 @@ def build_reader(
     budget: OperationBudget | None = None,
     *,
     holds: Holds | None = None,
+    renew: TokenRenewal | None = None,
 ) -> GoogleAdsConnector:
     """The connector for one integration: its token, its config with per-run overrides, the
-    operations budget the task layer keeps for the OAuth client's project, and where that
-    project's quota stops are held for every worker."""
+    operations budget the task layer keeps for the OAuth client's project, where that
+    project's quota stops are held for every worker, and how to get a fresh token when Google
+    Ads refuses the one it has."""
     return GoogleAdsConnector(
-        token, GoogleAdsConfig.from_dict(settings), budget=budget, holds=holds
+        token, GoogleAdsConfig.from_dict(settings), budget=budget, holds=holds, renew=renew
     )

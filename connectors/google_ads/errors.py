@@ -19,7 +19,11 @@ A delay up to ``max_quota_wait`` is ``RATE_LIMITED`` (waited out, then retried, 
 enum); only a longer delay -- the daily quota of the OAuth client's project, whose delay runs
 to hours -- or a ``RESOURCE_EXHAUSTED`` with no delay to wait at all raises
 :class:`QuotaExhausted`, which stops the stream cleanly. UNAUTHENTICATED
-and ``authentication_error`` are ``AUTH``; INTERNAL, UNAVAILABLE, ABORTED, UNKNOWN and
+and ``authentication_error`` are ``AUTH``: a refused access token (UNAUTHENTICATED with no
+typed error, as a front end sends it, or one of :data:`TOKEN_CODES`) is a
+:class:`GoogleAdsTokenRefused`, which the transport answers with a fresh token once; any other
+``authentication_error`` (``NOT_ADS_USER``, ...) a new token cannot fix. INTERNAL, UNAVAILABLE,
+ABORTED, UNKNOWN and
 DEADLINE_EXCEEDED (ambiguous) are ``TRANSIENT``; every other typed refusal
 (``USER_PERMISSION_DENIED``, ``CUSTOMER_NOT_ENABLED``, query errors) is a
 :class:`GoogleAdsCallError` with the error codes and request id in ``detail``.
@@ -37,7 +41,7 @@ from google.ads.googleads.v26.errors.types import errors as ads_errors
 from google.api_core import exceptions as core_exceptions
 from google.rpc import error_details_pb2, status_pb2
 
-from connectors.common import AuthError, PermanentError
+from connectors.common import AuthError, PermanentError, TokenRefused
 from connectors.kit import Failure
 
 from . import settings
@@ -47,7 +51,9 @@ __all__ = [
     "AdsErrorInfo",
     "GoogleAdsAuthError",
     "GoogleAdsCallError",
+    "GoogleAdsTokenRefused",
     "QuotaExhausted",
+    "TOKEN_CODES",
     "classify",
     "error_info",
 ]
@@ -60,6 +66,20 @@ _TRANSIENT = {
     grpc.StatusCode.UNKNOWN,
 }
 _DAILY_QUOTA_CODES = frozenset({"RESOURCE_EXHAUSTED"})
+# ``authentication_error`` codes about the access token itself, which a fresh one may cure
+# (v26 ``AuthenticationErrorEnum``). The common-errors guide
+# (developers.google.com/google-ads/api/docs/get-started/common-errors) gives
+# GOOGLE_ACCOUNT_COOKIE_INVALID for "The access token in the request header is either invalid
+# or has expired", to be handled by requesting a new token.
+TOKEN_CODES = frozenset(
+    {
+        "GOOGLE_ACCOUNT_COOKIE_INVALID",
+        "OAUTH_TOKEN_INVALID",
+        "OAUTH_TOKEN_EXPIRED",
+        "OAUTH_TOKEN_REVOKED",
+        "OAUTH_TOKEN_DISABLED",
+    }
+)
 
 
 class GoogleAdsCallError(PermanentError):
@@ -68,7 +88,12 @@ class GoogleAdsCallError(PermanentError):
 
 
 class GoogleAdsAuthError(AuthError):
-    """Google Ads refused the access token: the integration must be reconnected."""
+    """Google Ads refused the credentials: the integration must be reconnected."""
+
+
+class GoogleAdsTokenRefused(GoogleAdsAuthError, TokenRefused):
+    """Google Ads refused the access token itself (expired, revoked, unknown): a fresh one from
+    the refresh token may be accepted."""
 
 
 class QuotaExhausted(Exception):
@@ -233,9 +258,12 @@ def classify(method: str, error: Exception, *, max_quota_wait: float) -> Failure
             )
         return Failure.rate_limited(f"Google Ads {method} throttled ({label})", delay)
     if info.status == grpc.StatusCode.UNAUTHENTICATED or info.has("authentication_error"):
+        auth = [c for f, c in info.codes if f == "authentication_error"]
+        token = not info.codes or any(c in TOKEN_CODES for c in auth)
+        refused = GoogleAdsTokenRefused if token else GoogleAdsAuthError
         return Failure.refused(
-            GoogleAdsAuthError(
-                f"Google Ads refused the access token ({label})",
+            refused(
+                f"Google Ads refused the {'access token' if token else 'credentials'} ({label})",
                 provider="google_ads",
                 method=method,
                 code=label,

@@ -14,13 +14,10 @@ ENDPOINT_ENV: Final = "AOS_GOOGLE_ADS_API_ENDPOINT"
 DEFAULT_ENDPOINT: Final = "googleads.googleapis.com"
 ROOTS_ENV: Final = "GRPC_DEFAULT_SSL_ROOTS_FILE_PATH"  # gRPC's own setting (trusted roots)
 
-# The daily operations quota of the OAuth client's Cloud project (Basic access: 15,000 per
-# rolling 24 h; one query, paged or streamed, is one operation), shared by every integration
-# connected through that client. ``MIN_SHARE`` is what any integration may always use.
-DAILY_OPERATIONS_ENV: Final = "AOS_GOOGLE_ADS_DAILY_OPERATIONS"
-DEFAULT_DAILY_OPERATIONS: Final = 15_000
-MIN_SHARE_ENV: Final = "AOS_GOOGLE_ADS_MIN_SHARE"
-DEFAULT_MIN_SHARE: Final = 100
+# The daily operations quota of the OAuth client's Cloud project (one query, paged or
+# streamed, is one operation) is shared by every integration connected through that client:
+# its settings (``AOS_GOOGLE_ADS_DAILY_OPERATIONS``, Explorer access's 2,880 by default, and
+# ``AOS_GOOGLE_ADS_MIN_SHARE``) are the registry entry's ``quota`` (``connectors/registry.py``).
 
 # Conversions reach the day of the click for as long as the conversion action's window
 # (Google's default: 30 days; at most 90), so each run re-reads that many past days.

@@ -9,6 +9,11 @@ sent per call, because one integration reaches accounts through several managers
 services have no default retry, so one attempt is one RPC; trusted TLS roots are gRPC's
 (``GRPC_DEFAULT_SSL_ROOTS_FILE_PATH`` or the system's).
 
+An access token lives about an hour, and a run may last longer: a call Google Ads answers with
+a refused token (:class:`~.errors.GoogleAdsTokenRefused`) is sent once more with a fresh token
+from ``renew`` (the task layer's, see :data:`~connectors.common.TokenRenewal`), which the
+credentials object then carries for every later call.
+
 Every attempt first reserves one operation from the :class:`~.budget.OperationBudget`, and
 counts as one request. A query is a stream and a stream is not atomic: rows arrive in
 batches and the call can fail after some were handed over (INTERNAL, UNAVAILABLE). So
@@ -27,7 +32,7 @@ from typing import Any, ClassVar
 from google.ads.googleads.client import GoogleAdsClient
 from google.oauth2.credentials import Credentials
 
-from connectors.common import RunStats, Secret
+from connectors.common import RunStats, Secret, TokenRenewal
 from connectors.google_auth import resolve_token_url
 from connectors.kit import Failure, Kind, RetryPolicy, Transport
 
@@ -53,6 +58,7 @@ class GoogleAdsTransport(Transport):
         budget: OperationBudget | None = None,
         endpoint: str | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        renew: TokenRenewal | None = None,
     ) -> None:
         super().__init__(
             stats,
@@ -64,12 +70,16 @@ class GoogleAdsTransport(Transport):
             ),
             max_requests=config.max_requests,
             sleep=sleep,
+            token=token,
+            renew=renew,
         )
         self.config = config
         self.budget: OperationBudget = budget if budget is not None else Unmetered()
-        credentials = Credentials(token.reveal(), token_uri=resolve_token_url())
+        # gRPC asks these credentials for the bearer token before every call (google-auth's
+        # AuthMetadataPlugin), so a renewed token is used from the next call on.
+        self._credentials = Credentials(token.reveal(), token_uri=resolve_token_url())
         self._client = GoogleAdsClient(
-            credentials=credentials,
+            credentials=self._credentials,
             developer_token=None,  # retired in 2026: access belongs to the Cloud project
             endpoint=self.host(endpoint),
             version=settings.API_VERSION,
@@ -86,6 +96,9 @@ class GoogleAdsTransport(Transport):
     # -- the kit's hooks -----------------------------------------------------------------
     def classify(self, method: str, error: Exception) -> Failure | None:
         return classify(method, error, max_quota_wait=self.config.max_quota_wait)
+
+    def use_token(self, token: Secret) -> None:
+        self._credentials.token = token.reveal()
 
     def _reserve(self, method: str) -> None:
         if not self.budget.reserve(1):
@@ -120,9 +133,15 @@ class GoogleAdsTransport(Transport):
 
         A failed attempt that may be retried (a broken stream, a short quota wait) is sent
         again with ``query()`` as it reads *then*; refusals raise at once, the daily quota
-        raises :class:`QuotaExhausted`, spent retries :class:`TransientError`."""
+        raises :class:`QuotaExhausted`, spent retries :class:`TransientError`; a refused
+        access token is renewed once (:meth:`renewing_stream`)."""
         method = f"GoogleAdsService.SearchStream {what}"
         metadata = (("login-customer-id", login_customer_id),)
+        return self.renewing_stream(lambda: self._streamed(method, customer_id, metadata, query))
+
+    def _streamed(
+        self, method: str, customer_id: str, metadata: Any, query: Callable[[], str]
+    ) -> Iterator[Sequence[Any]]:
         problem: Failure | None = None
         attempt = spent = 0
         own = {Kind.RATE_LIMITED: 0, Kind.TRANSIENT: 0}

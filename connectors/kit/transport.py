@@ -11,7 +11,10 @@ A provider's transport subclasses :class:`Transport` and supplies three small ho
 Everything else is here, once for every provider: the attempt loop of :meth:`Transport.request`
 (budget check, pacing, counting, backoff with jitter or the provider's ``Retry-After``), what
 each kind of failure does, the :class:`~connectors.common.TransientError` when retries are
-spent, :class:`BudgetExhausted`, and the base URL setting.
+spent, :class:`BudgetExhausted`, the base URL setting, and the renewal of an access token the
+provider refused (:meth:`Transport.renewing`: a transport built with a ``token`` and a
+:data:`~connectors.common.TokenRenewal` asks for a fresh token once per call and sends the call
+again; a subclass supplies :meth:`Transport.use_token`).
 
 Counting: one attempt is one request in ``RunStats.requests`` (a batch of ``n`` parts is ``n``).
 That is exact only when the SDK does not retry behind our back, so every provider switches
@@ -24,11 +27,11 @@ from __future__ import annotations
 import os
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, ClassVar, TypeVar
 
-from connectors.common import RunStats, TransientError
+from connectors.common import RunStats, Secret, TokenRefused, TokenRenewal, TransientError
 
 from .failures import Failure, Kind
 from .limiter import SlidingWindowLimiter
@@ -98,11 +101,15 @@ class Transport:
         *,
         max_requests: int | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        token: Secret | None = None,
+        renew: TokenRenewal | None = None,
     ) -> None:
         self.stats = stats
         self.policy = policy
         self.max_requests = max_requests
         self._sleep = sleep
+        self.token = token
+        self._renew = renew
 
     @classmethod
     def endpoint(cls, explicit: str | None = None) -> str:
@@ -125,6 +132,41 @@ class Transport:
     def limiter(self, method: str) -> tuple[SlidingWindowLimiter, float] | None:
         """The limiter a request of ``method`` waits on and the units it spends (or none)."""
         return None
+
+    def use_token(self, token: Secret) -> None:
+        """Send every later call with ``token`` (a transport built with ``renew`` supplies it)."""
+        raise NotImplementedError
+
+    # -- a refused access token ------------------------------------------------------------
+
+    def renew_token(self, refused: TokenRefused) -> None:
+        """The provider refused the access token: put a fresh one from the task layer in use.
+        Raises ``refused`` when there is nothing to renew with, and whatever the renewal
+        raises (:class:`~connectors.common.AuthError` when the refresh itself is refused)."""
+        if self._renew is None or self.token is None:
+            raise refused
+        self.token = self._renew(self.token)
+        self.use_token(self.token)
+
+    def renewing(self, call: Callable[[], T]) -> T:
+        """``call()``, sent once more with a fresh access token when the provider refused the
+        one it had. A second refusal propagates: the token was not the problem, or the new
+        one is refused too, and a person must reconnect the account."""
+        try:
+            return call()
+        except TokenRefused as refused:
+            self.renew_token(refused)
+        return call()
+
+    def renewing_stream(self, stream: Callable[[], Iterator[T]]) -> Iterator[T]:
+        """:meth:`renewing` for a call whose answer arrives in parts (a gRPC stream): a
+        refusal ends the first stream, the second is opened with the fresh token."""
+        try:
+            yield from stream()
+            return
+        except TokenRefused as refused:
+            self.renew_token(refused)
+        yield from stream()
 
     # -- the shared machinery ----------------------------------------------------------------
 
@@ -160,7 +202,11 @@ class Transport:
     def request(self, method: str, send: Callable[[], T], *, idempotent: bool = True) -> T:
         """``send()`` until it returns a usable answer; raise when the provider refuses, or
         :class:`TransientError` when the retries are spent (or, for a call that is not
-        ``idempotent``, after a failure that may have let it take effect)."""
+        ``idempotent``, after a failure that may have let it take effect). A refused access
+        token is renewed once (:meth:`renewing`)."""
+        return self.renewing(lambda: self._attempts(method, send, idempotent))
+
+    def _attempts(self, method: str, send: Callable[[], T], idempotent: bool) -> T:
         problem: Failure | None = None
         attempt = spent = 0
         own = {Kind.RATE_LIMITED: 0, Kind.TRANSIENT: 0}  # drawn from the budgets of their own

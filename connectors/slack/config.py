@@ -2,12 +2,26 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from datetime import date
 from typing import Any
 
 from . import settings
+
+
+def default_tier() -> str:
+    """The tier of the deployment's Slack app: ``AOS_SLACK_TIER``, else the non-Marketplace
+    one a new app is on (see ``settings.DEFAULT_TIER``)."""
+    tier = os.environ.get(settings.TIER_ENV, "").strip() or settings.DEFAULT_TIER
+    if tier not in settings.TIERS:
+        raise ValueError(
+            f"{settings.TIER_ENV}={tier[:40]!r} is not a Slack tier: set it to one of "
+            f"{', '.join(settings.TIERS)} ({settings.DEFAULT_TIER} unless the Slack app is "
+            "Marketplace-approved or internal to one workspace)"
+        )
+    return tier
 
 
 @dataclass(frozen=True)
@@ -24,9 +38,12 @@ class SlackConfig:
     soft-deletes) what a backfill or a ``since`` run loaded. The dates of a ``since`` run, a
     full refresh or a backfill chunk are not settings: the task layer passes them to ``read``
     as a window (``connectors.kit.reader.Window``).
+
+    ``tier`` is the Slack rate tier the workspace's install is on; without one, the
+    deployment's (:func:`default_tier`).
     """
 
-    tier: str = "tier3"
+    tier: str = field(default_factory=default_tier)
     rate_scale: float = 1.0
     thread_lookback_days: int = settings.THREAD_LOOKBACK_DAYS
     edit_lookback_days: int = settings.EDIT_LOOKBACK_DAYS
@@ -74,3 +91,11 @@ class SlackConfig:
     def window_seconds(self) -> float:
         """Length of a rate-limit window after scaling."""
         return settings.RATE_WINDOW_SECONDS / self.rate_scale
+
+
+def describe_limit(config: Mapping[str, Any] | None) -> str:
+    """The registry's ``rate_limit`` for Slack: the tier an integration with ``config`` runs
+    on (``None``: the deployment's default), what it allows and where it is set."""
+    tier = SlackConfig.from_dict(config).tier
+    source = "config tier" if (config or {}).get("tier") else settings.TIER_ENV
+    return f"{tier}: {settings.TIER_NOTES[tier]} ({source})"

@@ -12,6 +12,20 @@ DEFAULT_API_URL: Final = "https://slack.com/api/"
 API_URL_ENV: Final = "AOS_SLACK_API_URL"
 
 TIERS: Final = ("tier3", "non_marketplace_2025", "unlimited")
+# The tier of the deployment's Slack app, unless an integration's config names one. Since 29 May
+# 2025 a newly created app that is distributed outside the Slack Marketplace gets the
+# non-Marketplace limits on every install (docs.slack.dev/apis/web-api/rate-limits, "App types
+# and rate limits"; changelog 2025-05-29 "Rate limit changes for non-Marketplace apps"): that
+# is a new customer's app, so it is the default. ``tier3`` is for a Marketplace-approved app or
+# an internal one built for a single workspace.
+TIER_ENV: Final = "AOS_SLACK_TIER"
+DEFAULT_TIER: Final = "non_marketplace_2025"
+# What each tier allows conversations.history and conversations.replies (aos-sync status).
+TIER_NOTES: Final[dict[str, str]] = {
+    "tier3": "50 req/min",
+    "non_marketplace_2025": "1 req/min, 15/page",
+    "unlimited": "not paced",
+}
 
 # Requests per minute per (token, method). Tier 2 = 20/min, Tier 3 = 50/min.
 _STANDARD_LIMITS: Final[dict[str, int]] = {

@@ -21,8 +21,9 @@ Knobs, all on :class:`GoogleAdsEmulator`:
   ``ADDED``, ``CHANGED`` or ``REMOVED``), ``add_late_conversions(ad_or_pmax_campaign, day,
   conversions, value)``, ``close_account(account, status)``;
 * paging: ``page_size`` (Search, default 10,000), ``stream_chunk_size`` (SearchStream);
-* quota: ``daily_operations`` per OAuth client project (sliding 24 h / ``time_scale``),
-  ``operations_used()``, ``reset_quota()``;
+* quota: ``daily_operations`` per OAuth client project (sliding 24 h / ``time_scale``;
+  Explorer access's 2,880 by default, what a new customer's project has), ``operations_used()``,
+  ``reset_quota()``, ``spend_operations(n)`` (others' use of the same project);
 * faults (``emulator.faults.add("google_ads", kind=..., method="GoogleAdsService.SearchStream")``):
   ``"429"`` = RESOURCE_EXHAUSTED with ``QuotaErrorDetails.retry_delay`` = ``retry_after``
   (``options={"daily": True}`` for the daily-quota shape, ``{"retry_delay": s}``); ``"500"`` =

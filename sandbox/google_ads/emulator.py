@@ -8,12 +8,16 @@ TLS channel is created, so every emulator of a process shares it). OAuth is the 
 :class:`~sandbox.server.ProviderServer` started alongside.
 
 Rules of the real server that are enforced, in this order: a valid access token
-(``UNAUTHENTICATED`` / ``OAUTH_TOKEN_INVALID``), the daily operations quota of the OAuth
-client's project (``RESOURCE_EXHAUSTED`` / ``QuotaError.RESOURCE_EXHAUSTED`` with a long
-``retry_delay``; one query, paged or streamed, is one operation), access (the token's user
-must reach the customer directly, or through the manager named in ``login-customer-id``:
-``USER_PERMISSION_DENIED`` otherwise), the account's status (``CUSTOMER_NOT_ENABLED``), then
-the query (``QueryError``; metrics on a manager: ``REQUESTED_METRICS_FOR_MANAGER``;
+(``UNAUTHENTICATED`` / ``OAUTH_TOKEN_INVALID``; a token that outlived its lifetime --
+``access_token_ttl``, short on request, see :mod:`sandbox.google_oauth` -- is
+``GOOGLE_ACCOUNT_COOKIE_INVALID``, which Google's common-errors guide gives for "The access
+token in the request header is either invalid or has expired", to be handled by requesting a
+new token: developers.google.com/google-ads/api/docs/get-started/common-errors), the daily
+operations quota of the OAuth client's project (``RESOURCE_EXHAUSTED`` /
+``QuotaError.RESOURCE_EXHAUSTED`` with a long ``retry_delay``; one query, paged or streamed, is
+one operation), access (the token's user must reach the customer directly, or through the
+manager named in ``login-customer-id``: ``USER_PERMISSION_DENIED`` otherwise), the account's
+status (``CUSTOMER_NOT_ENABLED``), then the query (``QueryError``; metrics on a manager: ``REQUESTED_METRICS_FOR_MANAGER``;
 ``FROM change_status`` without a finite recent range or a LIMIT <= 10,000:
 ``ChangeStatusError``, see ``changes.py``).
 """
@@ -60,7 +64,7 @@ from sandbox.google_ads.data import (
 from sandbox.google_ads.data import account_id as make_account_id
 from sandbox.google_ads.errors import AdsError
 from sandbox.google_ads.gaql import GaqlError, Query, date_bounds, is_resource, matches, parse
-from sandbox.google_oauth import GoogleOAuth, TokenError, handle_http
+from sandbox.google_oauth import ACCESS_TOKEN_TTL, GoogleOAuth, TokenError, handle_http
 from sandbox.protocol import Request, Response, json_response
 from sandbox.requestlog import LogEntry, RequestLog
 from sandbox.server import ProviderServer
@@ -82,7 +86,11 @@ ENDPOINT_ENV = "AOS_GOOGLE_ADS_API_ENDPOINT"
 ROOTS_ENV = "GRPC_DEFAULT_SSL_ROOTS_FILE_PATH"
 ADWORDS_SCOPE = "https://www.googleapis.com/auth/adwords"
 PAGE_SIZE = 10_000  # Search's fixed page size; SearchStream's chunk size
-BASIC_DAILY_OPERATIONS = 15_000
+# The Cloud project's daily operations at its API access level (developers.google.com/
+# google-ads/api/docs/api-policy/access-levels): Explorer access, which a new project gets
+# first, allows 2,880 a day against production accounts (Basic access 15,000: set
+# ``daily_operations``).
+EXPLORER_DAILY_OPERATIONS = 2_880
 SEARCH_STREAM = "GoogleAdsService.SearchStream"
 SEARCH = "GoogleAdsService.Search"
 LIST_ACCESSIBLE = "CustomerService.ListAccessibleCustomers"
@@ -219,11 +227,14 @@ class GoogleAdsEmulator:
         oauth: GoogleOAuth | None = None,
         faults: FaultInjector | None = None,
         log: RequestLog | None = None,
-        daily_operations: int = BASIC_DAILY_OPERATIONS,
+        daily_operations: int = EXPLORER_DAILY_OPERATIONS,
+        access_token_ttl: float = ACCESS_TOKEN_TTL,
     ) -> None:
         self.seed = seed
         self.time_scale = time_scale
-        self.oauth = oauth or GoogleOAuth(seed, time_scale=time_scale)
+        self.oauth = oauth or GoogleOAuth(
+            seed, time_scale=time_scale, access_token_ttl=access_token_ttl
+        )
         self.faults = faults or FaultInjector(seed)
         self.log = log or RequestLog()
         self.daily_operations = daily_operations
@@ -282,6 +293,12 @@ class GoogleAdsEmulator:
         """Forget the operations spent so far (as if the 24-hour window had passed)."""
         with self._lock:
             self._operations.clear()
+
+    def spend_operations(self, operations: int) -> None:
+        """Count ``operations`` against the project's quota now, as if other users of the same
+        OAuth client had sent them."""
+        with self._lock:
+            self._operations.extend([time.monotonic()] * operations)
 
     # -- data ----------------------------------------------------------------------------
     def add_account(
@@ -809,9 +826,13 @@ class GoogleAdsEmulator:
         subject = self.oauth.authenticate(token) if token else None
         login = self.logins.get(subject or "")
         if login is None:
+            code = "OAUTH_TOKEN_HEADER_INVALID"
+            if token:
+                expired = self.oauth.refusal(token) == "expired"
+                code = "GOOGLE_ACCOUNT_COOKIE_INVALID" if expired else "OAUTH_TOKEN_INVALID"
             raise AdsError(
                 "authentication_error",
-                "OAUTH_TOKEN_INVALID" if token else "OAUTH_TOKEN_HEADER_INVALID",
+                code,
                 "Request had invalid authentication credentials. Expected OAuth 2 access "
                 "token, login cookie or other valid authentication credential.",
             )

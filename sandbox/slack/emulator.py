@@ -88,9 +88,17 @@ def _bearer(request: Request) -> str:
 
 
 class SlackEmulator:
-    """All emulated Slack workspaces behind one ``/api/`` base URL."""
+    """All emulated Slack workspaces behind one ``/api/`` base URL.
+
+    ``tier`` is the standing of the emulated app: the rate tier its installs are on unless a
+    workspace is given its own. It is ``tier3``, a Marketplace-approved (or internal) app's,
+    so the sandbox's own syncs are quick; a workspace added with
+    ``tier="non_marketplace_2025"`` answers as an install of a new app distributed outside
+    the Marketplace does. :meth:`env` tells the project which (``AOS_SLACK_TIER``), as an
+    operator of a real deployment sets it for their app."""
 
     name = "slack"
+    tier = "tier3"
 
     def __init__(self, *, seed: int = 0, time_scale: float = 1.0) -> None:
         self.seed = seed
@@ -117,13 +125,14 @@ class SlackEmulator:
         messages_per_channel: int = 200,
         thread_ratio: float = 0.1,
         replies_per_thread: int = 3,
-        tier: str = "tier3",
+        tier: str | None = None,
         rotating: bool = False,
         start: datetime | None = None,
         span_days: float = 90,
     ) -> SlackWorkspace:
-        """A new workspace with our app installed. Messages span ``span_days`` ending now
-        (or starting at ``start`` when given, which makes timestamps reproducible)."""
+        """A new workspace with our app installed, on ``tier`` (default: the app's). Messages
+        span ``span_days`` ending now (or starting at ``start`` when given, which makes
+        timestamps reproducible)."""
         with self._lock:
             workspace = SlackWorkspace(
                 app=self.app,
@@ -136,7 +145,7 @@ class SlackEmulator:
                 messages_per_channel=messages_per_channel,
                 thread_ratio=thread_ratio,
                 replies_per_thread=replies_per_thread,
-                tier=tier,
+                tier=tier or self.tier,
                 rotating=rotating,
                 start=start,
                 span_days=span_days,
@@ -155,7 +164,7 @@ class SlackEmulator:
 
     # -- Provider protocol -------------------------------------------------------------
     def env(self, base_url: str) -> dict[str, str]:
-        return {"AOS_SLACK_API_URL": f"{base_url}/api/"}
+        return {"AOS_SLACK_API_URL": f"{base_url}/api/", "AOS_SLACK_TIER": self.tier}
 
     def oauth_env(self, base_url: str) -> dict[str, str]:
         """The connect settings of this emulator's Slack app: its install screen, client id

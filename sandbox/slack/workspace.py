@@ -33,7 +33,11 @@ _TIER_LIMITS = {
     "team.info": 50,
     "auth.test": 100,
 }
-# Non-Marketplace apps since 2025: history/replies get 1 request/minute and 15 objects a page.
+# Non-Marketplace apps since 2025: history/replies get 1 request/minute and 15 objects a page
+# ("Effective May 29, 2025, all newly-created Slack apps that are commercially distributed and
+# have not been approved for the Slack Marketplace will be subject to new rate limits for the
+# conversations.history and conversations.replies API methods": docs.slack.dev/apis/web-api/
+# rate-limits, and the changelog of 2025-05-29, "Rate limit changes for non-Marketplace apps").
 _NON_MARKETPLACE = {"conversations.history": (1, 15), "conversations.replies": (1, 15)}
 RATE_TIERS = ("tier3", "non_marketplace_2025", "unlimited")
 

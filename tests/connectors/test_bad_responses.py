@@ -231,6 +231,7 @@ def ssb() -> Iterator[Sandbox]:
 
 def slack(sb: Sandbox, ws: Any, **config: Any) -> SlackConnector:
     config.setdefault("rate_scale", SCALE)
+    config.setdefault("tier", ws.tier)
     return SlackConnector(
         Secret(ws.credentials["access_token"]),
         SlackConfig.from_dict(config),
@@ -334,12 +335,15 @@ def fake_slack() -> Iterator[FakeSlack]:
     yield from running_fake()
 
 
+TIER3 = SlackConfig(tier="tier3")  # the fake's pages are not capped like a new app's
+
+
 def test_page_without_its_list_is_not_an_empty_page(fake_slack: FakeSlack) -> None:
     fake_slack.add_channel("C1", "general")
     for n in range(5):
         fake_slack.add_message("C1", f"17000000{n:02d}.000100")
     conn = SlackConnector(
-        Secret(fake_slack.token), SlackConfig(), base_url=fake_slack.url, retry_backoff=0.01
+        Secret(fake_slack.token), TIER3, base_url=fake_slack.url, retry_backoff=0.01
     )
     table = MemoryTable(("channel_id", "ts"))
     sync(conn, "messages", table)
@@ -347,14 +351,14 @@ def test_page_without_its_list_is_not_an_empty_page(fake_slack: FakeSlack) -> No
     # `{"ok": true}` without `messages`: four times, every attempt of the call.
     fake_slack.faults += [("conversations.history", "ok_only")] * 4
     conn = SlackConnector(
-        Secret(fake_slack.token), SlackConfig(), base_url=fake_slack.url, retry_backoff=0.01
+        Secret(fake_slack.token), TIER3, base_url=fake_slack.url, retry_backoff=0.01
     )
     with pytest.raises(TransientError, match=r"conversations\.history"):
         read_into(conn, "messages", table)
     assert len(table.live()) == 5 and not table.deleted
     fake_slack.faults.append(("conversations.history", "ok_only"))
     conn = SlackConnector(
-        Secret(fake_slack.token), SlackConfig(), base_url=fake_slack.url, retry_backoff=0.01
+        Secret(fake_slack.token), TIER3, base_url=fake_slack.url, retry_backoff=0.01
     )
     read_into(conn, "messages", table)
     assert len(table.live()) == 5 and not table.deleted and conn.stats.retries == 1

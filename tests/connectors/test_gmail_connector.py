@@ -284,6 +284,95 @@ def test_revoked_refresh_token_and_dead_access_token(sb: Any) -> None:
     assert creds["access_token"] not in str(raised.value)
 
 
+class Renewal:
+    """A :data:`~connectors.common.TokenRenewal` standing in for the task layer's: it records
+    each token it is told was refused and hands out a new one from the emulator's token
+    endpoint (a refresh with the mailbox's refresh token), living ``lives`` seconds in turn."""
+
+    def __init__(self, sb: Any, mb: Any, *lives: float) -> None:
+        self.oauth, self.credentials, self.lives = sb.gmail.oauth, mb.credentials, list(lives)
+        self.refused: list[str] = []
+        self.issued: list[str] = []
+
+    def __call__(self, refused: Secret) -> Secret:
+        self.refused.append(refused.reveal())
+        if self.lives:
+            self.oauth.access_token_ttl = self.lives.pop(0)
+        answer = self.oauth.token_endpoint({"grant_type": "refresh_token", **self.credentials}, {})
+        self.issued.append(answer["access_token"])
+        return Secret(answer["access_token"])
+
+
+def test_a_token_refused_mid_read_is_renewed_once_per_refusal(sb: Any) -> None:
+    """A run outlives its access token (Google's live an hour; "A 401 error indicates that the
+    access token you're using is either expired or invalid", Gmail API guide "Resolve errors",
+    developers.google.com/gmail/api/guides/handle-errors): the refused call -- a single call,
+    then every part of a batch -- is sent again with a fresh token, once, and the read ends
+    equal to the truth. The first fresh token lives one second and dies while the first batch
+    is on its (slow) way, so both shapes of call meet a refusal."""
+    mb = add_mailbox(sb, email="owner@agency.io", messages=40, domains=("acme.com",))
+    stored = mb.credentials["access_token"]
+    mb.expire_access_token()  # the run's token is dead before its first call
+    renewal = Renewal(sb, mb, 1.0, 3599.0)
+    sb.faults.add("gmail", kind="slow", method="batch", times=1, seconds=1.5)
+    conn = GmailConnector(
+        Secret(stored),
+        GmailConfig.from_dict(FAST),
+        base_url=sb.env["AOS_GMAIL_API_URL"],
+        renew=renewal,
+    )
+    labels, messages = MemoryTable(("label_id",)), messages_table()
+    sync(conn, "labels", labels)
+    sync(conn, "messages", messages)
+
+    assert renewal.refused == [stored, renewal.issued[0]]
+    assert set(labels.live()) == {(label["id"],) for label in mb.truth()["labels"]}
+    assert messages.live() == expected(mb)
+    refused = [e for e in sb.log.entries(provider="gmail") if e.status == 401]
+    assert [e.method for e in refused] == ["users.labels.list"] + ["users.labels.get"] * len(
+        labels.live()
+    )
+    assert not conn.stats.skipped
+
+
+@pytest.mark.parametrize("renewal", ["refused_again", "refresh_refused"])
+def test_a_token_refused_after_its_renewal_is_an_auth_error(sb: Any, renewal: str) -> None:
+    """One renewal per refusal, never a loop: a fresh token refused too, or a refresh the
+    provider refuses (``invalid_grant``: the user removed the app), ends the read with
+    :class:`AuthError` (the task layer then marks the integration ``needs_reauth``)."""
+    mb = add_mailbox(sb, email="owner@agency.io", messages=5, domains=("acme.com",))
+    mb.expire_access_token()
+    asked: list[str] = []
+
+    def renew(refused: Secret) -> Secret:
+        asked.append(refused.reveal())
+        if renewal == "refresh_refused":
+            mb.revoke_refresh_token()
+            creds = mb.credentials
+            refresh_google_token(
+                creds["client_id"],
+                Secret(creds["client_secret"]),
+                Secret(creds["refresh_token"]),
+                sb.env["AOS_GOOGLE_TOKEN_URL"],
+            )
+        return Secret("ya29.never-issued")
+
+    conn = GmailConnector(
+        Secret(mb.credentials["access_token"]),
+        GmailConfig.from_dict(FAST),
+        base_url=sb.env["AOS_GMAIL_API_URL"],
+        renew=renew,
+    )
+    with pytest.raises(AuthError) as raised:
+        sync(conn, "labels", MemoryTable(("label_id",)))
+    assert asked == [mb.credentials["access_token"]]
+    if renewal == "refresh_refused":
+        assert raised.value.code == "invalid_grant"
+    assert sb.log.count(provider="gmail", method="users.labels.list") == (
+        1 if renewal == "refresh_refused" else 2
+    )
+
+
 def test_full_sync_resumes_from_mid_way_state(sb: Any) -> None:
     mb = add_mailbox(sb, email="owner@agency.io", messages=150, domains=("acme.com",))
     table = messages_table()

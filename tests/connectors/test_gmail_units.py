@@ -22,6 +22,7 @@ from connectors.common import (
     PermanentError,
     RunStats,
     Secret,
+    TokenRefused,
     TransientError,
 )
 from connectors.gmail import STREAMS, GmailConfig
@@ -305,14 +306,17 @@ def test_classify_transient_errors(transport: GmailTransport) -> None:
 
 
 def test_classify_permanent_errors(transport: GmailTransport) -> None:
-    for error in (
-        _http_error(401, _google_error(401, "authError", "UNAUTHENTICATED")),
-        _http_error(400, {"error": "invalid_grant"}),
-        _http_error(403, _google_error(403, "insufficientPermissions")),
+    # Only the 401 is about the token itself ("the access token you're using is either
+    # expired or invalid", Gmail API guide "Resolve errors"): worth one fresh token.
+    for error, renewable in (
+        (_http_error(401, _google_error(401, "authError", "UNAUTHENTICATED")), True),
+        (_http_error(400, {"error": "invalid_grant"}), False),
+        (_http_error(403, _google_error(403, "insufficientPermissions")), False),
     ):
         with pytest.raises(AuthError) as raised:
             transport.failure("users.messages.get", error)
         assert "ya29" not in str(raised.value)
+        assert isinstance(raised.value, TokenRefused) is renewable
     with pytest.raises(GmailNotFound):
         transport.failure("users.history.list", _http_error(404, _google_error(404, "notFound")))
     with pytest.raises(GmailCallError) as call_error:

@@ -201,3 +201,76 @@ def test_changed_entities_that_come_back_empty_are_zero_rows(running: Running) -
     assert mine and sum(len(p.records) for p in mine) == 0
     assert mine[-1].state is not None and mine[-1].state[CURSOR] > before.isoformat()
     assert not connector.stats.warnings
+
+
+def test_a_refused_token_is_renewed_once_and_the_read_goes_on(running: Running) -> None:
+    """An access token that died mid-run (Google's live an hour) is refused with
+    ``GOOGLE_ACCOUNT_COOKIE_INVALID``, whose handling is "Request a new token" (common-errors
+    guide, developers.google.com/google-ads/api/docs/get-started/common-errors): the call --
+    a unary one, then a SearchStream -- is sent again with a token from ``renew``, once, and
+    the read lands what a read with a live token lands."""
+    login = running.ads.logins["ads@acme-agency.test"]
+    refused: list[str] = []
+
+    def renew(token: Secret) -> Secret:
+        refused.append(token.reveal())
+        return Secret(running.ads.credentials(login)["access_token"])
+
+    running.ads.oauth.expire(running.token.reveal())
+    connector = GoogleAdsConnector(running.token, GoogleAdsConfig(), renew=renew)
+    customers = read_all(connector, "customers")
+    assert refused == [running.token.reveal()]
+    assert {r["customer_id"] for p in customers for r in p.records} == {
+        a.id for a, _ in running.manager.descendants()
+    }
+    assert customers[-1].reconcile is not None  # every listing answered
+    # The renewed token dies too; the stream query it was refused on is sent again.
+    running.ads.oauth.expire_subject(login.email)
+    campaigns = read_all(connector, "campaigns")
+    assert len(refused) == 2 and refused[1] != refused[0]
+    expected = {
+        c.id
+        for a, _ in running.manager.descendants()
+        if not a.manager and a.status == "ENABLED" and not a.test_account
+        for c in a.campaigns
+    }
+    assert {r["campaign_id"] for p in campaigns for r in p.records} == expected
+    assert not connector.stats.warnings and not connector.stats.skipped
+    statuses = [(e.method, e.status) for e in running.sb.log.entries(provider="google_ads")]
+    assert statuses.count(("CustomerService.ListAccessibleCustomers", 401)) == 1
+    assert [s for _, s in statuses].count(401) == 2
+
+
+@pytest.mark.parametrize("renewal", ["refused_again", "refresh_refused"])
+def test_a_token_refused_after_its_renewal_fails_the_stream(running: Running, renewal: str) -> None:
+    """One renewal per refused call: a fresh token refused too, or a refresh Google refuses
+    (``invalid_grant``), raises :class:`AuthError` -- the task layer's ``needs_reauth``."""
+    from connectors.common import AuthError
+    from connectors.google_auth import refresh_google_token
+
+    login = running.ads.logins["ads@acme-agency.test"]
+    asked: list[str] = []
+
+    def renew(token: Secret) -> Secret:
+        asked.append(token.reveal())
+        if renewal == "refresh_refused":
+            running.ads.oauth.revoke_subject(login.email)
+            info = running.ads.credentials_info(login)
+            refresh_google_token(
+                info["client_id"],
+                Secret(info["client_secret"]),
+                Secret(info["refresh_token"]),
+                info["token_uri"],
+            )
+        return Secret("ya29.never-issued")
+
+    running.ads.oauth.expire(running.token.reveal())
+    connector = GoogleAdsConnector(running.token, GoogleAdsConfig(), renew=renew)
+    with pytest.raises(AuthError) as raised:
+        read_all(connector, "customers")
+    assert asked == [running.token.reveal()]
+    calls = running.sb.log.count(method="CustomerService.ListAccessibleCustomers")
+    if renewal == "refresh_refused":
+        assert raised.value.code == "invalid_grant" and calls == 1
+    else:
+        assert "access token" in str(raised.value) and calls == 2

@@ -17,7 +17,7 @@ from google.ads.googleads.v26.errors.types import errors as ads_errors
 from google.api_core import exceptions as core_exceptions
 from google.protobuf import duration_pb2
 
-from connectors.common import AuthError
+from connectors.common import AuthError, TokenRefused
 from connectors.google_ads.errors import (
     GoogleAdsAuthError,
     GoogleAdsCallError,
@@ -127,6 +127,37 @@ def test_refusals_auth_and_server_errors() -> None:
     found = classify("q", bare, max_quota_wait=120)
     assert found is not None and found.kind is Kind.TRANSIENT
     assert classify("q", ValueError("a bug"), max_quota_wait=120) is None
+
+
+@pytest.mark.parametrize(
+    ("status", "code", "renewable"),
+    [
+        # "The access token in the request header is either invalid or has expired ... Request
+        # a new token" (common-errors guide, developers.google.com/google-ads/api/docs/
+        # get-started/common-errors); the v26 AuthenticationErrorEnum's token errors.
+        (grpc.StatusCode.UNAUTHENTICATED, "GOOGLE_ACCOUNT_COOKIE_INVALID", True),
+        (grpc.StatusCode.UNAUTHENTICATED, "OAUTH_TOKEN_EXPIRED", True),
+        (grpc.StatusCode.UNAUTHENTICATED, "OAUTH_TOKEN_INVALID", True),
+        (grpc.StatusCode.UNAUTHENTICATED, "OAUTH_TOKEN_REVOKED", True),
+        # "The Google account that generated the OAuth access token is not associated with a
+        # Google Ads account": another token of the same account is no better.
+        (grpc.StatusCode.UNAUTHENTICATED, "NOT_ADS_USER", False),
+        (grpc.StatusCode.UNAUTHENTICATED, "TWO_STEP_VERIFICATION_NOT_ENROLLED", False),
+    ],
+)
+def test_only_a_refused_access_token_is_worth_a_fresh_one(
+    status: grpc.StatusCode, code: str, renewable: bool
+) -> None:
+    found = classify("q", wrapped(status, "authentication_error", code), max_quota_wait=120)
+    assert found is not None and found.kind is Kind.AUTH
+    assert isinstance(found.refusal, GoogleAdsAuthError)
+    assert isinstance(found.refusal, TokenRefused) is renewable
+    # A front end's UNAUTHENTICATED carries no GoogleAdsFailure at all: the token it is.
+    bare = core_exceptions.from_grpc_status(
+        grpc.StatusCode.UNAUTHENTICATED, "Request had invalid authentication credentials."
+    )
+    found = classify("q", bare, max_quota_wait=120)
+    assert found is not None and isinstance(found.refusal, TokenRefused)
 
 
 def test_every_error_of_a_failure_reaches_the_reason_with_its_field_path() -> None:

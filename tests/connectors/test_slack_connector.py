@@ -165,7 +165,16 @@ def test_resume_from_mid_channel_state(sb: Any) -> None:
     assert into["messages"].state[channel]["pending"] is None
 
 
-def test_non_marketplace_tier_is_paced(sb: Any) -> None:
+@pytest.mark.parametrize("tier_from", ["config", "default"])
+def test_non_marketplace_tier_is_paced(
+    sb: Any, monkeypatch: pytest.MonkeyPatch, tier_from: str
+) -> None:
+    """Since 29 May 2025 a new Slack app distributed outside the Marketplace gets one
+    conversations.history (and replies) call a minute and 15 objects a page on every install
+    (docs.slack.dev/apis/web-api/rate-limits, "App types and rate limits"). That is a new
+    customer's app, so it is also the default: an integration whose config names no tier, in
+    a deployment that does not set ``AOS_SLACK_TIER``, is paced so, without one 429."""
+    monkeypatch.delenv("AOS_SLACK_TIER", raising=False)
     ws = sb.slack.add_workspace(
         name="Slow",
         users=3,
@@ -174,7 +183,15 @@ def test_non_marketplace_tier_is_paced(sb: Any) -> None:
         thread_ratio=0.0,
         tier="non_marketplace_2025",
     )
-    conn = make(sb, ws)
+    if tier_from == "config":
+        conn = make(sb, ws)
+    else:
+        conn = SlackConnector(
+            Secret(ws.credentials["access_token"]),
+            SlackConfig.from_dict({"rate_scale": SCALE}),
+            base_url=sb.env["AOS_SLACK_API_URL"],
+            retry_backoff=0.05,
+        )
     into = tables(conn)
     sync(conn, "messages", into["messages"])
     calls = history_calls(sb)

@@ -37,6 +37,7 @@ def ts(days_ago: float, micro: int = 0) -> str:
 
 
 def connector(fake: FakeSlack, token: str = TOKEN, **config: object) -> SlackConnector:
+    config.setdefault("tier", "tier3")  # the fake's pages are not capped like a new app's
     return SlackConnector(
         Secret(token),
         SlackConfig.from_dict(config),
@@ -87,6 +88,28 @@ def test_config_from_dict_and_page_cap() -> None:
     assert cfg.limit_for("users.list") == 200
     with pytest.raises(ValueError):
         SlackConfig(tier="tier9")
+
+
+def test_the_default_tier_is_the_deployments_and_a_new_apps(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Without ``AOS_SLACK_TIER`` an integration without a ``tier`` runs on the non-Marketplace
+    tier (a new app outside the Slack Marketplace: docs.slack.dev/apis/web-api/rate-limits);
+    the setting names the app's tier, an integration's config its own; a wrong setting is one
+    clear error naming it and the tiers there are."""
+    monkeypatch.delenv("AOS_SLACK_TIER", raising=False)
+    assert SlackConfig().tier == "non_marketplace_2025"
+    assert SlackConfig.from_dict({}).limit_for("conversations.replies") == 15
+    monkeypatch.setenv("AOS_SLACK_TIER", "tier3")
+    assert SlackConfig.from_dict(None).tier == "tier3"
+    assert SlackConfig.from_dict({"tier": "unlimited"}).tier == "unlimited"
+    monkeypatch.setenv("AOS_SLACK_TIER", "marketplace")
+    with pytest.raises(ValueError) as wrong:
+        SlackConfig.from_dict({})
+    message = str(wrong.value)
+    assert "AOS_SLACK_TIER='marketplace'" in message and "non_marketplace_2025" in message
+    assert "\n" not in message
+    assert SlackConfig.from_dict({"tier": "tier3"}).tier == "tier3"  # the setting unread
 
 
 def test_streams_declaration() -> None:

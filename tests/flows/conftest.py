@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -72,6 +73,27 @@ class World:
         self.integrations[key] = iid
         self.workspaces[key] = ws
         return iid
+
+
+def at_once(call: Callable[[int], Any], *, timeout: float = 180) -> list[Any]:
+    """``call(0)`` and ``call(1)`` in two threads released together (a barrier): what each
+    returned, or the exception it raised (for the caller to assert on)."""
+    barrier = threading.Barrier(2)
+    outcomes: list[Any] = [None, None]
+
+    def run(slot: int) -> None:
+        barrier.wait()
+        try:
+            outcomes[slot] = call(slot)
+        except Exception as exc:  # recorded for the caller
+            outcomes[slot] = exc
+
+    threads = [threading.Thread(target=run, args=(slot,)) for slot in (0, 1)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=timeout)
+    return outcomes
 
 
 @contextlib.contextmanager

@@ -9,7 +9,6 @@ connector's parsing code.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -24,7 +23,7 @@ from db import engine as db_engine
 from db import schema, tenancy
 from db.rbac import PermissionDenied
 from flows import sync_gmail
-from tests.flows.conftest import World, kill_cli_midway, seeded_world
+from tests.flows.conftest import World, at_once, kill_cli_midway, seeded_world
 
 START = datetime(2026, 9, 1, tzinfo=UTC)
 HIDDEN = {"SPAM", "TRASH"}  # a default sync leaves spam and trash out
@@ -403,21 +402,9 @@ def test_expired_token_is_refreshed_once_by_concurrent_runs(gworld: GmailWorld) 
     gworld.expire_token("tok")
     # A slow token endpoint keeps the first refresh in flight while the second run arrives.
     gworld.sandbox.faults.add("gmail", kind="slow", method=TOKEN, times=1, seconds=1.5)
-    barrier = threading.Barrier(2)
-    outcomes: list[Any] = [None, None]
-
-    def run(slot: int) -> None:
-        barrier.wait()
-        try:
-            outcomes[slot] = sync_gmail(integration_id=iid, requested_by=gworld.users["owner"])
-        except Exception as exc:  # recorded, asserted below
-            outcomes[slot] = exc
-
-    threads = [threading.Thread(target=run, args=(k,)) for k in (0, 1)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=120)
+    outcomes = at_once(
+        lambda _: sync_gmail(integration_id=iid, requested_by=gworld.users["owner"]), timeout=120
+    )
     # The one that finds the other holding the integration raises SyncLocked, touching nothing.
     assert all(isinstance(o, dict | SyncLocked) for o in outcomes), outcomes
     statuses = sorted("skipped" if isinstance(o, SyncLocked) else o["status"] for o in outcomes)
@@ -429,20 +416,7 @@ def test_expired_token_is_refreshed_once_by_concurrent_runs(gworld: GmailWorld) 
     gworld.expire_token("tok")
     gworld.sandbox.log.clear()
     gworld.sandbox.faults.add("gmail", kind="slow", method=TOKEN, times=1, seconds=1.5)
-    answers: list[Any] = [None, None]
-
-    def refresh(slot: int) -> None:
-        barrier.wait()
-        try:
-            answers[slot] = refresh_credentials.fn(iid, "gmail")
-        except Exception as exc:
-            answers[slot] = exc
-
-    threads = [threading.Thread(target=refresh, args=(k,)) for k in (0, 1)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=60)
+    answers = at_once(lambda _: refresh_credentials.fn(iid, "gmail"), timeout=60)
     assert all(a in ("refreshed", "fresh") for a in answers), answers
     assert _calls(gworld, TOKEN) == 1
     refreshes = _scalar(
@@ -458,6 +432,44 @@ def test_expired_token_is_refreshed_once_by_concurrent_runs(gworld: GmailWorld) 
         sync_gmail(integration_id=iid, requested_by=gworld.users["owner"])["status"] == "succeeded"
     )
     assert _calls(gworld, TOKEN) == 0
+
+
+def test_a_run_that_outlives_its_access_token_refreshes_mid_run_and_completes(
+    gworld: GmailWorld,
+) -> None:
+    """Google access tokens live about an hour and a run may last longer; "A 401 error
+    indicates that the access token you're using is either expired or invalid" and is
+    answered by refreshing it (Gmail API guide "Resolve errors",
+    developers.google.com/gmail/api/guides/handle-errors). Here tokens live 3 s (the
+    emulator's short-lived tokens on request) and the run's first batch (the labels' counts)
+    answers slowly (3.5 s), so the token dies in it and every part is refused: the run
+    refreshes under the credential's lock, sends the parts again and completes, and the
+    integration stays ``connected``. One refresh per refused call (a batch is one call), plus
+    the run's start, whose stored token is within the refresh margin."""
+    gworld.sandbox.gmail.oauth.access_token_ttl = 3.0
+    iid = gworld.add_gmail("long", messages=80, start=START, span_days=20)
+    gworld.sandbox.faults.add("gmail", kind="slow", method="batch", times=1, seconds=3.5)
+    result = sync_gmail(integration_id=iid, requested_by=gworld.users["owner"])
+    assert result["status"] == "succeeded", result
+    assert_equal_to_truth(gworld, "long")
+    with gworld.engine.connect() as conn:
+        assert tenancy.get_integration(conn, iid).status == "connected"
+    log = gworld.sandbox.log.entries()
+    refusals = [
+        n for n, e in enumerate(log) if e.status == 401 and (n == 0 or log[n - 1].status != 401)
+    ]
+    assert refusals and log[refusals[0]].method == "users.labels.get", log[: refusals[0] + 1]
+    for n in refusals:  # each refused call (its parts logged together) then one refresh
+        after = next(e for e in log[n:] if e.status != 401 and e.method != "batch")
+        assert (after.method, after.status) == (TOKEN, 200)
+    assert _calls(gworld, TOKEN) == 1 + len(refusals)
+    refreshes = _scalar(
+        gworld.engine,
+        "SELECT string_agg(detail->>'refused', ',' ORDER BY id) FROM audit_event"
+        " WHERE action = 'credentials.refresh' AND outcome = 'ok' AND integration_id = :i",
+        i=iid,
+    )
+    assert refreshes == ",".join(["false"] + ["true"] * len(refusals))
 
 
 def test_revoked_refresh_token_ends_in_needs_reauth(gworld: GmailWorld) -> None:

@@ -9,7 +9,6 @@ record code.
 from __future__ import annotations
 
 import re
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -25,7 +24,7 @@ from db.rbac import PermissionDenied
 from flows import backfill, sync_google_ads
 from sandbox.google_ads import SEARCH_STREAM, AdsAccount, GoogleAdsEmulator, Login
 from sandbox.google_ads.data import BIDDING, DayMetrics
-from tests.flows.conftest import World, kill_cli_midway, seeded_world
+from tests.flows.conftest import World, at_once, kill_cli_midway, seeded_world
 
 FIRST_SYNC_DAYS = 90  # the connector's default first-sync depth
 WINDOW_DAYS = 30  # the default conversion window
@@ -629,6 +628,44 @@ def test_two_agencies_share_the_project_budget_and_both_progress(
     assert_stored_is_truth(world, "small")
 
 
+def test_a_new_customers_project_is_held_to_explorer_access_by_default(
+    world: AdsWorld, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A Cloud project newly granted Google Ads API access has Explorer access: 2,880
+    operations a day against production accounts (developers.google.com/google-ads/api/docs/
+    api-policy/access-levels), which the emulator enforces unless told otherwise. With no
+    ``AOS_GOOGLE_ADS_DAILY_OPERATIONS``, the project's ledger holds to the same level: when
+    others of the OAuth client's project have spent all but 10 of the day's operations, a run
+    spends those 10 and stops cleanly by its own account, without one query Google refuses."""
+    monkeypatch.delenv("AOS_GOOGLE_ADS_DAILY_OPERATIONS", raising=False)
+    monkeypatch.delenv("AOS_GOOGLE_ADS_MIN_SHARE", raising=False)
+    with world.engine.begin() as conn:
+        rival = tenancy.find_user(conn, world.other_agency_user).agency_id
+    other = world.add_google_ads("other", agency_id=rival, clients=1)
+    iid = world.add_google_ads("new", clients=1)
+    spent = 2_870
+    with world.engine.begin() as conn:
+        conn.execute(
+            schema.provider_quota_use.insert().values(
+                provider="google_ads",
+                project=world.ads.oauth.client_id,
+                agency_id=rival,
+                integration_id=other,
+                operations=spent,
+            )
+        )
+    world.ads.spend_operations(spent)
+    result = sync_google_ads(integration_id=iid, requested_by=world.users["owner"])
+    assert result["status"] == "succeeded", result
+    warnings = [w for s in STREAMS for w in result["streams"][s]["warnings"]]
+    assert any("daily operations is used up" in w for w in warnings), warnings
+    statuses = [e.status for e in world.sandbox.log.entries(provider="google_ads")]
+    assert statuses and set(statuses) == {200}  # never a RESOURCE_EXHAUSTED (429)
+    assert world.ads.operations_used() == 2_880 == spent + len(statuses)
+    booked = "SELECT sum(operations) FROM provider_quota_use WHERE integration_id = :i"
+    assert _scalar(world.engine, booked, i=iid) == len(statuses)
+
+
 def test_sigkill_mid_sync_then_rerun_equals_the_truth(world: AdsWorld) -> None:
     iid = world.add_google_ads("kill")
     # Slow queries: the loader's first commit of daily rows lands while more are to come.
@@ -678,21 +715,9 @@ def test_one_token_refresh_under_two_concurrent_syncs(world: AdsWorld) -> None:
     iid = world.add_google_ads("tok", clients=1)
     world.expire_token("tok")
     world.sandbox.faults.add("google_oauth", kind="slow", method=TOKEN, times=1, seconds=1.5)
-    barrier = threading.Barrier(2)
-    outcomes: list[Any] = [None, None]
-
-    def run(slot: int) -> None:
-        barrier.wait()
-        try:
-            outcomes[slot] = sync_google_ads(integration_id=iid, requested_by=world.users["owner"])
-        except Exception as exc:  # recorded, asserted below
-            outcomes[slot] = exc
-
-    threads = [threading.Thread(target=run, args=(k,)) for k in (0, 1)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=180)
+    outcomes = at_once(
+        lambda _: sync_google_ads(integration_id=iid, requested_by=world.users["owner"])
+    )
     assert all(isinstance(o, dict | SyncLocked) for o in outcomes), outcomes
     assert len(world.sandbox.log.entries(method=TOKEN)) == 1
     assert_stored_is_truth(world, "tok")
@@ -701,20 +726,7 @@ def test_one_token_refresh_under_two_concurrent_syncs(world: AdsWorld) -> None:
     world.expire_token("tok")
     world.sandbox.log.clear()
     world.sandbox.faults.add("google_oauth", kind="slow", method=TOKEN, times=1, seconds=1.5)
-    answers: list[Any] = [None, None]
-
-    def refresh(slot: int) -> None:
-        barrier.wait()
-        try:
-            answers[slot] = refresh_credentials.fn(iid, "google_ads")
-        except Exception as exc:
-            answers[slot] = exc
-
-    threads = [threading.Thread(target=refresh, args=(k,)) for k in (0, 1)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=60)
+    answers = at_once(lambda _: refresh_credentials.fn(iid, "google_ads"), timeout=60)
     assert all(a in ("refreshed", "fresh") for a in answers), answers
     assert len(world.sandbox.log.entries(method=TOKEN)) == 1
     # The refreshed token is the one Google Ads accepts now.
@@ -722,6 +734,37 @@ def test_one_token_refresh_under_two_concurrent_syncs(world: AdsWorld) -> None:
     result = sync_google_ads(integration_id=iid, requested_by=world.users["owner"])
     assert result["status"] == "succeeded"
     assert len(world.sandbox.log.entries(method=TOKEN)) == 0
+
+
+def test_readers_refused_the_same_token_at_once_share_one_refresh(world: AdsWorld) -> None:
+    """Two readers (two workers, or two streams' readers) refused the same access token at the
+    same moment ask the task layer for a fresh one: the refresh runs once, under the
+    credential's row lock, while the token endpoint is slow, and both get the token it
+    issued, which Google Ads accepts. A reader refused a token that another has since
+    replaced gets the replacement without a refresh."""
+    from connectors import registry
+    from connectors.common import Secret
+    from tasks.sync import _token_renewal
+
+    iid = world.add_google_ads("pair", clients=1)
+    with world.engine.connect() as conn:
+        bundle = db_engine.default_vault().get(conn, iid)
+    stale = str(bundle["access_token"])
+    world.ads.oauth.expire(stale)
+    world.sandbox.faults.add("google_oauth", kind="slow", method=TOKEN, times=1, seconds=1.5)
+    made = [_token_renewal(registry.get("google_ads"), iid, bundle) for _ in (0, 1)]
+    renewals = [renewal for renewal in made if renewal is not None]
+    assert len(renewals) == 2
+    got = at_once(lambda slot: renewals[slot](Secret(stale)).reveal(), timeout=60)
+    assert got[0] == got[1] and isinstance(got[0], str) and got[0] != stale, got
+    assert len(world.sandbox.log.entries(method=TOKEN)) == 1
+    assert world.ads.oauth.authenticate(got[0]) == world.logins["pair"].email
+    with world.engine.connect() as conn:
+        assert db_engine.default_vault().get(conn, iid)["access_token"] == got[0]
+    # Late: refused the old token after the refresh happened.
+    renewal = _token_renewal(registry.get("google_ads"), iid, bundle)
+    assert renewal is not None and renewal(Secret(stale)).reveal() == got[0]
+    assert len(world.sandbox.log.entries(method=TOKEN)) == 1
 
 
 def test_invalid_grant_marks_the_integration_needs_reauth(world: AdsWorld) -> None:
@@ -742,6 +785,86 @@ def test_invalid_grant_marks_the_integration_needs_reauth(world: AdsWorld) -> No
     assert run.status == "failed" and not any(s in run.error for s in secrets)
     assert [e.status for e in world.sandbox.log.entries(method=TOKEN)] == [400]
     assert len(world.sandbox.log) == 1  # Google Ads itself was never called
+
+
+def _refresh_audits(world: AdsWorld, iid: int) -> list[dict[str, Any]]:
+    with world.engine.connect() as conn:
+        return [
+            dict(row.detail or {}, outcome=row.outcome)
+            for row in conn.execute(
+                sa.select(schema.audit_event)
+                .where(
+                    schema.audit_event.c.action == "credentials.refresh",
+                    schema.audit_event.c.integration_id == iid,
+                )
+                .order_by(schema.audit_event.c.id)
+            )
+        ]
+
+
+def _first_query_on_the_client(world: AdsWorld, key: str, kind: str, **fault: Any) -> AdsAccount:
+    """A fault on the first query against the integration's client account: the second
+    stream, after discovery, well into the run."""
+    client = enabled_clients(world.trees[key])[0]
+    world.sandbox.faults.add(
+        "google_ads",
+        kind=kind,
+        method=SEARCH_STREAM,
+        times=1,
+        match={"customer_id": str(client.id)},
+        **fault,
+    )
+    return client
+
+
+def test_a_run_that_outlives_its_access_token_refreshes_mid_run_and_completes(
+    world: AdsWorld,
+) -> None:
+    """Google access tokens live about an hour and a run may last longer. Here they live 3 s
+    (the emulator's short-lived tokens on request) and the first query on the client account
+    -- the second stream, well into the run -- answers slowly (3.5 s), so the token in use dies
+    in it: Google Ads refuses the call (UNAUTHENTICATED, ``GOOGLE_ACCOUNT_COOKIE_INVALID``,
+    whose handling is "Request a new token": developers.google.com/google-ads/api/docs/
+    get-started/common-errors). The run refreshes under the credential's lock, sends the call
+    again and completes; the integration stays ``connected``. Every refusal costs exactly one
+    refresh (plus the run's start, whose stored token is within the refresh margin)."""
+    world.ads.oauth.access_token_ttl = 3.0
+    iid = world.add_google_ads("long", clients=1)
+    client = _first_query_on_the_client(world, "long", "slow", seconds=3.5)
+    result = sync_google_ads(integration_id=iid, requested_by=world.users["owner"])
+    assert result["status"] == "succeeded", result
+    assert_stored_is_truth(world, "long")
+    with world.engine.connect() as conn:
+        assert tenancy.get_integration(conn, iid).status == "connected"
+    log = world.sandbox.log.entries()
+    refused = [n for n, e in enumerate(log) if e.status == 401]
+    assert refused and log[refused[0]].params.get("customer_id") == str(client.id)
+    for n in refused:  # refused, refreshed, sent again and answered
+        assert (log[n + 1].method, log[n + 1].status) == (TOKEN, 200)
+        assert (log[n + 2].method, log[n + 2].status) == (log[n].method, 200)
+    assert sum(1 for e in log if e.method == TOKEN) == 1 + len(refused)
+    audits = _refresh_audits(world, iid)
+    assert [a["refused"] for a in audits] == [False] + [True] * len(refused)
+    assert {a["outcome"] for a in audits} == {"ok"}
+
+
+def test_a_refresh_refused_mid_run_is_what_marks_needs_reauth(world: AdsWorld) -> None:
+    """The user removes the app while a run is under way: the next query is refused, the run
+    asks for a fresh token, and Google refuses the refresh (``invalid_grant``). That refusal,
+    not the refused query, is why the integration needs re-authorisation; what the run stored
+    before stays."""
+    iid = world.add_google_ads("gone", clients=1)
+    _first_query_on_the_client(world, "gone", "revoked")
+    with pytest.raises(Exception, match="needs re-authorisation") as info:
+        sync_google_ads(integration_id=iid, requested_by=world.users["owner"])
+    assert "invalid_grant" in str(info.value)
+    with world.engine.connect() as conn:
+        integ = tenancy.get_integration(conn, iid)
+    assert integ.status == "needs_reauth" and "invalid_grant" in (integ.status_reason or "")
+    assert [e.status for e in world.sandbox.log.entries(method=TOKEN)] == [400]
+    assert [a["outcome"] for a in _refresh_audits(world, iid)] == ["failed"]
+    customers = stored(world.data, iid)["google_ads_customers"]
+    assert len(customers) == len(truth(world.trees["gone"])["google_ads_customers"])
 
 
 def test_backfill_reads_its_window_only(world: AdsWorld) -> None:

@@ -8,6 +8,7 @@ never from connector code.
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -276,6 +277,35 @@ def test_error_rules_raise_google_ads_exception(
         list(svc.search_stream(customer_id=str(acc.id), query=query))
     assert error_code(info.value) == expected
     assert info.value.request_id.startswith("gads-")
+
+
+def test_short_lived_access_tokens_on_request_expire_as_googles_do(sb: Running) -> None:
+    """``access_token_ttl`` at or below the minimum scaled life is real seconds: the token
+    works, then dies, and its refusal is the common-errors guide's answer for an expired
+    access token, ``GOOGLE_ACCOUNT_COOKIE_INVALID`` ("The access token in the request header is
+    either invalid or has expired"; developers.google.com/google-ads/api/docs/get-started/
+    common-errors). A revoked or unknown token stays ``OAUTH_TOKEN_INVALID``."""
+    sb.ads.oauth.access_token_ttl = 1.0
+    token = sb.ads.credentials(sb.login)["access_token"]
+    svc = sb.client(sb.manager, token=token).get_service("GoogleAdsService")
+    query = "SELECT campaign.id FROM campaign"
+    assert list(svc.search_stream(customer_id=str(sb.client1.id), query=query))
+    time.sleep(1.2)
+    with pytest.raises(GoogleAdsException) as info:
+        list(svc.search_stream(customer_id=str(sb.client1.id), query=query))
+    assert error_code(info.value) == ("authentication_error", "GOOGLE_ACCOUNT_COOKIE_INVALID")
+    assert info.value.error.code().name == "UNAUTHENTICATED"
+    # The refresh token still works: Google answers a short life in expires_in too.
+    fresh = sb.ads.oauth.token_endpoint(
+        {"grant_type": "refresh_token", **sb.ads.credentials_info(sb.login)}, {}
+    )
+    assert fresh["expires_in"] == 1
+    svc = sb.client(sb.manager, token=fresh["access_token"]).get_service("GoogleAdsService")
+    assert list(svc.search_stream(customer_id=str(sb.client1.id), query=query))
+    sb.ads.oauth.revoke_token(fresh["access_token"])
+    with pytest.raises(GoogleAdsException) as info:
+        list(svc.search_stream(customer_id=str(sb.client1.id), query=query))
+    assert error_code(info.value) == ("authentication_error", "OAUTH_TOKEN_INVALID")
 
 
 def test_mid_stream_failure_after_some_rows(sb: Running) -> None:
