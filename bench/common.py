@@ -27,6 +27,7 @@ from db.migrate import upgrade
 __all__ = [
     "BENCH_DB",
     "checkpoint",
+    "holds_written",
     "BenchPage",
     "ChildSandbox",
     "bench_engine",
@@ -352,3 +353,16 @@ def agency_database(engine: sa.Engine, agency: int, integration: int) -> sa.Engi
     from db import readers
 
     return readers.attach(engine, agency, integration, [])
+
+
+def holds_written(engine: sa.Engine, integration_id: int) -> int:
+    """Pauses and quota stops the integration's runs wrote (``provider_hold`` rows): none on
+    an account or project the provider did not throttle."""
+    with engine.connect() as conn:
+        return int(
+            conn.execute(
+                sa.text("SELECT count(*) FROM provider_hold WHERE integration_id = :i"),
+                {"i": integration_id},
+            ).scalar()
+            or 0
+        )

@@ -35,7 +35,7 @@ from datetime import UTC, datetime, timedelta
 from multiprocessing.connection import Connection
 from typing import Any
 
-from bench.common import bench_engine, bench_integration, use_database
+from bench.common import bench_engine, bench_integration, holds_written, use_database
 
 STREAMS = (
     "customers",
@@ -192,6 +192,8 @@ def run(accounts: int, per_account: int, days: int, *, rerun: bool) -> dict[str,
             "operations": sum(first[s]["operations_used"] for s in STREAMS),
             "emulator_operations": emulator.ask("operations"),
             "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+            "rate_limited": sum(first[s]["rate_limited"] for s in STREAMS),
+            "paused": holds_written(engine, iid),
         }
         total = sum(figures["rows"].values())
         figures["rows_total"] = total
@@ -238,6 +240,15 @@ def _report(f: dict[str, Any]) -> None:
         f"{f['emulator_operations']:,})"
     )
     print(f"  peak RSS          {f['peak_rss_mb']:>12,.1f} MB")
+    print(
+        f"  quota stops       {f['paused']:>12,}  (provider_hold rows; "
+        f"{f['rate_limited']:,} rate-limited answers)  {'ok' if _unpaused(f) else 'X'}"
+    )
+
+
+def _unpaused(f: dict[str, Any]) -> bool:
+    """A project within its quota is never stopped nor refused."""
+    return bool(f["paused"] == 0 and f["rate_limited"] == 0)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -265,7 +276,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  rows read         {again['fetched']:>12,}  in {again['seconds']:.2f} s")
     print(f"  rows/s            {again['rows_per_s']:>12,}")
     print(f"  operations        {again['operations']:>12,}")
-    verdict = "PASS"
+    verdict = "PASS" if _unpaused(full) else "FAIL"
     for level in DAILY:
         want, got = again["changed_upstream"][level], again["rewritten"][level]
         ok = want == got
