@@ -43,6 +43,7 @@ class MetaAdsConfig:
     start_date: date | None = None
     chunk_days: int = settings.DEFAULT_CHUNK_DAYS
     page_limit: int = settings.DEFAULT_PAGE_LIMIT
+    min_page_limit: int = settings.MIN_PAGE_LIMIT
     max_empty_pages: int = settings.MAX_EMPTY_PAGES
     account_ids: tuple[str, ...] = field(default_factory=tuple)
     conversion_action_types: tuple[str, ...] = settings.DEFAULT_CONVERSION_ACTION_TYPES
@@ -63,8 +64,8 @@ class MetaAdsConfig:
             raise ValueError("lookback_days and initial_days cannot be negative")
         if not 1 <= self.chunk_days <= 90:
             raise ValueError("chunk_days must be between 1 and 90")
-        if self.page_limit < 1 or self.max_empty_pages < 1:
-            raise ValueError("page_limit and max_empty_pages must be at least 1")
+        if min(self.page_limit, self.min_page_limit, self.max_empty_pages) < 1:
+            raise ValueError("page_limit, min_page_limit and max_empty_pages must be at least 1")
         if self.max_requests is not None and self.max_requests < 1:
             raise ValueError("max_requests must be at least 1 when set")
         if self.sync_max_days < 1:

@@ -25,6 +25,9 @@ set of breakdowns (``breakdowns=age,gender``), and the cursor moves after the la
 
 Within one run, an account paused by a throttle resumes at the first chunk it had not
 finished (``_resume``), not at the start of its range.
+
+A synchronous read Meta finds too heavy even at the smallest page (``PageTooLarge``, see
+``transport.py``) is read again as two halves of its range, down to single days.
 """
 
 from __future__ import annotations
@@ -35,14 +38,14 @@ from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from connectors.common import Page
+from connectors.common import Page, TransientError
 from connectors.kit.reader import Window, day_span
 
 from . import settings
 from .config import MetaAdsConfig
 from .records import breakdown_record, insight_record
 from .reports import ReportRunner
-from .transport import MetaTransport
+from .transport import MetaTransport, PageTooLarge
 
 __all__ = ["Account", "InsightsReader"]
 
@@ -139,8 +142,32 @@ class InsightsReader:
         params = self._params(breakdowns)
         if is_async:
             return self._reports.pages(account.node, params, since, until)
-        params["time_range"] = {"since": since.isoformat(), "until": until.isoformat()}
-        return self._transport.pages("insights", (account.node, "insights"), params)
+        return self._sync_rows(account, params, since, until)
+
+    def _sync_rows(
+        self, account: Account, params: dict[str, Any], since: date, until: date
+    ) -> Iterator[list[dict[str, Any]]]:
+        """The synchronous edge over ``[since, until]``; a range Meta finds too heavy even at
+        the smallest page is read as two halves (rows of the whole range already handed over
+        come again: the loader keeps one of each)."""
+        query = {**params, "time_range": {"since": since.isoformat(), "until": until.isoformat()}}
+        try:
+            yield from self._transport.pages("insights", (account.node, "insights"), query)
+        except PageTooLarge as exc:
+            if since == until:
+                raise TransientError(
+                    f"{exc}, even for the single day {since}; lower min_page_limit or read it "
+                    "with a backfill (report runs)",
+                    provider="meta_ads",
+                    method="insights",
+                ) from None
+            middle = since + timedelta(days=((until - since).days + 1) // 2 - 1)
+            self._transport.stats.warnings.append(
+                f"{exc} for {since}..{until}; reading {since}..{middle} and "
+                f"{middle + timedelta(days=1)}..{until} apart"
+            )
+            yield from self._sync_rows(account, params, since, middle)
+            yield from self._sync_rows(account, params, middle + timedelta(days=1), until)
 
     def _params(self, breakdowns: tuple[str, ...]) -> dict[str, Any]:
         params: dict[str, Any] = {

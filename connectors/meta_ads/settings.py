@@ -18,7 +18,12 @@ DEFAULT_LOOKBACK_DAYS: Final = 28
 RETENTION_DAYS: Final = 37 * 30  # insights are kept 37 months
 DEFAULT_INITIAL_DAYS: Final = 90  # what a first sync reads without a start_date
 DEFAULT_CHUNK_DAYS: Final = 30  # days per insights request series (one cursor step each)
-DEFAULT_PAGE_LIMIT: Final = 500
+# Rows per page. Meta refuses heavy pages with code 1 "Please reduce the amount of data you're
+# asking for" (typically insights at limit=500); 100 is what Airbyte's connector runs real
+# accounts with (its ``page_size`` default). On that answer the page is halved, down to
+# MIN_PAGE_LIMIT, before the date range is split (``transport.py``, ``insights.py``).
+DEFAULT_PAGE_LIMIT: Final = 100
+MIN_PAGE_LIMIT: Final = 10
 # Ranges longer than this are read through async report jobs (the default lookback of 28
 # days plus today stays synchronous; first syncs, ``since`` runs and backfills go async).
 DEFAULT_SYNC_MAX_DAYS: Final = 31

@@ -175,6 +175,10 @@ class MetaAccount:
     # (ad id, day) -> the action types of ``late`` on that day (kept by ``add_late``)
     late_days: dict[tuple[str, date], set[str]] = field(default_factory=dict)
     call_budget: int = 200  # calls per rolling provider hour before code 17 / 2446079
+    # "Please reduce the amount of data" (``sandbox/meta/limits.py``): the most cells (rows x
+    # fields) one insights page may carry, the most rows one synchronous query may compute.
+    max_page_cells: int | None = None
+    max_query_rows: int | None = None
 
     @property
     def id(self) -> str:

@@ -491,6 +491,98 @@ def test_a_stuck_job_is_split(world: MetaWorld) -> None:
     assert not any(m == "report_run.insights" for m, _ in run_log(world, mine[0].id))
 
 
+# -- answers too heavy for Meta -----------------------------------------------------------------
+def _page_requests(world: MetaWorld, account: MetaAccount) -> list[tuple[str, int, int]]:
+    """(method, limit, status) of every insights page requested for ``account``: synchronous
+    pages and report-run result pages alike."""
+    out = []
+    for e in world.sandbox.log.entries(provider="meta"):
+        node = e.path.strip("/").split("/")[1]
+        run = world.meta.report_runs.get(node)
+        mine = node == account.id if e.method == "insights" else run and run.account is account
+        if e.method in ("insights", "report_run.insights") and mine:
+            out.append((e.method, int(e.params["limit"]), e.status))
+    return out
+
+
+@pytest.mark.parametrize("path", ["sync", "report_runs"])
+def test_pages_too_heavy_for_meta_are_read_smaller_and_the_run_equals_the_truth(
+    world: MetaWorld, path: str
+) -> None:
+    """Meta answers a page it finds too heavy with HTTP 500, code 1 "Please reduce the amount
+    of data you're asking for, then retry your request" (facebook-python-business-sdk#470 for
+    act_X/insights; singer-io/tap-facebook#65 for a report run's result pages), and the same
+    request again gets the same answer. The run asks for that account's pages at half the
+    size until Meta answers, and ends equal to the truth with every account read."""
+    from connectors.meta_ads.settings import INSIGHT_FIELDS
+
+    days = 20 if path == "sync" else 40  # 41 days > sync_max_days: report runs
+    iid = world.add_meta(f"heavy-{path}", config={"initial_days": days, "chunk_days": 20})
+    assert world.business is not None
+    heavy = world.business.accounts[1]
+    # Pages of more than 60 rows are too heavy for this account: 100-row pages are refused.
+    since = _today(heavy) - timedelta(days=days)
+    first_chunk = [d for _, d in insight_truth(heavy, since) if d < since + timedelta(days=20)]
+    assert len(first_chunk) > 60  # the first page of the first 20 days is too heavy
+    world.meta.set_data_limit(heavy.id, page_cells=60 * len(INSIGHT_FIELDS))
+    result = sync_meta_ads(integration_id=iid, requested_by=world.users["owner"])
+    assert result["status"] == "succeeded", result
+    assert_stored_is_truth(world, iid, days=days)
+    insights = result["streams"]["insights_daily"]
+    assert not insights["skipped"], insights
+    method = "insights" if path == "sync" else "report_run.insights"
+    asked = _page_requests(world, heavy)
+    assert asked[0] == (method, 100, 500)  # the default page size, refused ...
+    assert (method, 50, 200) in asked  # ... then half of it, answered
+    assert all(limit <= 50 for _, limit, _ in asked[1:])  # and no 100-row page again
+    assert sum(status == 500 for _, _, status in asked) == 1
+    for other in world.business.accounts:
+        if other is not heavy:
+            assert {(limit, status) for _, limit, status in _page_requests(world, other)} == {
+                (100, 200)
+            }
+    assert any(heavy.id in w and "too much data" in w for w in insights["warnings"])
+
+
+def test_a_range_too_heavy_for_one_query_is_read_in_halves(world: MetaWorld) -> None:
+    """When even the smallest page is refused, what is too heavy is the range the query
+    computes: it is read as two halves of its days (Meta's Insights best practices: "break
+    down the query into smaller queries by putting in filters like date range")."""
+    iid = world.add_meta("range", config={"initial_days": 20, "min_page_limit": 25})
+    assert world.business is not None
+    heavy = world.business.accounts[2]
+    today = _today(heavy)
+    since = today - timedelta(days=20)
+    middle = since + timedelta(days=9)  # 21 days: the first 10 and the last 11
+    rows = insight_truth(heavy, since)
+    halves = [
+        sum(since <= d <= middle for _, d in rows),
+        sum(middle < d for _, d in rows),
+    ]
+    world.meta.set_data_limit(heavy.id, query_rows=max(halves))
+    assert max(halves) < len(rows)  # the whole range is refused, each half is not
+    result = sync_meta_ads(integration_id=iid, requested_by=world.users["owner"])
+    assert result["status"] == "succeeded", result
+    assert_stored_is_truth(world, iid, days=20)
+    asked = [
+        (json.loads(e.params["time_range"]), int(e.params["limit"]), e.status)
+        for e in world.sandbox.log.entries(method="insights")
+        if e.path.strip("/").split("/")[1] == heavy.id and not e.params.get("after")
+    ]
+    whole = {"since": since.isoformat(), "until": today.isoformat()}
+    assert [(r, n, s) for r, n, s in asked if r == whole] == [
+        (whole, 100, 500),
+        (whole, 50, 500),
+        (whole, 25, 500),
+    ]
+    ranges = [(r["since"], r["until"]) for r, _, s in asked if s == 200]
+    assert ranges == [
+        (since.isoformat(), middle.isoformat()),
+        ((middle + timedelta(days=1)).isoformat(), today.isoformat()),
+    ]
+    assert not result["streams"]["insights_daily"]["skipped"]
+
+
 # -- throttling -------------------------------------------------------------------------------
 def account_requests(world: MetaWorld, node: str) -> list[tuple[datetime, int, str]]:
     """(time, status, method) of every request naming ad account ``node``."""

@@ -515,3 +515,49 @@ def test_read_deleted_ad_by_id_and_change_status_over_the_wire(sb: Running) -> N
     assert (error.api_error_code(), error.api_error_subcode()) == (100, 33)
     old = error_of(api.call, "GET", (account.id, "campaigns"), {}, api_version="v19.0")
     assert old.api_error_code() == 2635
+
+
+# -- answers too heavy, attribution, breakdown combinations -------------------------------
+REDUCE = "Please reduce the amount of data you're asking for, then retry your request"
+
+
+def test_too_much_data_is_code_1_every_time_until_less_is_asked(sb: Running) -> None:
+    """Meta's answer to a page too heavy to produce: HTTP 500, code 1, no subcode, "Please
+    reduce the amount of data you're asking for, then retry your request"
+    (facebook-python-business-sdk#470, singer-io/tap-facebook#65), again for the same request;
+    a smaller page is answered. A synchronous query over too many rows is refused whatever
+    its page size, while a report run computes it and holds its result pages to the same
+    page limit."""
+    business, api = agency(sb)
+    account = business.accounts[0]
+    since = account.today(sb_now()) - timedelta(days=10)
+    until = since + timedelta(days=9)
+    expected = expected_ad_rows(account, since, until)
+    assert len(expected) > 12
+    fields = ["ad_id", "impressions", "spend"]
+    params: dict[str, Any] = {
+        "level": "ad",
+        "time_increment": 1,
+        "time_range": {"since": since.isoformat(), "until": until.isoformat()},
+    }
+    sb.meta.set_data_limit(account.id, page_cells=8 * len(fields))
+    query = {**params, "fields": ",".join(fields), "limit": 10}
+    for _ in range(2):  # the same request gets the same answer
+        error = error_of(api.call, "GET", (account.id, "insights"), query)
+        assert (error.http_status(), error.api_error_code()) == (500, 1)
+        assert error.api_error_subcode() is None and error.api_transient_error() is False
+        assert error.api_error_message() == REDUCE
+    act = AdAccount(account.id, api=api)
+    rows = list(act.get_insights(fields=fields, params={**params, "limit": 8}))
+    assert {(r["ad_id"], r["date_start"]) for r in rows} == set(expected)
+
+    sb.meta.set_data_limit(account.id, page_cells=8 * len(fields), query_rows=len(expected) - 1)
+    small = error_of(api.call, "GET", (account.id, "insights"), {**query, "limit": 1})
+    assert (small.http_status(), small.api_error_code()) == (500, 1)
+    job = act.get_insights(fields=fields, params=params, is_async=True)
+    while job.api_get()["async_status"] != "Job Completed":
+        pass
+    heavy = error_of(api.call, "GET", (job["id"], "insights"), {"limit": 10})
+    assert (heavy.http_status(), heavy.api_error_code()) == (500, 1)
+    results = list(job.get_insights(params={"limit": 8}))
+    assert {(r["ad_id"], r["date_start"]) for r in results} == set(expected)
