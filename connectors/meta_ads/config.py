@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from datetime import date
@@ -35,7 +36,11 @@ class MetaAdsConfig:
     faster can be followed, and is 1 against Meta.
 
     ``breakdowns`` opts in to ``meta_ad_insights_breakdown_daily``: each entry is one set of
-    breakdown dimensions (``["age", "gender"]``, ``["country"]``) read as its own rows.
+    breakdown dimensions (``["age", "gender"]``, ``["country"]``) read as its own rows; a set
+    Meta does not report together (``["age", "country"]``) is refused here, before any run.
+
+    Pages: ``page_limit`` rows a page; when Meta answers "Please reduce the amount of data"
+    the page is halved, down to ``min_page_limit`` rows, then the range is split.
     """
 
     lookback_days: int = settings.DEFAULT_LOOKBACK_DAYS
@@ -97,7 +102,8 @@ class MetaAdsConfig:
 
 def _breakdown_sets(value: Any) -> tuple[tuple[str, ...], ...]:
     """``[["age", "gender"], ["country"]]`` (or ``"age,gender"`` strings) as checked, sorted
-    sets of :data:`settings.BREAKDOWN_DIMENSIONS`, each once."""
+    sets of :data:`settings.BREAKDOWN_DIMENSIONS` that Meta reports together
+    (:data:`settings.BREAKDOWN_COMBINATIONS`), each once."""
     sets: list[tuple[str, ...]] = []
     for entry in value or ():
         names = entry.split(",") if isinstance(entry, str) else list(entry)
@@ -106,6 +112,13 @@ def _breakdown_sets(value: Any) -> tuple[tuple[str, ...], ...]:
         if not dims or unknown:
             raise ValueError(
                 f"breakdowns: {entry!r} is not a set of {list(settings.BREAKDOWN_DIMENSIONS)}"
+            )
+        if dims not in {tuple(sorted(c)) for c in settings.BREAKDOWN_COMBINATIONS}:
+            allowed = ", ".join("+".join(c) for c in settings.BREAKDOWN_COMBINATIONS)
+            raise ValueError(
+                f"breakdowns: Meta does not report {'+'.join(dims)} together (it combines "
+                f"only {allowed}); list them as separate sets, e.g. "
+                f"{json.dumps([[d] for d in dims])}"
             )
         if dims not in sets:
             sets.append(dims)

@@ -13,13 +13,20 @@ from .app import APP_ID_ENV, APP_SECRET_ENV, configured_app
 from .errors import MetaAuthError
 from .transport import MetaTransport
 
-__all__ = ["build_reader", "token_expiry"]
+__all__ = ["build_reader", "check_config", "token_expiry"]
 
 
 def build_reader(token: Secret, settings: Mapping[str, Any]) -> MetaAdsConnector:
     """The connector for one integration: its token and its config with per-run overrides;
     every call carries ``appsecret_proof`` when the app secret is configured (``app.py``)."""
     return MetaAdsConnector(token, MetaAdsConfig.from_dict(settings), app=configured_app())
+
+
+def check_config(config: Mapping[str, Any]) -> None:
+    """Raise ``ValueError`` for a config the connector cannot run with (a breakdown set Meta
+    does not report, a page size below one, ...): asked when the config is set and before
+    every run, so no run spends a request to learn it."""
+    MetaAdsConfig.from_dict(config)
 
 
 def token_expiry(bundle: Mapping[str, Any]) -> datetime | None:

@@ -28,6 +28,16 @@ finished (``_resume``), not at the start of its range.
 
 A synchronous read Meta finds too heavy even at the smallest page (``PageTooLarge``, see
 ``transport.py``) is read again as two halves of its range, down to single days.
+
+Numbers as Ads Manager shows them: insights are asked for with
+``use_unified_attribution_setting=true``, so each action's ``value`` -- what ``conversions``
+sums -- follows the attribution setting of the ad's ad set (7-day click or 1-day view, 1-day
+click, ...), and each row's ``attribution_setting`` field, stored with it, says which. Since
+June 10, 2025 Meta answers so whatever the parameter says, and reports every action with
+``action_report_time=mixed``: on-Meta actions (link clicks) on the day of the impression,
+off-Meta ones (web purchases) on the day of the conversion (Insights API, "Discrepancy with
+Ads Manager"); the parameter is sent all the same, as Meta still asks of clients that want
+Ads Manager's numbers. ``action_report_time`` is not sent: Meta disregards it.
 """
 
 from __future__ import annotations
@@ -175,6 +185,7 @@ class InsightsReader:
             "time_increment": 1,
             "fields": ",".join(settings.INSIGHT_FIELDS),
             "action_attribution_windows": list(self.config.attribution_windows),
+            "use_unified_attribution_setting": True,  # Ads Manager's numbers (module docstring)
             "filtering": [
                 {
                     "field": "ad.effective_status",
@@ -192,6 +203,5 @@ class InsightsReader:
             row,
             currency=account.currency,
             conversion_action_types=self.config.conversion_action_types,
-            attribution_setting="_".join(self.config.attribution_windows),
         )
         return breakdown_record(record, row, breakdowns) if breakdowns else record

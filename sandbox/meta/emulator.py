@@ -106,6 +106,7 @@ _OBJECT_FIELDS = {
         "effective_status",
         "configured_status",
         "daily_budget",
+        "attribution_spec",
         "created_time",
         "updated_time",
         "start_time",
@@ -827,6 +828,8 @@ class MetaEmulator:
             return getattr(obj, name.removesuffix("_id")).id
         if name == "daily_budget":
             return str(obj.daily_budget)
+        if name == "attribution_spec":  # AdSet reference: list<AttributionSpec>
+            return [{"event_type": e, "window_days": d} for e, d in obj.attribution_spec]
         return getattr(obj, name)
 
     # -- report runs -----------------------------------------------------------------------

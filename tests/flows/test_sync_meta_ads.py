@@ -21,7 +21,7 @@ from db import engine as db_engine
 from db import schema, tenancy
 from db.rbac import PermissionDenied
 from flows import backfill, sync_meta_ads
-from sandbox.meta import MetaBusiness, MetaEmulator, ReportRun
+from sandbox.meta import MetaAdSet, MetaBusiness, MetaEmulator, ReportRun
 from sandbox.meta.data import MetaAccount
 from sandbox.meta.insights import _broken_down
 from tasks.sync import ReauthRequired
@@ -97,6 +97,16 @@ def world(
 
 
 # -- the emulator's truth, mapped to our columns ------------------------------------------------
+_EVENTS = {"CLICK_THROUGH": "click", "VIEW_THROUGH": "view", "ENGAGED_VIDEO_VIEW": "ev"}
+
+
+def attribution_windows(adset: MetaAdSet) -> list[str]:
+    """The ad set's ``attribution_spec`` as Meta names windows (``7d_click``, ``1d_view``).
+    Ads Manager -- and, since June 10, 2025, the Insights API -- counts an action's ``value``
+    over exactly these (Insights API, "Discrepancy with Ads Manager")."""
+    return [f"{days}d_{_EVENTS[event]}" for event, days in adset.attribution_spec]
+
+
 def _time(moment: datetime) -> datetime:
     return moment.astimezone(UTC).replace(microsecond=0)  # Graph sends whole seconds
 
@@ -114,12 +124,15 @@ def insight_truth(account: MetaAccount, since: date) -> dict[tuple[Any, ...], tu
             late = any(a == ad.id and d == day for a, d, _ in account.late)
             numbers = account.ad_day(ad, day)
             if (ad.delivers_on(day, today) or late) and numbers is not None:
+                windows = attribution_windows(ad.adset)
                 conversions = sum(
-                    (w["value"] for t, w in numbers.actions.items() if t in CONVERSION_TYPES), 0
+                    sum(w.get(n, 0) for n in windows)
+                    for t, w in numbers.actions.items()
+                    if t in CONVERSION_TYPES
                 )
                 value = sum(
                     (
-                        Decimal(account.money(w["value"]))
+                        Decimal(account.money(sum(w.get(n, 0) for n in windows)))
                         for t, w in numbers.action_values.items()
                         if t in CONVERSION_TYPES
                     ),
@@ -136,7 +149,7 @@ def insight_truth(account: MetaAccount, since: date) -> dict[tuple[Any, ...], tu
                     account.currency,
                     Decimal(conversions),
                     value,
-                    "7d_click_1d_view",
+                    "_".join(windows),
                 )
             day += timedelta(days=1)
     return rows
@@ -359,6 +372,7 @@ def test_incremental_rereads_the_lookback_and_late_conversions(world: MetaWorld)
         a
         for a in account.ads.values()
         if a.status == "ACTIVE"
+        and "7d_click" in attribution_windows(a.adset)  # late clicks count in its conversions
         and all(
             account.ad_day(a, today - timedelta(days=n)) is not None
             and a.delivers_on(today - timedelta(days=n), today)
@@ -581,6 +595,49 @@ def test_a_range_too_heavy_for_one_query_is_read_in_halves(world: MetaWorld) -> 
         ((middle + timedelta(days=1)).isoformat(), today.isoformat()),
     ]
     assert not result["streams"]["insights_daily"]["skipped"]
+
+
+# -- numbers as Ads Manager shows them -----------------------------------------------------------
+def test_conversions_follow_each_ad_sets_attribution_setting(world: MetaWorld) -> None:
+    """Ads Manager counts each ad's conversions over its ad set's attribution setting (7-day
+    click or 1-day view, 1-day click, ...), and so does the Insights API when asked with
+    ``use_unified_attribution_setting=true`` -- and, since June 10, 2025, whatever it is asked
+    (Insights API, "Discrepancy with Ads Manager"). The stored conversions and the stored
+    ``attribution_setting`` are each row's ad set's (mapped from the emulator's ad sets)."""
+    iid = world.add_meta("attribution", config={"initial_days": 5})
+    assert world.business is not None
+    settings_used = {
+        "_".join(attribution_windows(s)) for a in world.business.accounts for s in a.adsets.values()
+    }
+    assert len(settings_used) > 1 and "7d_click_1d_view" in settings_used
+    result = sync_meta_ads(integration_id=iid, requested_by=world.users["owner"])
+    assert result["status"] == "succeeded", result
+    assert_stored_is_truth(world, iid, days=5)
+    stored_settings = {v[-1] for v in stored(world.data, iid)["meta_ad_insights_daily"].values()}
+    assert stored_settings == {
+        v[-1] for v in truth(world.business, 5)["meta_ad_insights_daily"].values()
+    }
+    asked = world.sandbox.log.entries(method="insights")
+    assert asked and all(e.params["use_unified_attribution_setting"] == "true" for e in asked)
+
+
+def test_a_breakdown_set_meta_does_not_combine_fails_the_run_before_any_request(
+    world: MetaWorld,
+) -> None:
+    """Meta reports breakdowns only in the combinations of its table (Insights API
+    Breakdowns, "Combining breakdowns"): age and country together are refused with code 100
+    for every account. Such a config fails the run once, with one line saying what to change,
+    before a single request."""
+    from tasks.run import SyncFailed
+
+    iid = world.add_meta("combos", config={"breakdowns": [["age", "country"]]})
+    world.sandbox.log.clear()
+    with pytest.raises(SyncFailed) as failed:
+        sync_meta_ads(integration_id=iid, requested_by=world.users["owner"])
+    message = str(failed.value)
+    assert "\n" not in message and "age+country" in message and '[["age"], ["country"]]' in message
+    assert list(failed.value.errors) == ["run"]
+    assert len(world.sandbox.log) == 0
 
 
 # -- throttling -------------------------------------------------------------------------------
