@@ -730,6 +730,8 @@ class MetaEmulator:
         problem = record.problem(self.now())
         if problem is not None:
             raise problem
+        if record.kind != "USER":  # the exchange is for user tokens ("Get Long-Lived ...")
+            raise invalid_param("param fb_exchange_token must be a user access token")
         business = self.businesses[record.business_ids[0]]
         fresh = self.issue_token(
             business, lifetime=timedelta(seconds=LONG_LIVED_SECONDS), user_id=record.user_id
