@@ -597,6 +597,30 @@ def test_a_range_too_heavy_for_one_query_is_read_in_halves(world: MetaWorld) -> 
     assert not result["streams"]["insights_daily"]["skipped"]
 
 
+def test_a_report_run_whose_pages_stay_too_heavy_is_split(world: MetaWorld) -> None:
+    """A report run's result pages refused even at the smallest page size: the run's slice
+    is split as a failed job's is (shorter ranges, then fewer campaigns), until its pages are
+    light enough, and the run ends equal to the truth."""
+    from connectors.meta_ads.settings import INSIGHT_FIELDS
+
+    iid = world.add_meta(
+        "heavy-job",
+        config={"initial_days": 3, "sync_max_days": 1, "page_limit": 10, "min_page_limit": 10},
+    )
+    assert world.business is not None
+    heavy = world.business.accounts[0]
+    world.meta.set_data_limit(heavy.id, page_cells=5 * len(INSIGHT_FIELDS))
+    result = sync_meta_ads(integration_id=iid, requested_by=world.users["owner"])
+    assert result["status"] == "succeeded", result
+    assert_stored_is_truth(world, iid, days=3)
+    mine = [job_range(j) for j in jobs(world) if j.account is heavy]
+    assert mine[0] == (4, None) and len(mine) > 2
+    assert all(days < 4 for days, _ in mine[1:])
+    assert any(status == 500 for _, _, status in _page_requests(world, heavy))
+    warnings = result["streams"]["insights_daily"]["warnings"]
+    assert any(heavy.id in w and "split into 2" in w for w in warnings), warnings
+
+
 # -- numbers as Ads Manager shows them -----------------------------------------------------------
 def test_conversions_follow_each_ad_sets_attribution_setting(world: MetaWorld) -> None:
     """Ads Manager counts each ad's conversions over its ad set's attribution setting (7-day
