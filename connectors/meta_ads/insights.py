@@ -37,7 +37,8 @@ June 10, 2025 Meta answers so whatever the parameter says, and reports every act
 ``action_report_time=mixed``: on-Meta actions (link clicks) on the day of the impression,
 off-Meta ones (web purchases) on the day of the conversion (Insights API, "Discrepancy with
 Ads Manager"); the parameter is sent all the same, as Meta still asks of clients that want
-Ads Manager's numbers. ``action_report_time`` is not sent: Meta disregards it.
+Ads Manager's numbers, and without it ``attribution_setting`` comes back null
+(airbytehq/airbyte#29894). ``action_report_time`` is not sent: Meta disregards it.
 """
 
 from __future__ import annotations

@@ -13,9 +13,12 @@ disregards ``use_unified_attribution_setting`` and ``action_report_time`` and an
 Manager does -- each action's ``value`` follows the ad set's attribution setting
 (:attr:`~sandbox.meta.data.MetaAdSet.attribution_windows`), actions are reported with
 ``action_report_time=mixed``. Both parameters are still checked (a boolean; one of
-``impression``, ``conversion``, ``mixed``, ``lifetime``) and then ignored. The
-``attribution_setting`` field is the ad set's setting (``7d_click_1d_view``); a row over ad
-sets of different settings (``level=campaign`` or ``account``) says ``mixed``. The emulator
+``impression``, ``conversion``, ``mixed``, ``lifetime``); the numbers ignore them. The
+``attribution_setting`` field is the ad set's setting (``7d_click_1d_view``), answered only
+with ``use_unified_attribution_setting=true``: without it Meta sends it as null, i.e. leaves
+it out (airbytehq/airbyte#29894, "attribution_setting seems to be coming back as null
+consistently ... use_unified_attribution_setting must be set"). A row over ad sets of
+different settings (``level=campaign`` or ``account``) says ``mixed``. The emulator
 credits a conversion to the day its numbers name (``add_late_conversions``); it does not model
 report times.
 
@@ -127,6 +130,7 @@ class InsightsQuery:
         breakdowns: list[str],
         windows: list[str],
         filtering: list[tuple[str, str, Any]],
+        unified: bool = False,
     ) -> None:
         self.level = level
         self.since = since
@@ -136,6 +140,7 @@ class InsightsQuery:
         self.breakdowns = breakdowns
         self.windows = windows
         self.filtering = filtering
+        self.unified = unified  # use_unified_attribution_setting=true
 
 
 def _day(value: Any, name: str) -> date:
@@ -204,6 +209,7 @@ def parse_query(params: Mapping[str, Any], today: date, default_level: str) -> I
         breakdowns=breakdowns,
         windows=windows,
         filtering=parse_filtering(params),
+        unified=str(params.get("use_unified_attribution_setting", "")).lower() in ("true", "1"),
     )
 
 
@@ -448,6 +454,8 @@ def _render(account: MetaAccount, query: InsightsQuery, group: dict[str, Any]) -
         value = values[name]
         if isinstance(value, list) and not value:
             continue  # Graph leaves out empty action lists
+        if name == "attribution_setting" and not query.unified:
+            continue  # null without use_unified_attribution_setting (module docstring)
         row[name] = value
     row["date_start"] = group["start"].isoformat()
     row["date_stop"] = group["stop"].isoformat()

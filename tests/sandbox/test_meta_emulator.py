@@ -570,9 +570,10 @@ def test_each_actions_value_follows_its_ad_sets_attribution_setting(sb: Running)
     """Since June 10, 2025 the Insights API answers as Ads Manager does, whatever
     ``use_unified_attribution_setting`` says (Insights API, "Discrepancy with Ads Manager"):
     an action's ``value`` counts the windows of the ad set's attribution setting, which the
-    ``attribution_setting`` field names (``7d_click_1d_view``). The attribution parameters must
-    still be well formed. Expected values: the ad set's ``attribution_spec`` (AdSet reference)
-    applied to the emulator's per-window counts."""
+    ``attribution_setting`` field names (``7d_click_1d_view``) -- that field only with
+    ``use_unified_attribution_setting=true``, null otherwise (airbytehq/airbyte#29894). The
+    attribution parameters must still be well formed. Expected values: the ad set's
+    ``attribution_spec`` (AdSet reference) applied to the emulator's per-window counts."""
     business, api = agency(sb, campaigns=3)
     purchase = "offsite_conversion.fb_pixel_purchase"
     account = max(
@@ -595,14 +596,17 @@ def test_each_actions_value_follows_its_ad_sets_attribution_setting(sb: Running)
         "limit": 500,
     }
     answers = [
-        list(act.get_insights(fields=fields, params={**params, **extra}))
+        [dict(r) for r in act.get_insights(fields=fields, params={**params, **extra})]
         for extra in (
             {"use_unified_attribution_setting": True},
             {"use_unified_attribution_setting": False, "action_report_time": "impression"},
             {},
         )
     ]
-    assert answers[0] == answers[1] == answers[2]
+    assert all("attribution_setting" in r for r in answers[0])
+    assert not any("attribution_setting" in r for r in answers[1] + answers[2])
+    plain = [{k: v for k, v in r.items() if k != "attribution_setting"} for r in answers[0]]
+    assert plain == answers[1] == answers[2]
     differs = 0
     for row in answers[0]:
         adset = account.adsets[row["adset_id"]]
