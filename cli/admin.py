@@ -138,6 +138,10 @@ def _read_credentials(source: str) -> dict[str, Any]:
 def cmd_integration_add(a: argparse.Namespace) -> Any:
     bundle = _read_credentials(a.credentials_file)
     config = json.loads(a.config) if a.config else {}
+    try:
+        registry.get(a.provider).check_config(config)
+    except registry.InvalidConfig as exc:
+        raise CliError(f"--config: {exc}") from None
     v = vault()
     with engine().begin() as conn:
         agency_id = _agency_id(conn, a.agency)

@@ -26,6 +26,7 @@ from connectors.common import Secret, StreamReader, TokenRenewal
 
 __all__ = [
     "REGISTRY",
+    "InvalidConfig",
     "ProviderEntry",
     "SharedQuota",
     "Setting",
@@ -43,6 +44,10 @@ _NAME = re.compile(r"[a-z][a-z0-9_]*")
 
 class UnknownProvider(ValueError):
     """No registry entry has that name."""
+
+
+class InvalidConfig(ValueError):
+    """An integration's config that its connector refuses (one line: what and how to fix)."""
 
 
 @dataclass(frozen=True)
@@ -113,7 +118,9 @@ class ProviderEntry:
     ``renew=`` (a
     :data:`~connectors.common.TokenRenewal`) and asks it for a fresh access token when the
     provider refuses the one it has mid-run (Google's live about an hour, runs may last
-    longer); the task layer gives it one that refreshes through ``token_refresh``."""
+    longer); the task layer gives it one that refreshes through ``token_refresh``.
+    ``config_check(config)`` raises ``ValueError`` for an integration config the connector
+    cannot run with; it is asked when a config is set and before every run."""
 
     name: str
     title: str
@@ -129,6 +136,7 @@ class ProviderEntry:
     holds: bool = False
     rate_limit: str | None = None
     renews_tokens: bool = False
+    config_check: str | None = None
 
     def __post_init__(self) -> None:
         if not _NAME.fullmatch(self.name):
@@ -222,6 +230,15 @@ class ProviderEntry:
     def can_refresh(self, bundle: Mapping[str, Any]) -> bool:
         return self.token_refresh is not None and bool(bundle.get("refresh_token"))
 
+    def check_config(self, config: Mapping[str, Any] | None) -> None:
+        """Raise :class:`InvalidConfig` when the connector refuses ``config``."""
+        if self.config_check is None:
+            return
+        try:
+            _load(self.config_check)(dict(config or {}))
+        except (TypeError, ValueError) as exc:
+            raise InvalidConfig(f"{self.title} config: {exc}") from None
+
     def make_emulator(self, seed: int, time_scale: float) -> Any:
         """The sandbox emulator (tests, benchmarks and the demo only)."""
         return _load(self.emulator)(seed=seed, time_scale=time_scale)
@@ -307,6 +324,7 @@ REGISTRY: dict[str, ProviderEntry] = {
         windowed=("insights_daily", "insights_breakdown"),
         reader="connectors.meta_ads.entry:build_reader",
         token_check="connectors.meta_ads.entry:token_expiry",
+        config_check="connectors.meta_ads.entry:check_config",
         emulator="sandbox.meta:MetaEmulator",
         schedule="20 */2 * * *",
         holds=True,

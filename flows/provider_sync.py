@@ -95,6 +95,8 @@ def guarded_run(
     target = check_integration(integration_id, provider)
     tag_run(target["provider"], target["agency_id"])
     with open_run(integration_id, target["provider"], who, trigger, params) as run:
+        # A config the connector refuses fails the run here, once, before any request.
+        registry.get(target["provider"]).check_config(target["config"])
         refresh_credentials(integration_id, target["provider"], who["principal"])
         run.warnings.extend(watch_token(integration_id, target["provider"]))
         work(run)

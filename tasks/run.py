@@ -82,8 +82,8 @@ class SyncFailed(RuntimeError):
 @task(name="check-integration")
 def check_integration(integration_id: int, provider: str | None) -> dict[str, Any]:
     """After authorize (never before: it would tell a stranger what the integration is), the
-    integration's provider, agency and status. ``provider`` is the flow's, or ``None`` for a
-    flow that serves every provider (backfill)."""
+    integration's provider, agency, status and config. ``provider`` is the flow's, or ``None``
+    for a flow that serves every provider (backfill)."""
     with get_engine().connect() as conn:
         integ = tenancy.get_integration(conn, integration_id)
     if provider is not None and integ.provider != provider:
@@ -97,7 +97,7 @@ def check_integration(integration_id: int, provider: str | None) -> dict[str, An
             + (f" ({integ.status_reason})" if integ.status_reason else "")
             + "; reconnect it before syncing"
         )
-    return {"provider": integ.provider, "agency_id": integ.agency_id}
+    return {"provider": integ.provider, "agency_id": integ.agency_id, "config": integ.config}
 
 
 def own_flow_run() -> bool:

@@ -444,3 +444,41 @@ def test_deleting_an_agency_drops_its_database_and_logins(aos, fresh_engine: sa.
     with fresh_engine.connect() as conn:
         names = set(conn.scalars(sa.text("SELECT name FROM agency")))
     assert names == {"Kept"}
+
+
+def test_a_config_its_connector_refuses_is_refused_before_anything_is_stored(
+    aos, fresh_engine: sa.Engine
+) -> None:
+    """Meta reports breakdowns only in the combinations of its table (Insights API
+    Breakdowns, "Combining breakdowns"): a Meta integration asking for age and country
+    together is refused when its config is set, in one line that says what to write instead,
+    and nothing is stored."""
+    from db import schema
+
+    assert aos("agency", "create", "Acme")[0] == 0
+    add = ("integration", "add", "--agency", "Acme", "--provider", "meta_ads", "--name", "m")
+    token = '{"access_token": "EAAB1"}'
+    code, _, err = aos(
+        *add,
+        "--config",
+        '{"breakdowns": [["age", "country"]]}',
+        "--credentials-file",
+        "-",
+        stdin=token,
+    )
+    assert code == 1 and err.count("\n") == 1, err
+    assert err.startswith("error: --config: Meta Ads config: breakdowns: Meta does not report")
+    assert "age+country together" in err and '[["age"], ["country"]]' in err
+    with fresh_engine.connect() as conn:
+        assert (
+            conn.execute(sa.select(sa.func.count()).select_from(schema.integration)).scalar() == 0
+        )
+    code, _, err = aos(
+        *add,
+        "--config",
+        '{"breakdowns": [["gender", "age"], ["country"]]}',
+        "--credentials-file",
+        "-",
+        stdin=token,
+    )
+    assert code == 0, err

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from datetime import date
@@ -35,7 +36,11 @@ class MetaAdsConfig:
     faster can be followed, and is 1 against Meta.
 
     ``breakdowns`` opts in to ``meta_ad_insights_breakdown_daily``: each entry is one set of
-    breakdown dimensions (``["age", "gender"]``, ``["country"]``) read as its own rows.
+    breakdown dimensions (``["age", "gender"]``, ``["country"]``) read as its own rows; a set
+    Meta does not report together (``["age", "country"]``) is refused here, before any run.
+
+    Pages: ``page_limit`` rows a page; when Meta answers "Please reduce the amount of data"
+    the page is halved, down to ``min_page_limit`` rows, then the range is split.
     """
 
     lookback_days: int = settings.DEFAULT_LOOKBACK_DAYS
@@ -43,6 +48,7 @@ class MetaAdsConfig:
     start_date: date | None = None
     chunk_days: int = settings.DEFAULT_CHUNK_DAYS
     page_limit: int = settings.DEFAULT_PAGE_LIMIT
+    min_page_limit: int = settings.MIN_PAGE_LIMIT
     max_empty_pages: int = settings.MAX_EMPTY_PAGES
     account_ids: tuple[str, ...] = field(default_factory=tuple)
     conversion_action_types: tuple[str, ...] = settings.DEFAULT_CONVERSION_ACTION_TYPES
@@ -63,8 +69,8 @@ class MetaAdsConfig:
             raise ValueError("lookback_days and initial_days cannot be negative")
         if not 1 <= self.chunk_days <= 90:
             raise ValueError("chunk_days must be between 1 and 90")
-        if self.page_limit < 1 or self.max_empty_pages < 1:
-            raise ValueError("page_limit and max_empty_pages must be at least 1")
+        if min(self.page_limit, self.min_page_limit, self.max_empty_pages) < 1:
+            raise ValueError("page_limit, min_page_limit and max_empty_pages must be at least 1")
         if self.max_requests is not None and self.max_requests < 1:
             raise ValueError("max_requests must be at least 1 when set")
         if self.sync_max_days < 1:
@@ -96,7 +102,8 @@ class MetaAdsConfig:
 
 def _breakdown_sets(value: Any) -> tuple[tuple[str, ...], ...]:
     """``[["age", "gender"], ["country"]]`` (or ``"age,gender"`` strings) as checked, sorted
-    sets of :data:`settings.BREAKDOWN_DIMENSIONS`, each once."""
+    sets of :data:`settings.BREAKDOWN_DIMENSIONS` that Meta reports together
+    (:data:`settings.BREAKDOWN_COMBINATIONS`), each once."""
     sets: list[tuple[str, ...]] = []
     for entry in value or ():
         names = entry.split(",") if isinstance(entry, str) else list(entry)
@@ -105,6 +112,13 @@ def _breakdown_sets(value: Any) -> tuple[tuple[str, ...], ...]:
         if not dims or unknown:
             raise ValueError(
                 f"breakdowns: {entry!r} is not a set of {list(settings.BREAKDOWN_DIMENSIONS)}"
+            )
+        if dims not in {tuple(sorted(c)) for c in settings.BREAKDOWN_COMBINATIONS}:
+            allowed = ", ".join("+".join(c) for c in settings.BREAKDOWN_COMBINATIONS)
+            raise ValueError(
+                f"breakdowns: Meta does not report {'+'.join(dims)} together (it combines "
+                f"only {allowed}); list them as separate sets, e.g. "
+                f"{json.dumps([[d] for d in dims])}"
             )
         if dims not in sets:
             sets.append(dims)

@@ -14,7 +14,7 @@ from .app import APP_ID_ENV, APP_SECRET_ENV, configured_app
 from .errors import MetaAuthError
 from .transport import MetaTransport
 
-__all__ = ["build_reader", "token_expiry"]
+__all__ = ["build_reader", "check_config", "token_expiry"]
 
 
 def build_reader(
@@ -26,6 +26,13 @@ def build_reader(
     return MetaAdsConnector(
         token, MetaAdsConfig.from_dict(settings), app=configured_app(), holds=holds
     )
+
+
+def check_config(config: Mapping[str, Any]) -> None:
+    """Raise ``ValueError`` for a config the connector cannot run with (a breakdown set Meta
+    does not report, a page size below one, ...): asked when the config is set and before
+    every run, so no run spends a request to learn it."""
+    MetaAdsConfig.from_dict(config)
 
 
 def token_expiry(bundle: Mapping[str, Any]) -> datetime | None:

@@ -9,6 +9,8 @@ Everything is read from the structured answer (HTTP status, ``error.code``,
   or ``x-ad-account-usage``'s ``reset_time_duration`` (seconds), whichever is longer;
   ``is_transient`` is not trusted here (Meta answers 17/2446079 with ``is_transient: false``);
 * 5xx, codes 1 and 2, ``is_transient`` answers, and answers without a Graph error -- ``TRANSIENT``;
+  except that code 1 to a paged read is Meta saying "Please reduce the amount of data you're
+  asking for" (:func:`asks_for_less`), which the transport answers with a smaller page;
 * anything else (permissions 10 and 200-299, parameters 100, ...) -- :class:`MetaCallError`,
   ``PERMANENT``, with the code, subcode, type and trace id in ``detail``.
 """
@@ -27,7 +29,7 @@ from connectors.kit import Failure, retry_after_seconds
 
 from . import settings
 
-__all__ = ["MetaAuthError", "MetaCallError", "classify", "throttle_wait"]
+__all__ = ["MetaAuthError", "MetaCallError", "asks_for_less", "classify", "throttle_wait"]
 
 
 class MetaCallError(PermanentError):
@@ -65,6 +67,16 @@ def throttle_wait(headers: Mapping[str, Any] | None) -> float:
     if isinstance(account, dict) and isinstance(account.get("reset_time_duration"), int | float):
         waits.append(float(account["reset_time_duration"]))
     return max(waits)
+
+
+def asks_for_less(error: Exception) -> bool:
+    """Whether ``error`` is Meta's code 1, which it answers to a page too heavy to produce:
+    HTTP 500, ``{"code": 1, "message": "Please reduce the amount of data you're asking for,
+    then retry your request"}`` (facebook-python-business-sdk#470, singer-io/tap-facebook#65).
+    The same request gets the same answer; a smaller page does not. Code 1 is also Meta's
+    "An unknown error occurred": to a paged read a smaller page is a retry like any other, so
+    the code alone decides, never the message."""
+    return isinstance(error, FacebookRequestError) and error.api_error_code() == 1
 
 
 def classify(method: str, error: Exception, *, max_wait: float = 900.0) -> Failure | None:

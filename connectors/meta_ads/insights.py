@@ -25,6 +25,20 @@ set of breakdowns (``breakdowns=age,gender``), and the cursor moves after the la
 
 Within one run, an account paused by a throttle resumes at the first chunk it had not
 finished (``_resume``), not at the start of its range.
+
+A synchronous read Meta finds too heavy even at the smallest page (``PageTooLarge``, see
+``transport.py``) is read again as two halves of its range, down to single days.
+
+Numbers as Ads Manager shows them: insights are asked for with
+``use_unified_attribution_setting=true``, so each action's ``value`` -- what ``conversions``
+sums -- follows the attribution setting of the ad's ad set (7-day click or 1-day view, 1-day
+click, ...), and each row's ``attribution_setting`` field, stored with it, says which. Since
+June 10, 2025 Meta answers so whatever the parameter says, and reports every action with
+``action_report_time=mixed``: on-Meta actions (link clicks) on the day of the impression,
+off-Meta ones (web purchases) on the day of the conversion (Insights API, "Discrepancy with
+Ads Manager"); the parameter is sent all the same, as Meta still asks of clients that want
+Ads Manager's numbers, and without it ``attribution_setting`` comes back null
+(airbytehq/airbyte#29894). ``action_report_time`` is not sent: Meta disregards it.
 """
 
 from __future__ import annotations
@@ -35,14 +49,14 @@ from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from connectors.common import Page
+from connectors.common import Page, TransientError
 from connectors.kit.reader import Window, day_span
 
 from . import settings
 from .config import MetaAdsConfig
 from .records import breakdown_record, insight_record
 from .reports import ReportRunner
-from .transport import MetaTransport
+from .transport import MetaTransport, PageTooLarge
 
 __all__ = ["Account", "InsightsReader"]
 
@@ -139,8 +153,32 @@ class InsightsReader:
         params = self._params(breakdowns)
         if is_async:
             return self._reports.pages(account.node, params, since, until)
-        params["time_range"] = {"since": since.isoformat(), "until": until.isoformat()}
-        return self._transport.pages("insights", (account.node, "insights"), params)
+        return self._sync_rows(account, params, since, until)
+
+    def _sync_rows(
+        self, account: Account, params: dict[str, Any], since: date, until: date
+    ) -> Iterator[list[dict[str, Any]]]:
+        """The synchronous edge over ``[since, until]``; a range Meta finds too heavy even at
+        the smallest page is read as two halves (rows of the whole range already handed over
+        come again: the loader keeps one of each)."""
+        query = {**params, "time_range": {"since": since.isoformat(), "until": until.isoformat()}}
+        try:
+            yield from self._transport.pages("insights", (account.node, "insights"), query)
+        except PageTooLarge as exc:
+            if since == until:
+                raise TransientError(
+                    f"{exc}, even for the single day {since}; lower min_page_limit or read it "
+                    "with a backfill (report runs)",
+                    provider="meta_ads",
+                    method="insights",
+                ) from None
+            middle = since + timedelta(days=((until - since).days + 1) // 2 - 1)
+            self._transport.stats.warnings.append(
+                f"{exc} for {since}..{until}; reading {since}..{middle} and "
+                f"{middle + timedelta(days=1)}..{until} apart"
+            )
+            yield from self._sync_rows(account, params, since, middle)
+            yield from self._sync_rows(account, params, middle + timedelta(days=1), until)
 
     def _params(self, breakdowns: tuple[str, ...]) -> dict[str, Any]:
         params: dict[str, Any] = {
@@ -148,6 +186,7 @@ class InsightsReader:
             "time_increment": 1,
             "fields": ",".join(settings.INSIGHT_FIELDS),
             "action_attribution_windows": list(self.config.attribution_windows),
+            "use_unified_attribution_setting": True,  # Ads Manager's numbers (module docstring)
             "filtering": [
                 {
                     "field": "ad.effective_status",
@@ -165,6 +204,5 @@ class InsightsReader:
             row,
             currency=account.currency,
             conversion_action_types=self.config.conversion_action_types,
-            attribution_setting="_".join(self.config.attribution_windows),
         )
         return breakdown_record(record, row, breakdowns) if breakdowns else record

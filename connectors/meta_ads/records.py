@@ -215,7 +215,7 @@ def ad_record(ad: Mapping[str, Any]) -> MetaAd:
 
 
 def _total(items: Any, action_types: Iterable[str]) -> Decimal:
-    """The sum of ``value`` (Meta's default attribution) over the chosen action types."""
+    """The sum of ``value`` (the ad set's attribution setting) over the chosen action types."""
     wanted = set(action_types)
     return sum(
         (
@@ -232,9 +232,10 @@ def insight_record(
     *,
     currency: str,
     conversion_action_types: Iterable[str],
-    attribution_setting: str,
 ) -> MetaAdInsightDaily:
-    """A daily ad row; ``currency`` is the account's (used when the row does not say)."""
+    """A daily ad row; ``currency`` is the account's (used when the row does not say).
+    ``attribution_setting`` is the row's own (its ad set's, ``7d_click_1d_view``): the one its
+    ``conversions`` follow."""
     types = tuple(conversion_action_types)
     account_id = normalize_account_id(row["account_id"])
     record: MetaAdInsightDaily = {
@@ -252,7 +253,7 @@ def insight_record(
         "conversion_value": _total(row.get("action_values"), types),
         "actions": row.get("actions"),
         "action_values": row.get("action_values"),
-        "attribution_setting": attribution_setting,
+        "attribution_setting": str(row.get("attribution_setting") or ""),
         "_ad_account_ids": account_hint(account_id),
     }
     return sanitize(record)

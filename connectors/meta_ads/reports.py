@@ -18,6 +18,10 @@ past the chunk, and the next run reads the chunk again.
 
 A job interrupted by a throttle of its account (:class:`~.transport.AccountThrottled`) is
 remembered: when the account resumes, the same job is polled again rather than started anew.
+
+Meta may find a result page too heavy too ("Please reduce the amount of data you're asking
+for" on ``/{report_run_id}/insights``, singer-io/tap-facebook#65): the transport reads it in
+smaller pages; still refused at the smallest (``PageTooLarge``), the slice is split as above.
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ from connectors.common import TransientError
 
 from . import settings
 from .config import MetaAdsConfig
-from .transport import MetaTransport
+from .transport import MetaTransport, PageTooLarge
 
 __all__ = ["ReportRunner", "Slice"]
 
@@ -86,19 +90,25 @@ class ReportRunner:
             run_id = self._start(part, params)
             outcome = self._wait(run_id)
             if outcome == settings.JOB_COMPLETED:
-                yield from self._transport.pages("report_run.insights", (run_id, "insights"), {})
-                self._inflight.pop((part, _key(params)), None)
-                return
+                try:
+                    yield from self._transport.pages(
+                        "report_run.insights", (run_id, "insights"), {}
+                    )
+                except PageTooLarge as exc:
+                    outcome = f"completed, but {exc}"
+                else:
+                    self._inflight.pop((part, _key(params)), None)
+                    return
             self._inflight.pop((part, _key(params)), None)
-            if outcome == "timeout":
-                break  # a job too large to finish: splitting is the only way on
+            if outcome == "timeout" or outcome.startswith("completed"):
+                break  # a job too large to finish, or to read: splitting is the only way on
             if attempt == 1:
                 self._warn(f"Meta report run for {part} ended {outcome}; starting it again")
         pieces = self._split(part)
         if not pieces:
             raise TransientError(
-                f"Meta report run for {part} ended {outcome} after a retry, and one day of "
-                "one campaign cannot be split further",
+                f"Meta report run for {part} ended {outcome}, and one day of one campaign "
+                "cannot be split further",
                 provider="meta_ads",
                 method="insights.start",
             )

@@ -18,7 +18,12 @@ DEFAULT_LOOKBACK_DAYS: Final = 28
 RETENTION_DAYS: Final = 37 * 30  # insights are kept 37 months
 DEFAULT_INITIAL_DAYS: Final = 90  # what a first sync reads without a start_date
 DEFAULT_CHUNK_DAYS: Final = 30  # days per insights request series (one cursor step each)
-DEFAULT_PAGE_LIMIT: Final = 500
+# Rows per page. Meta refuses heavy pages with code 1 "Please reduce the amount of data you're
+# asking for" (typically insights at limit=500); 100 is what Airbyte's connector runs real
+# accounts with (its ``page_size`` default). On that answer the page is halved, down to
+# MIN_PAGE_LIMIT, before the date range is split (``transport.py``, ``insights.py``).
+DEFAULT_PAGE_LIMIT: Final = 100
+MIN_PAGE_LIMIT: Final = 10
 # Ranges longer than this are read through async report jobs (the default lookback of 28
 # days plus today stays synchronous; first syncs, ``since`` runs and backfills go async).
 DEFAULT_SYNC_MAX_DAYS: Final = 31
@@ -28,10 +33,21 @@ JOB_FAILED: Final = frozenset({"Job Failed", "Job Skipped"})
 REPORT_NOT_READY: Final = (2601, 1815107)  # results read before the job is readable
 # Breakdown dimensions the opt-in breakdown table can hold (one column each).
 BREAKDOWN_DIMENSIONS: Final = ("age", "gender", "country", "publisher_platform")
+# The sets of them Meta reports together (Insights API Breakdowns, "Combining breakdowns":
+# "only some permutations of breakdowns are available"); any other set is refused with code
+# 100 "Current combination of data breakdown columns (...) is invalid".
+BREAKDOWN_COMBINATIONS: Final = (
+    ("age",),
+    ("gender",),
+    ("age", "gender"),
+    ("country",),
+    ("publisher_platform",),
+)
 # Days before a token's expiry at which runs warn (debug_token's ``expires_at``).
 TOKEN_WARNING_DAYS: Final = (14, 7, 1)
 MAX_EMPTY_PAGES: Final = 10  # empty pages in a row that still announce a next page
-# Meta's default attribution is 7-day click plus 1-day view; the per-window keys asked for.
+# The per-window keys asked for in ``actions`` (each action's ``value`` follows the ad set's
+# attribution setting, which the ``attribution_setting`` field names).
 DEFAULT_ATTRIBUTION_WINDOWS: Final = ("7d_click", "1d_view")
 # Action types summed into ``conversions`` / ``conversion_value`` (the common purchase and
 # lead events; an integration may configure its own).
@@ -109,6 +125,7 @@ INSIGHT_FIELDS: Final = (
     "spend",
     "actions",
     "action_values",
+    "attribution_setting",
     "date_start",
     "date_stop",
 )

@@ -17,6 +17,14 @@ throttled (a time to regain access, a usage at 100%) pauses it before its next c
 near the limit spaces its next call; an ordinary answer, whatever its
 ``reset_time_duration``, changes nothing. Outside an account (the account list,
 ``debug_token``) a throttle is waited out by the kit's retry loop.
+
+Heavy pages: to a paged read Meta may answer code 1, "Please reduce the amount of data you're
+asking for" (``errors.asks_for_less``); the same request would get the same answer, so
+:meth:`MetaTransport.pages` asks for the same page again with half the rows, down to
+``min_page_limit``, and reads the rest of that edge of that account at the size that worked
+(for the rest of the run). Refused at the floor, it raises :class:`PageTooLarge` for the
+caller to ask for less another way (a shorter range, ``insights.py``; a smaller report run,
+``reports.py``).
 """
 
 from __future__ import annotations
@@ -37,10 +45,10 @@ from connectors.kit import Failure, Kind, RetryPolicy, TokenPaginator, Transport
 from . import settings
 from .app import MetaApp
 from .config import MetaAdsConfig
-from .errors import classify, throttle_wait
+from .errors import asks_for_less, classify, throttle_wait
 from .usage import read_usage
 
-__all__ = ["USAGE_PAUSE", "AccountThrottled", "MetaTransport", "next_after"]
+__all__ = ["USAGE_PAUSE", "AccountThrottled", "MetaTransport", "PageTooLarge", "next_after"]
 
 MIN_THROTTLE_PAUSE = 60.0  # Meta seconds: a throttle without a usable hint still waits this
 USAGE_PAUSE = "Meta usage headers asked ad account {account} to wait"
@@ -59,6 +67,25 @@ class AccountThrottled(Exception):
         self.until = until
         self.wait = wait
         self.reason = description
+
+
+class PageTooLarge(TransientError):
+    """Meta answered "Please reduce the amount of data you're asking for" to a page of
+    ``limit`` rows, the smallest this integration asks for (``min_page_limit``)."""
+
+    def __init__(self, method: str, account: str | None, limit: int) -> None:
+        where = f" of {account}" if account else ""
+        super().__init__(
+            f'Meta {method}{where} still answered code 1 "Please reduce the amount of data '
+            f"you're asking for\" at {limit} rows a page",
+            provider="meta_ads",
+            method=method,
+        )
+        self.limit = limit
+
+
+class _AsksForLess(Exception):
+    """Code 1 to a paged read: :meth:`MetaTransport.pages` asks again with a smaller page."""
 
 
 def next_after(body: Mapping[str, Any]) -> str | None:
@@ -105,6 +132,8 @@ class MetaTransport(Transport):
         self.paused_until: dict[str, float] = {}  # ad account -> clock time it may call again
         self._spaced_until: dict[str, float] = {}  # ad account -> its next call, near the limit
         self._percent: dict[str, float] = {}  # ad account -> the usage its last answer gave
+        self._page_limits: dict[tuple[str | None, str], int] = {}  # (account, method) -> rows
+        self._paging = False  # a paged read is in flight: code 1 asks for a smaller page
         # Given the app's secret, the SDK's session sends ``appsecret_proof`` (HMAC-SHA256
         # of the token under the secret) with every call (``app.py``).
         self.api = FacebookAdsApi.init(
@@ -119,6 +148,8 @@ class MetaTransport(Transport):
 
     # -- the kit's hooks -----------------------------------------------------------------
     def classify(self, method: str, error: Exception) -> Failure | None:
+        if self._paging and asks_for_less(error):
+            raise _AsksForLess from None
         failure = classify(method, error, max_wait=self.config.max_rate_limit_wait)
         if failure is not None and failure.kind is Kind.RATE_LIMITED:
             return dataclasses.replace(
@@ -218,19 +249,50 @@ class MetaTransport(Transport):
         """One GET of an edge, retried by the kit; the answer's body."""
         return self.call("GET", method, path, params)
 
+    def page_limit(self, method: str) -> int:
+        """Rows to ask for in a page of ``method`` of the current account."""
+        configured = self.config.page_limit
+        return min(self._page_limits.get((self._account, method), configured), configured)
+
+    def _smaller_pages(self, method: str, limit: int) -> None:
+        """Meta found a page of ``limit`` rows too heavy: halve the account's pages of
+        ``method``, or raise :class:`PageTooLarge` at the floor."""
+        floor = min(self.config.min_page_limit, self.config.page_limit)
+        if limit <= floor:
+            raise PageTooLarge(method, self._account, limit)
+        smaller = max(floor, limit // 2)
+        key = (self._account, method)
+        if key not in self._page_limits:
+            where = f" of {self._account}" if self._account else ""
+            self.stats.warnings.append(
+                f"Meta {method}{where}: {limit} rows a page were too much data for Meta; "
+                "smaller pages for the rest of the run (a lower page_limit starts there)"
+            )
+        self._page_limits[key] = smaller
+        self.stats.retries += 1
+
     def pages(
         self, method: str, path: tuple[str, ...], params: Mapping[str, Any]
     ) -> Iterator[list[dict[str, Any]]]:
         """Every page of an edge, following ``after`` while Meta announces a next page --
         past empty pages too (Meta sends them), but not past ``max_empty_pages`` of them in
-        a row: that is an answer we cannot trust, and never read as the end of the list."""
+        a row: that is an answer we cannot trust, and never read as the end of the list. A
+        page Meta finds too heavy is asked for again, smaller (see the module docstring)."""
         pager = TokenPaginator(f"Meta {method}", next_after)
         empty = 0
         while pager.has_next:
-            query = {**params, "limit": self.config.page_limit}
+            limit = self.page_limit(method)
+            query = {**params, "limit": limit}
             if pager.next_token:
                 query["after"] = pager.next_token
-            body = self.get(method, path, query)
+            try:
+                self._paging = True
+                body = self.get(method, path, query)
+            except _AsksForLess:
+                self._smaller_pages(method, limit)
+                continue
+            finally:
+                self._paging = False
             pager.update(body)
             data = body["data"]
             empty = 0 if data else empty + 1

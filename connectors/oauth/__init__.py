@@ -82,6 +82,11 @@ SETTINGS: tuple[tuple[str, str, str], ...] = (
         "Facebook Login dialog",
         "https://www.facebook.com/v26.0/dialog/oauth",
     ),
+    (
+        "AOS_META_CONFIG_ID",
+        "Facebook Login for Business configuration id (asked for instead of scopes)",
+        "unset: Facebook Login with scopes",
+    ),
 )
 
 

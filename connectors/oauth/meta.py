@@ -2,6 +2,16 @@
 checked with ``debug_token``, then ``fb_exchange_token`` for the long-lived (about 60 days)
 token that is stored. Meta tokens have no refresh token: the expiry is stored and watched.
 
+Facebook Login for Business (``AOS_META_CONFIG_ID`` set): the dialog is asked for a
+*configuration* made in the App Dashboard (Facebook Login for Business > Configurations)
+instead of ``scope``: ``config_id`` names it, and it fixes the token type, the assets and the
+permissions, all of which the person must grant (Facebook Login for Business, "Requirements").
+``response_type=code`` with ``override_default_response_type=true`` is what a configuration of
+*system-user* tokens requires. The code is exchanged as in Facebook Login; a token that
+``debug_token`` says never expires (``expires_at`` 0: a business integration system user's)
+is stored as it is, with no expiry, and no ``fb_exchange_token`` (which is for user tokens,
+"Get Long-Lived Access Tokens"); a configuration of user tokens goes on as above.
+
 The external account is the Facebook user who consented (``/me``); the businesses the grant
 covers are its aliases, so an integration that was added by hand under a business id is
 recognised on reconnect."""
@@ -24,6 +34,7 @@ API_VERSION = "v26.0"
 DIALOG_URL = f"https://www.facebook.com/{API_VERSION}/dialog/oauth"
 GRAPH_URL = "https://graph.facebook.com"
 SCOPES = ("ads_read", "business_management")
+CONFIG_ID_ENV = "AOS_META_CONFIG_ID"
 
 
 class MetaOAuth(OAuthClient):
@@ -48,8 +59,12 @@ class MetaOAuth(OAuthClient):
             "redirect_uri": redirect_uri,
             "state": state,
             "response_type": "code",
-            "scope": ",".join(SCOPES),
         }
+        config_id = self.source.get(CONFIG_ID_ENV)
+        if config_id:  # Facebook Login for Business: the configuration decides (docstring)
+            params.update(config_id=config_id, override_default_response_type="true")
+        else:
+            params["scope"] = ",".join(SCOPES)
         return f"{self.source.get('AOS_META_DIALOG_URL', DIALOG_URL)}?{urlencode(params)}"
 
     def exchange(self, *, code: Secret, redirect_uri: str, verifier: Secret | None) -> Grant:
@@ -69,6 +84,13 @@ class MetaOAuth(OAuthClient):
         debug = self._debug(short_token)
         granted = tuple(str(s) for s in debug.get("scopes") or ())
         self._check_scopes(granted)
+        if not int(debug.get("expires_at") or 0):  # a system user's token: it never expires
+            bundle = {
+                "access_token": short_token,
+                "user_id": str(debug.get("user_id") or ""),
+                "scope": ",".join(granted),
+            }
+            return Grant(bundle, self.identify(bundle), granted, None)
         long = self._graph_json(
             "GET",
             "oauth/access_token",

@@ -11,6 +11,8 @@ Knobs, all on :class:`MetaEmulator`:
   ``budget_window`` (provider seconds); the "429" fault answers a throttling error
   (``options={"code": 80004, "subcode": 2446079}``, default code 4);
 * paging: ``set_empty_pages(edge, *page_numbers)``;
+* heavy answers: ``set_data_limit(account, page_cells=, query_rows=)`` (code 1, "Please reduce
+  the amount of data you're asking for", ``sandbox/meta/limits.py``);
 * async reports: ``script_next_report(("Job Running", 100), ("Job Completed", 100))``.
 """
 

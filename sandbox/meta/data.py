@@ -21,7 +21,9 @@ from sandbox.ids import derive_key, unit
 __all__ = [
     "ACCOUNT_STATUSES",
     "AD_STATUSES",
+    "ATTRIBUTION_SPECS",
     "CONVERSION_TYPES",
+    "DEFAULT_ATTRIBUTION",
     "WINDOWS",
     "AdDay",
     "MetaAccount",
@@ -43,6 +45,18 @@ ACCOUNT_STATUSES = {
 AD_STATUSES = ("ACTIVE", "PAUSED", "ARCHIVED", "DELETED")
 # Attribution windows still returned after January 2026 (7d_view and 28d_view are gone).
 WINDOWS = ("1d_click", "7d_click", "28d_click", "1d_view", "1d_ev")
+# An ad set's attribution setting, as its ``attribution_spec`` (AdSet reference: a list of
+# ``{"event_type": CLICK_THROUGH | VIEW_THROUGH | ENGAGED_VIDEO_VIEW, "window_days": N}``) and
+# as Ads Manager offers it: 7-day click or 1-day view (the default), 1-day click, 7-day click,
+# 1-day click or 1-day view.
+DEFAULT_ATTRIBUTION: tuple[tuple[str, int], ...] = (("CLICK_THROUGH", 7), ("VIEW_THROUGH", 1))
+ATTRIBUTION_SPECS: tuple[tuple[tuple[str, int], ...], ...] = (
+    DEFAULT_ATTRIBUTION,
+    (("CLICK_THROUGH", 1),),
+    (("CLICK_THROUGH", 7),),
+    (("CLICK_THROUGH", 1), ("VIEW_THROUGH", 1)),
+)
+_EVENT_SUFFIX = {"CLICK_THROUGH": "click", "VIEW_THROUGH": "view", "ENGAGED_VIDEO_VIEW": "ev"}
 # Action types whose counts depend on attribution (the others are on-platform events).
 CONVERSION_TYPES = ("offsite_conversion.fb_pixel_purchase", "offsite_conversion.fb_pixel_lead")
 _PURCHASE = "offsite_conversion.fb_pixel_purchase"
@@ -112,6 +126,18 @@ class MetaAdSet:
     daily_budget: int  # minor units, sent as a string
     created_time: datetime
     updated_time: datetime
+    attribution_spec: tuple[tuple[str, int], ...] = DEFAULT_ATTRIBUTION
+
+    @property
+    def attribution_windows(self) -> tuple[str, ...]:
+        """The windows of the setting, ``("7d_click", "1d_view")``: an action's ``value``
+        counts the conversions of these windows."""
+        return tuple(f"{days}d_{_EVENT_SUFFIX[event]}" for event, days in self.attribution_spec)
+
+    @property
+    def attribution_setting(self) -> str:
+        """Insights' ``attribution_setting`` for this ad set: ``7d_click_1d_view``."""
+        return "_".join(self.attribution_windows)
 
     @property
     def effective_status(self) -> str:
@@ -142,8 +168,8 @@ class AdDay:
     """One ad's numbers for one account-local day (before any breakdown).
 
     ``actions`` / ``action_values`` map an action type to its count (or value in minor
-    units) per attribution window; the key ``"value"`` is the default attribution
-    (7-day click plus 1-day view)."""
+    units) per attribution window; the key ``"value"`` counts the windows of the ad set's
+    attribution setting (:attr:`MetaAdSet.attribution_windows`)."""
 
     ad: MetaAd
     day: date
@@ -175,6 +201,10 @@ class MetaAccount:
     # (ad id, day) -> the action types of ``late`` on that day (kept by ``add_late``)
     late_days: dict[tuple[str, date], set[str]] = field(default_factory=dict)
     call_budget: int = 200  # calls per rolling provider hour before code 17 / 2446079
+    # "Please reduce the amount of data" (``sandbox/meta/limits.py``): the most cells (rows x
+    # fields) one insights page may carry, the most rows one synchronous query may compute.
+    max_page_cells: int | None = None
+    max_query_rows: int | None = None
 
     @property
     def id(self) -> str:
@@ -219,9 +249,13 @@ class MetaAccount:
         return campaign
 
     def add_adset(self, campaign: MetaCampaign, name: str, created: date) -> MetaAdSet:
+        """A new ad set; the first of an account has Meta's default attribution setting, the
+        others one drawn from :data:`ATTRIBUTION_SPECS` (most of them the default too)."""
         index = len(self.adsets)
         key = derive_key(self.seed, self.account_id, "adset", index)
         moment = self.local_time(created, 8)
+        roll = unit(key, 48)
+        spec = ATTRIBUTION_SPECS[0 if index == 0 or roll < 0.55 else 1 + int(roll * 10) % 3]
         adset = MetaAdSet(
             id=_numeric_id(self.seed, self.account_id, "adset", index, digits=18),
             name=name,
@@ -231,6 +265,7 @@ class MetaAccount:
             daily_budget=(1000 + key % 9000) * (100 if self.decimals == 0 else 1),
             created_time=moment,
             updated_time=moment,
+            attribution_spec=spec,
         )
         self.adsets[adset.id] = adset
         return adset
@@ -317,9 +352,17 @@ class MetaAccount:
                 money["7d_click"] += extra_value - extra * order_value
                 money["28d_click"] += extra_value - extra * order_value
                 values[action_type] = money
+        # An action's ``value`` follows the ad set's attribution setting: Meta disregards
+        # ``use_unified_attribution_setting`` since June 10, 2025 and attributes as Ads Manager
+        # does (Insights API, "Discrepancy with Ads Manager"). On-Meta actions (link clicks)
+        # count once whatever the setting.
+        counted = ad.adset.attribution_windows
         for bag in (actions, values):
-            for windows in bag.values():
-                windows["value"] = windows.get("7d_click", 0) + windows.get("1d_view", 0)
+            for action_type, windows in bag.items():
+                if action_type in CONVERSION_TYPES:
+                    windows["value"] = sum(windows.get(w, 0) for w in counted)
+                else:
+                    windows["value"] = windows.get("1d_click", 0)
         return AdDay(ad, day, impressions, reach, clicks, spend, actions, values)
 
 

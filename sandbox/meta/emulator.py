@@ -61,7 +61,8 @@ from sandbox.meta.graph import (
     parse_filtering,
     rate_limit_error,
 )
-from sandbox.meta.insights import compute_rows, parse_query
+from sandbox.meta.insights import InsightsQuery, compute_rows, parse_query
+from sandbox.meta.limits import check_page, check_query
 from sandbox.meta.oauth import MetaOAuth
 from sandbox.protocol import Request, Response, json_response
 
@@ -105,6 +106,7 @@ _OBJECT_FIELDS = {
         "effective_status",
         "configured_status",
         "daily_budget",
+        "attribution_spec",
         "created_time",
         "updated_time",
         "start_time",
@@ -193,6 +195,7 @@ class ReportRun:
     until: date
     script: list[tuple[str, int]]
     created: datetime
+    fields: tuple[str, ...] = ()  # the fields each result row carries
     polls: int = 0
     shown: str = "Job Not Started"
     completed_at: datetime | None = None
@@ -453,6 +456,17 @@ class MetaEmulator:
             budget.blocked_error = (code, subcode)
             budget.extra["usage"] = usage
 
+    def set_data_limit(
+        self, account_id: str, *, page_cells: int | None = None, query_rows: int | None = None
+    ) -> None:
+        """From now on, answer code 1 "Please reduce the amount of data..." to insights pages of
+        ``account_id`` carrying more than ``page_cells`` cells (rows x fields) and synchronous
+        queries computing more than ``query_rows`` rows (``None``: no limit; see
+        ``sandbox/meta/limits.py``)."""
+        with self._lock:
+            account = self.account(account_id)
+            account.max_page_cells, account.max_query_rows = page_cells, query_rows
+
     def script_next_report(self, *steps: tuple[str, int], unready_reads: int = 0) -> None:
         """The (async_status, percent) that successive polls of the next report run show,
         e.g. ``("Job Running", 100), ("Job Completed", 100)`` or ``("Job Failed", 30)``;
@@ -612,15 +626,18 @@ class MetaEmulator:
                     account,
                     lambda: compute_rows(account, ads, query, self.now()),
                     dict(params),
-                    query.since,
-                    query.until,
+                    query,
                 )
-            return page(
-                compute_rows(account, ads, query, self.now()),
+            rows = compute_rows(account, ads, query, self.now())
+            check_query(account, len(rows))
+            result = page(
+                rows,
                 params,
                 url=self._url(request),
                 empty_pages=frozenset(self.empty_pages.get("insights", ())),
             )
+            check_page(account, result["data"], query.fields)
+            return result
         raise GraphError(
             100,
             f"(#100) Unsupported {request.verb.lower()} request. Please read the Graph API "
@@ -713,6 +730,8 @@ class MetaEmulator:
         problem = record.problem(self.now())
         if problem is not None:
             raise problem
+        if record.kind != "USER":  # the exchange is for user tokens ("Get Long-Lived ...")
+            raise invalid_param("param fb_exchange_token must be a user access token")
         business = self.businesses[record.business_ids[0]]
         fresh = self.issue_token(
             business, lifetime=timedelta(seconds=LONG_LIVED_SECONDS), user_id=record.user_id
@@ -811,6 +830,8 @@ class MetaEmulator:
             return getattr(obj, name.removesuffix("_id")).id
         if name == "daily_budget":
             return str(obj.daily_budget)
+        if name == "attribution_spec":  # AdSet reference: list<AttributionSpec>
+            return [{"event_type": e, "window_days": d} for e, d in obj.attribution_spec]
         return getattr(obj, name)
 
     # -- report runs -----------------------------------------------------------------------
@@ -819,8 +840,7 @@ class MetaEmulator:
         account: MetaAccount,
         rows: Callable[[], list[dict[str, Any]]],
         params: dict[str, Any],
-        since: date,
-        until: date,
+        query: InsightsQuery,
     ) -> dict[str, str]:
         self._counter += 1
         run_id = str(10**15 + derive_key(self.seed, "report", self._counter) % (9 * 10**15))
@@ -831,8 +851,9 @@ class MetaEmulator:
             account=account,
             rows=rows,
             params=params,
-            since=since,
-            until=until,
+            since=query.since,
+            until=query.until,
+            fields=tuple(query.fields),
             script=script,
             created=self.now(),
             unready_reads=unready,
@@ -875,12 +896,14 @@ class MetaEmulator:
                     "if your job status is completed instead of failed or running before "
                     "fetching the data.",
                 )
-            return page(
+            result = page(
                 self._report_rows(run),
                 request.params,
                 url=self._url(request),
                 empty_pages=frozenset(self.empty_pages.get("insights", ())),
             )
+            check_page(run.account, result["data"], run.fields)
+            return result
         status, percent = run.poll(self.now())
         body: dict[str, Any] = {
             "id": run.id,

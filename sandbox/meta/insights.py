@@ -7,6 +7,26 @@ key per requested ``action_attribution_windows`` entry. Days without delivery ha
 By default ``level=ad`` leaves out DELETED ads (the reference: ``act_X/insights?level=ad``
 "does not return stats for the deleted object"); an ``ad.effective_status`` filter brings
 them back.
+
+Attribution (Insights API, "Discrepancy with Ads Manager"): since June 10, 2025 Meta
+disregards ``use_unified_attribution_setting`` and ``action_report_time`` and answers as Ads
+Manager does -- each action's ``value`` follows the ad set's attribution setting
+(:attr:`~sandbox.meta.data.MetaAdSet.attribution_windows`), actions are reported with
+``action_report_time=mixed``. Both parameters are still checked (a boolean; one of
+``impression``, ``conversion``, ``mixed``, ``lifetime``); the numbers ignore them. The
+``attribution_setting`` field is the ad set's setting (``7d_click_1d_view``), answered only
+with ``use_unified_attribution_setting=true``: without it Meta sends it as null, i.e. leaves
+it out (airbytehq/airbyte#29894, "attribution_setting seems to be coming back as null
+consistently ... use_unified_attribution_setting must be set"). A row over ad sets of
+different settings (``level=campaign`` or ``account``) says ``mixed``. The emulator
+credits a conversion to the day its numbers name (``add_late_conversions``); it does not model
+report times.
+
+Breakdowns combine only as Meta's table allows (Insights API Breakdowns, "Combining
+breakdowns": "Due to storage constraints, only some permutations of breakdowns are
+available"); any other set is refused with code 100 "Current combination of data breakdown
+columns (...) is invalid", the columns including ``action_type`` when action fields are asked
+for (``action_breakdowns`` defaults to it).
 """
 
 from __future__ import annotations
@@ -34,6 +54,28 @@ BREAKDOWNS: dict[str, tuple[str, ...]] = {
     "country": ("US", "GB", "DE", "BR", "JP", "AU"),
     "publisher_platform": ("facebook", "instagram", "audience_network", "messenger"),
 }
+# Meta's permutations of (non-action) breakdowns, "Combining breakdowns", and whether each
+# may be joined with action_type (the asterisk of the table).
+COMBINATIONS: dict[frozenset[str], bool] = {
+    frozenset(names.split(",")): starred
+    for names, starred in (
+        ("age", True),
+        ("gender", True),
+        ("age,gender", True),
+        ("country", True),
+        ("region", True),
+        ("publisher_platform", True),
+        ("publisher_platform,impression_device", True),
+        ("publisher_platform,platform_position", True),
+        ("publisher_platform,platform_position,impression_device", True),
+        ("product_id", True),
+        ("hourly_stats_aggregated_by_advertiser_time_zone", True),
+        ("hourly_stats_aggregated_by_audience_time_zone", True),
+        ("app_id,skan_conversion_id", False),
+    )
+}
+_ACTION_FIELDS = frozenset({"actions", "action_values", "conversions"})
+REPORT_TIMES = ("impression", "conversion", "mixed", "lifetime")
 FIELDS = frozenset(
     {
         "account_id",
@@ -57,6 +99,7 @@ FIELDS = frozenset(
         "actions",
         "action_values",
         "conversions",
+        "attribution_setting",
         "date_start",
         "date_stop",
     }
@@ -87,6 +130,7 @@ class InsightsQuery:
         breakdowns: list[str],
         windows: list[str],
         filtering: list[tuple[str, str, Any]],
+        unified: bool = False,
     ) -> None:
         self.level = level
         self.since = since
@@ -96,6 +140,7 @@ class InsightsQuery:
         self.breakdowns = breakdowns
         self.windows = windows
         self.filtering = filtering
+        self.unified = unified  # use_unified_attribution_setting=true
 
 
 def _day(value: Any, name: str) -> date:
@@ -147,6 +192,8 @@ def parse_query(params: Mapping[str, Any], today: date, default_level: str) -> I
     for name in breakdowns:
         if name not in BREAKDOWNS:
             raise invalid_param(f"param breakdowns must be one of {sorted(BREAKDOWNS)}")
+    _check_combination(breakdowns, with_actions=bool(_ACTION_FIELDS & set(fields)))
+    _check_attribution_params(params)
     windows = list_param(params, "action_attribution_windows")
     for name in windows:
         if name not in (*WINDOWS, "default"):
@@ -162,7 +209,32 @@ def parse_query(params: Mapping[str, Any], today: date, default_level: str) -> I
         breakdowns=breakdowns,
         windows=windows,
         filtering=parse_filtering(params),
+        unified=str(params.get("use_unified_attribution_setting", "")).lower() in ("true", "1"),
     )
+
+
+def _check_combination(breakdowns: Sequence[str], *, with_actions: bool) -> None:
+    if not breakdowns:
+        return
+    starred = COMBINATIONS.get(frozenset(breakdowns))
+    if starred is None or (with_actions and not starred):
+        columns = sorted({*breakdowns, *(("action_type",) if with_actions else ())})
+        raise invalid_param(
+            f"Current combination of data breakdown columns ({', '.join(columns)}) is invalid "
+        )
+
+
+def _check_attribution_params(params: Mapping[str, Any]) -> None:
+    """The attribution parameters Meta disregards since June 2025 must still be well formed."""
+    for name in ("use_unified_attribution_setting", "use_account_attribution_setting"):
+        value = params.get(name)
+        if value is not None and str(value).lower() not in ("true", "false", "1", "0"):
+            raise invalid_param(f"param {name} must be a boolean")
+    report_time = params.get("action_report_time")
+    if report_time is not None and str(report_time) not in REPORT_TIMES:
+        raise invalid_param(
+            f"param action_report_time must be one of {{{', '.join(REPORT_TIMES)}}}"
+        )
 
 
 # -- computing rows -------------------------------------------------------------------------
@@ -286,8 +358,10 @@ def compute_rows(
                         "sums": [0, 0, 0, 0],
                         "actions": {},
                         "values": {},
+                        "settings": set(),
                     },
                 )
+                group["settings"].add(ad.adset.attribution_setting)
                 sums = group["sums"]
                 for i, n in enumerate((part.impressions, part.reach, part.clicks, part.spend)):
                     sums[i] += n
@@ -338,6 +412,7 @@ def _action_list(
 def _render(account: MetaAccount, query: InsightsQuery, group: dict[str, Any]) -> dict[str, Any]:
     ad: MetaAd = group["ad"]
     impressions, reach, clicks, spend = group["sums"]
+    settings: set[str] = group["settings"]
     money = spend / (10**account.decimals)
     values: dict[str, Any] = {
         "account_id": account.account_id,
@@ -358,6 +433,7 @@ def _render(account: MetaAccount, query: InsightsQuery, group: dict[str, Any]) -
         "ctr": _ratio(clicks * 100, impressions),
         "cpc": _ratio(money, clicks),
         "cpm": _ratio(money * 1000, impressions),
+        "attribution_setting": next(iter(settings)) if len(settings) == 1 else "mixed",
     }
     actions = _action_list(account, group["actions"], query.windows, money=False)
     values["actions"] = actions
@@ -378,6 +454,8 @@ def _render(account: MetaAccount, query: InsightsQuery, group: dict[str, Any]) -
         value = values[name]
         if isinstance(value, list) and not value:
             continue  # Graph leaves out empty action lists
+        if name == "attribution_setting" and not query.unified:
+            continue  # null without use_unified_attribution_setting (module docstring)
         row[name] = value
     row["date_start"] = group["start"].isoformat()
     row["date_stop"] = group["stop"].isoformat()

@@ -9,10 +9,23 @@
   long-lived.
 * ``DELETE me/permissions``: the user removes the app; every token of that user answers code
   190 (subcode 458, "the user has not authorized application") from then on.
+
+Facebook Login for Business: a dialog request with ``config_id`` names a configuration of the
+app (:meth:`MetaOAuth.add_configuration`; App Dashboard > Facebook Login for Business >
+Configurations), which replaces ``scope`` -- its permissions are what is asked, and all of them
+must be granted or none is ("All permissions that your app asks for during login must be
+granted by your app user or your app won't be granted any permissions"). An unknown
+``config_id`` gets an error page. A configuration of system-user tokens needs
+``response_type=code`` and ``override_default_response_type=true`` (Meta's Facebook Login for
+Business sample: "must be set to 'code' for System User access token"), and its code is
+exchanged for a business integration system user's token that never expires (``debug_token``:
+``type`` SYSTEM_USER, ``expires_at`` 0); ``fb_exchange_token`` refuses such a token, the
+exchange being for user tokens ("Get Long-Lived Access Tokens").
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from sandbox.consent import (
@@ -30,10 +43,20 @@ from sandbox.protocol import Request, Response, json_response
 if TYPE_CHECKING:
     from sandbox.meta.emulator import MetaEmulator
 
-__all__ = ["DIALOG_PATH", "MetaOAuth", "REMOVED_SUBCODE"]
+__all__ = ["DIALOG_PATH", "LoginConfiguration", "MetaOAuth", "REMOVED_SUBCODE"]
 
 DIALOG_PATH = "dialog/oauth"
 REMOVED_SUBCODE = 458
+
+
+@dataclass(frozen=True)
+class LoginConfiguration:
+    """A Facebook Login for Business configuration: the token type it grants (``SYSTEM_USER``,
+    a business integration system user's, or ``USER``) and the permissions it asks for."""
+
+    config_id: str
+    token_type: str
+    permissions: tuple[str, ...]
 
 
 class MetaOAuth:
@@ -44,10 +67,30 @@ class MetaOAuth:
         self.knobs = ConsentKnobs()
         self.codes = CodeBook("AQ")
         self.revoked: list[str] = []  # user ids that removed the app
+        self.configurations: dict[str, LoginConfiguration] = {}
+
+    def add_configuration(
+        self,
+        token_type: str = "SYSTEM_USER",
+        permissions: tuple[str, ...] = ("ads_read", "business_management"),
+    ) -> LoginConfiguration:
+        """A Facebook Login for Business configuration of the app; its id goes in
+        ``AOS_META_CONFIG_ID``."""
+        if token_type not in ("SYSTEM_USER", "USER"):
+            raise ValueError("token_type is SYSTEM_USER or USER")
+        number = len(self.configurations)
+        config_id = str(10**14 + derive_key(self.emulator.seed, "login-config", number) % 10**14)
+        config = LoginConfiguration(config_id, token_type, tuple(permissions))
+        self.configurations[config_id] = config
+        return config
 
     def person(self, business_id: str) -> str:
         """The id of the (human) Facebook user who administers ``business_id``."""
         return str(10**14 + derive_key(self.emulator.seed, "person", business_id) % 10**14)
+
+    def system_user(self, business_id: str) -> str:
+        """The id of the business integration system user the app gets in ``business_id``."""
+        return str(10**14 + derive_key(self.emulator.seed, "bisu", business_id) % 10**14)
 
     def handle(self, request: Request, parts: list[str]) -> Response | None:
         """The answer when ``request`` is for one of these endpoints, else ``None``."""
@@ -76,12 +119,24 @@ class MetaOAuth:
             return error_page(400, "URL Blocked", "This redirect failed: not whitelisted.")
         state = str(params.get("state") or "")
         back = {"state": state} if state else {}
+        config: LoginConfiguration | None = None
+        if params.get("config_id"):
+            config = self.configurations.get(str(params["config_id"]))
+            problem = self._configuration_problem(config, params)
+            if problem:
+                return error_page(400, "Invalid configuration", problem)
+        requested = (
+            list(config.permissions)
+            if config is not None
+            else [s for s in str(params.get("scope") or "").split(",") if s]
+        )
         deny, chosen = self.knobs.answer(params)
         if not deny and chosen is None:
             choices = [(b.id, b.name) for b in self.emulator.businesses.values()]
-            scopes = [s for s in str(params.get("scope") or "").split(",") if s]
-            return consent_page("AudienceOS Sync", params, choices, scopes)
+            return consent_page("AudienceOS Sync", params, choices, requested)
         business = self.emulator.businesses.get(chosen or "")
+        if config is not None and self.knobs.withhold & set(config.permissions):
+            deny = True  # a configuration is granted whole or not at all
         if deny or business is None:
             return redirect(
                 uri,
@@ -93,12 +148,30 @@ class MetaOAuth:
                     **back,
                 },
             )
-        requested = [s for s in str(params.get("scope") or "").split(",") if s]
         granted = tuple(s for s in requested if s not in self.knobs.withhold)
+        extra = {"config_id": config.config_id} if config is not None else {}
         code = self.codes.issue(
-            PendingCode(business.id, self.emulator.app_id, uri, granted or ("public_profile",))
+            PendingCode(
+                business.id, self.emulator.app_id, uri, granted or ("public_profile",), extra=extra
+            )
         )
         return redirect(uri, {"code": code, **back})
+
+    @staticmethod
+    def _configuration_problem(
+        config: LoginConfiguration | None, params: dict[str, Any]
+    ) -> str | None:
+        if config is None:
+            return "The configuration ID is not valid for this app."
+        if config.token_type == "SYSTEM_USER" and (
+            params.get("response_type") != "code"
+            or str(params.get("override_default_response_type")).lower() != "true"
+        ):
+            return (
+                "A configuration of system-user access tokens needs response_type=code and "
+                "override_default_response_type=true."
+            )
+        return None
 
     def _exchange(self, params: dict[str, Any]) -> dict[str, Any]:
         if str(params.get("client_id")) != self.emulator.app_id:
@@ -119,6 +192,14 @@ class MetaOAuth:
                 kind="OAuthException",
             )
         business = self.emulator.businesses[pending.subject]
+        config = self.configurations.get(pending.extra.get("config_id", ""))
+        if config is not None and config.token_type == "SYSTEM_USER":
+            # A business integration system user of the client's business: never expires.
+            record = self.emulator.issue_token(
+                business, kind="SYSTEM_USER", user_id=self.system_user(business.id)
+            )
+            record.scopes = pending.scopes
+            return {"access_token": record.token, "token_type": "bearer"}
         record = self.emulator.issue_token(business, user_id=self.person(business.id))
         record.scopes = pending.scopes
         return {"access_token": record.token, "token_type": "bearer", "expires_in": 7200}

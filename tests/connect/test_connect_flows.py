@@ -179,3 +179,44 @@ def test_the_connect_server_command_serves_the_endpoints(world: ConnectWorld) ->
         server.terminate()
         server.wait(timeout=20)
     assert server.stderr is not None and "connect service on" in server.stderr.read()
+
+
+@pytest.mark.parametrize("token_type", ["SYSTEM_USER", "USER"])
+def test_meta_connects_through_a_login_for_business_configuration(
+    world: ConnectWorld, prefect_harness: None, monkeypatch: pytest.MonkeyPatch, token_type: str
+) -> None:
+    """With ``AOS_META_CONFIG_ID`` set (Facebook Login for Business), the login dialog is asked
+    for that configuration instead of scopes (``config_id``, with ``response_type=code`` and
+    ``override_default_response_type=true``, which system-user configurations require). A
+    configuration of system-user tokens gives a business integration system user's token:
+    it never expires, so it is stored as it is (no expiry, no user-token exchange) and the
+    integration is that system user's. One of user tokens goes on as Facebook Login does.
+    Either way the integration syncs through the SDK right away."""
+    meta = world.sandbox.emulators["meta_ads"]
+    config = meta.oauth.add_configuration(token_type)
+    monkeypatch.setenv("AOS_META_CONFIG_ID", config.config_id)
+    person = seed_account(world, "meta_ads")
+    business = next(b for b in meta.businesses.values() if b.name == "Northwind")
+    query = httpx.URL(world.to_provider(world.browser(), "meta_ads").headers["location"]).params
+    assert query["config_id"] == config.config_id and "scope" not in query
+    assert query["response_type"] == "code" and query["override_default_response_type"] == "true"
+
+    world.sandbox.log.clear()
+    page = world.open_link(world.browser(), world.link("meta_ads"))
+    assert page.status_code == 200, page.text
+    [row] = world.integrations_of("meta_ads")
+    bundle = world.bundle(row.id)
+    record = meta.tokens[bundle["access_token"]]
+    exchanges = world.sandbox.log.count(method="oauth.access_token")
+    if token_type == "SYSTEM_USER":
+        assert record.kind == "SYSTEM_USER" and record.expires_at is None
+        assert "expires_at" not in bundle and exchanges == 1  # the code's, nothing more
+        assert row.external_account_id == meta.oauth.system_user(business.id)
+    else:
+        assert record.kind == "USER" and bundle["expires_at"] and exchanges == 2
+        assert row.external_account_id == person
+    for _ in range(len(business.accounts) * 4):  # the first sync's report runs: done at once
+        meta.script_next_report(("Job Completed", 100))
+    result = world.sync("meta_ads", row.id)
+    assert result["status"] == "succeeded", result
+    assert result["streams"]["insights_daily"]["inserted"] > 0

@@ -151,3 +151,63 @@ def test_with_no_test_user_each_screen_asks_the_person_and_can_grant() -> None:
             assert back["state"] == "s-" + name and back["code"], name
             denied = httpx.URL(_choose(page, None).headers["location"]).params
             assert denied["error"] == "access_denied" and "code" not in denied, name
+
+
+def test_meta_login_for_business_grants_a_configuration_whole() -> None:
+    """Facebook Login for Business: ``config_id`` names a configuration of the app, which
+    replaces ``scope`` and is granted whole or not at all ("All permissions that your app asks
+    for during login must be granted by your app user or your app won't be granted any
+    permissions"). A configuration of system-user tokens needs ``response_type=code`` with
+    ``override_default_response_type=true`` and gives a business integration system user's
+    token that never expires, which ``fb_exchange_token`` (for user tokens) refuses."""
+    with Sandbox(providers=("meta_ads",), seed=5) as sb:
+        meta = sb.emulators["meta_ads"]
+        business = meta.add_business("Northwind Media", campaigns=1, days=2)
+        meta.oauth.knobs.user = business.id
+        config = meta.oauth.add_configuration("SYSTEM_USER", ("ads_read", "business_management"))
+        ask = {
+            "client_id": meta.app_id,
+            "redirect_uri": REDIRECT,
+            "state": "s",
+            "response_type": "code",
+            "override_default_response_type": "true",
+            "config_id": config.config_id,
+            "scope": "ads_management",  # not what a configuration grants
+        }
+        dialog = sb.env["AOS_META_DIALOG_URL"]
+        for wrong in ({"config_id": "123"}, {"override_default_response_type": "false"}):
+            page = httpx.get(dialog, params={**ask, **wrong})
+            assert page.status_code == 400 and "location" not in page.headers, wrong
+        meta.oauth.knobs.withhold = {"ads_read"}
+        denied = httpx.URL(httpx.get(dialog, params=ask).headers["location"]).params
+        assert denied["error"] == "access_denied" and "code" not in denied
+        meta.oauth.knobs.withhold = set()
+        code = httpx.URL(httpx.get(dialog, params=ask).headers["location"]).params["code"]
+        graph = sb.env["AOS_META_GRAPH_URL"] + "/v26.0/"
+        token = httpx.get(
+            graph + "oauth/access_token",
+            params={
+                "client_id": meta.app_id,
+                "client_secret": meta.app_secret,
+                "redirect_uri": REDIRECT,
+                "code": code,
+            },
+        ).json()
+        assert "expires_in" not in token
+        app_token = f"{meta.app_id}|{meta.app_secret}"
+        data = httpx.get(
+            graph + "debug_token",
+            params={"input_token": token["access_token"], "access_token": app_token},
+        ).json()["data"]
+        assert data["type"] == "SYSTEM_USER" and data["expires_at"] == 0
+        assert sorted(data["scopes"]) == ["ads_read", "business_management"]
+        exchanged = httpx.get(
+            graph + "oauth/access_token",
+            params={
+                "grant_type": "fb_exchange_token",
+                "client_id": meta.app_id,
+                "client_secret": meta.app_secret,
+                "fb_exchange_token": token["access_token"],
+            },
+        )
+        assert exchanged.status_code == 400 and exchanged.json()["error"]["code"] == 100

@@ -27,6 +27,35 @@ def test_breakdown_sets_are_checked_sorted_and_unique() -> None:
         MetaAdsConfig.from_dict({"breakdowns": [["age", "region"]]})
     with pytest.raises(ValueError, match="sync_max_days"):
         MetaAdsConfig(sync_max_days=0)
+    with pytest.raises(ValueError, match="min_page_limit"):
+        MetaAdsConfig(min_page_limit=0)
+
+
+def test_breakdown_sets_are_the_combinations_meta_reports() -> None:
+    """Insights API Breakdowns, "Combining breakdowns": of age, gender, country and
+    publisher_platform, Meta reports age, gender, age+gender, country and publisher_platform;
+    any other set is refused with one line saying what to list instead, by the config and by
+    the registry's check (asked when a config is set and before every run)."""
+    from connectors import registry
+
+    for allowed in (["age"], ["gender"], ["gender", "age"], ["country"], ["publisher_platform"]):
+        assert MetaAdsConfig.from_dict({"breakdowns": [allowed]}).breakdowns
+    for refused in (
+        ["age", "country"],
+        ["gender", "publisher_platform"],
+        ["age", "gender", "country"],
+    ):
+        with pytest.raises(ValueError, match="Meta does not report") as caught:
+            MetaAdsConfig.from_dict({"breakdowns": [refused]})
+        assert "\n" not in str(caught.value) and "age+gender" in str(caught.value)
+    meta = registry.get("meta_ads")
+    meta.check_config({"breakdowns": [["age", "gender"]], "page_limit": 50})
+    with pytest.raises(
+        registry.InvalidConfig, match=r"^Meta Ads config: breakdowns: .*age\+country"
+    ):
+        meta.check_config({"breakdowns": [["country", "age"]]})
+    with pytest.raises(registry.InvalidConfig, match="page_limit"):
+        meta.check_config({"page_limit": 0})
 
 
 def test_throttle_wait_reads_minutes_and_seconds_and_takes_the_longer() -> None:

@@ -22,7 +22,7 @@ from db import engine as db_engine
 from db import schema, tenancy
 from db.rbac import PermissionDenied
 from flows import backfill, sync_meta_ads
-from sandbox.meta import MetaBusiness, MetaEmulator, ReportRun
+from sandbox.meta import MetaAdSet, MetaBusiness, MetaEmulator, ReportRun
 from sandbox.meta.data import MetaAccount
 from sandbox.meta.insights import _broken_down
 from tasks.sync import ReauthRequired
@@ -98,6 +98,16 @@ def world(
 
 
 # -- the emulator's truth, mapped to our columns ------------------------------------------------
+_EVENTS = {"CLICK_THROUGH": "click", "VIEW_THROUGH": "view", "ENGAGED_VIDEO_VIEW": "ev"}
+
+
+def attribution_windows(adset: MetaAdSet) -> list[str]:
+    """The ad set's ``attribution_spec`` as Meta names windows (``7d_click``, ``1d_view``).
+    Ads Manager -- and, since June 10, 2025, the Insights API -- counts an action's ``value``
+    over exactly these (Insights API, "Discrepancy with Ads Manager")."""
+    return [f"{days}d_{_EVENTS[event]}" for event, days in adset.attribution_spec]
+
+
 def _time(moment: datetime) -> datetime:
     return moment.astimezone(UTC).replace(microsecond=0)  # Graph sends whole seconds
 
@@ -115,12 +125,15 @@ def insight_truth(account: MetaAccount, since: date) -> dict[tuple[Any, ...], tu
             late = any(a == ad.id and d == day for a, d, _ in account.late)
             numbers = account.ad_day(ad, day)
             if (ad.delivers_on(day, today) or late) and numbers is not None:
+                windows = attribution_windows(ad.adset)
                 conversions = sum(
-                    (w["value"] for t, w in numbers.actions.items() if t in CONVERSION_TYPES), 0
+                    sum(w.get(n, 0) for n in windows)
+                    for t, w in numbers.actions.items()
+                    if t in CONVERSION_TYPES
                 )
                 value = sum(
                     (
-                        Decimal(account.money(w["value"]))
+                        Decimal(account.money(sum(w.get(n, 0) for n in windows)))
                         for t, w in numbers.action_values.items()
                         if t in CONVERSION_TYPES
                     ),
@@ -137,7 +150,7 @@ def insight_truth(account: MetaAccount, since: date) -> dict[tuple[Any, ...], tu
                     account.currency,
                     Decimal(conversions),
                     value,
-                    "7d_click_1d_view",
+                    "_".join(windows),
                 )
             day += timedelta(days=1)
     return rows
@@ -360,6 +373,7 @@ def test_incremental_rereads_the_lookback_and_late_conversions(world: MetaWorld)
         a
         for a in account.ads.values()
         if a.status == "ACTIVE"
+        and "7d_click" in attribution_windows(a.adset)  # late clicks count in its conversions
         and all(
             account.ad_day(a, today - timedelta(days=n)) is not None
             and a.delivers_on(today - timedelta(days=n), today)
@@ -490,6 +504,165 @@ def test_a_stuck_job_is_split(world: MetaWorld) -> None:
     assert [job_range(j)[0] for j in mine] == [4, 2, 2]
     assert mine[0].polls >= 3 and mine[0].shown == "Job Running"
     assert not any(m == "report_run.insights" for m, _ in run_log(world, mine[0].id))
+
+
+# -- answers too heavy for Meta -----------------------------------------------------------------
+def _page_requests(world: MetaWorld, account: MetaAccount) -> list[tuple[str, int, int]]:
+    """(method, limit, status) of every insights page requested for ``account``: synchronous
+    pages and report-run result pages alike."""
+    out = []
+    for e in world.sandbox.log.entries(provider="meta"):
+        node = e.path.strip("/").split("/")[1]
+        run = world.meta.report_runs.get(node)
+        mine = node == account.id if e.method == "insights" else run and run.account is account
+        if e.method in ("insights", "report_run.insights") and mine:
+            out.append((e.method, int(e.params["limit"]), e.status))
+    return out
+
+
+@pytest.mark.parametrize("path", ["sync", "report_runs"])
+def test_pages_too_heavy_for_meta_are_read_smaller_and_the_run_equals_the_truth(
+    world: MetaWorld, path: str
+) -> None:
+    """Meta answers a page it finds too heavy with HTTP 500, code 1 "Please reduce the amount
+    of data you're asking for, then retry your request" (facebook-python-business-sdk#470 for
+    act_X/insights; singer-io/tap-facebook#65 for a report run's result pages), and the same
+    request again gets the same answer. The run asks for that account's pages at half the
+    size until Meta answers, and ends equal to the truth with every account read."""
+    from connectors.meta_ads.settings import INSIGHT_FIELDS
+
+    days = 20 if path == "sync" else 40  # 41 days > sync_max_days: report runs
+    iid = world.add_meta(f"heavy-{path}", config={"initial_days": days, "chunk_days": 20})
+    assert world.business is not None
+    heavy = world.business.accounts[1]
+    # Pages of more than 60 rows are too heavy for this account: 100-row pages are refused.
+    since = _today(heavy) - timedelta(days=days)
+    first_chunk = [d for _, d in insight_truth(heavy, since) if d < since + timedelta(days=20)]
+    assert len(first_chunk) > 60  # the first page of the first 20 days is too heavy
+    world.meta.set_data_limit(heavy.id, page_cells=60 * len(INSIGHT_FIELDS))
+    result = sync_meta_ads(integration_id=iid, requested_by=world.users["owner"])
+    assert result["status"] == "succeeded", result
+    assert_stored_is_truth(world, iid, days=days)
+    insights = result["streams"]["insights_daily"]
+    assert not insights["skipped"], insights
+    method = "insights" if path == "sync" else "report_run.insights"
+    asked = _page_requests(world, heavy)
+    assert asked[0] == (method, 100, 500)  # the default page size, refused ...
+    assert (method, 50, 200) in asked  # ... then half of it, answered
+    assert all(limit <= 50 for _, limit, _ in asked[1:])  # and no 100-row page again
+    assert sum(status == 500 for _, _, status in asked) == 1
+    for other in world.business.accounts:
+        if other is not heavy:
+            assert {(limit, status) for _, limit, status in _page_requests(world, other)} == {
+                (100, 200)
+            }
+    assert any(heavy.id in w and "too much data" in w for w in insights["warnings"])
+
+
+def test_a_range_too_heavy_for_one_query_is_read_in_halves(world: MetaWorld) -> None:
+    """When even the smallest page is refused, what is too heavy is the range the query
+    computes: it is read as two halves of its days (Meta's Insights best practices: "break
+    down the query into smaller queries by putting in filters like date range")."""
+    iid = world.add_meta("range", config={"initial_days": 20, "min_page_limit": 25})
+    assert world.business is not None
+    heavy = world.business.accounts[2]
+    today = _today(heavy)
+    since = today - timedelta(days=20)
+    middle = since + timedelta(days=9)  # 21 days: the first 10 and the last 11
+    rows = insight_truth(heavy, since)
+    halves = [
+        sum(since <= d <= middle for _, d in rows),
+        sum(middle < d for _, d in rows),
+    ]
+    world.meta.set_data_limit(heavy.id, query_rows=max(halves))
+    assert max(halves) < len(rows)  # the whole range is refused, each half is not
+    result = sync_meta_ads(integration_id=iid, requested_by=world.users["owner"])
+    assert result["status"] == "succeeded", result
+    assert_stored_is_truth(world, iid, days=20)
+    asked = [
+        (json.loads(e.params["time_range"]), int(e.params["limit"]), e.status)
+        for e in world.sandbox.log.entries(method="insights")
+        if e.path.strip("/").split("/")[1] == heavy.id and not e.params.get("after")
+    ]
+    whole = {"since": since.isoformat(), "until": today.isoformat()}
+    assert [(r, n, s) for r, n, s in asked if r == whole] == [
+        (whole, 100, 500),
+        (whole, 50, 500),
+        (whole, 25, 500),
+    ]
+    ranges = [(r["since"], r["until"]) for r, _, s in asked if s == 200]
+    assert ranges == [
+        (since.isoformat(), middle.isoformat()),
+        ((middle + timedelta(days=1)).isoformat(), today.isoformat()),
+    ]
+    assert not result["streams"]["insights_daily"]["skipped"]
+
+
+def test_a_report_run_whose_pages_stay_too_heavy_is_split(world: MetaWorld) -> None:
+    """A report run's result pages refused even at the smallest page size: the run's slice
+    is split as a failed job's is (shorter ranges, then fewer campaigns), until its pages are
+    light enough, and the run ends equal to the truth."""
+    from connectors.meta_ads.settings import INSIGHT_FIELDS
+
+    iid = world.add_meta(
+        "heavy-job",
+        config={"initial_days": 3, "sync_max_days": 1, "page_limit": 10, "min_page_limit": 10},
+    )
+    assert world.business is not None
+    heavy = world.business.accounts[0]
+    world.meta.set_data_limit(heavy.id, page_cells=5 * len(INSIGHT_FIELDS))
+    result = sync_meta_ads(integration_id=iid, requested_by=world.users["owner"])
+    assert result["status"] == "succeeded", result
+    assert_stored_is_truth(world, iid, days=3)
+    mine = [job_range(j) for j in jobs(world) if j.account is heavy]
+    assert mine[0] == (4, None) and len(mine) > 2
+    assert all(days < 4 for days, _ in mine[1:])
+    assert any(status == 500 for _, _, status in _page_requests(world, heavy))
+    warnings = result["streams"]["insights_daily"]["warnings"]
+    assert any(heavy.id in w and "split into 2" in w for w in warnings), warnings
+
+
+# -- numbers as Ads Manager shows them -----------------------------------------------------------
+def test_conversions_follow_each_ad_sets_attribution_setting(world: MetaWorld) -> None:
+    """Ads Manager counts each ad's conversions over its ad set's attribution setting (7-day
+    click or 1-day view, 1-day click, ...), and so does the Insights API when asked with
+    ``use_unified_attribution_setting=true`` -- and, since June 10, 2025, whatever it is asked
+    (Insights API, "Discrepancy with Ads Manager"). The stored conversions and the stored
+    ``attribution_setting`` are each row's ad set's (mapped from the emulator's ad sets)."""
+    iid = world.add_meta("attribution", config={"initial_days": 5})
+    assert world.business is not None
+    settings_used = {
+        "_".join(attribution_windows(s)) for a in world.business.accounts for s in a.adsets.values()
+    }
+    assert len(settings_used) > 1 and "7d_click_1d_view" in settings_used
+    result = sync_meta_ads(integration_id=iid, requested_by=world.users["owner"])
+    assert result["status"] == "succeeded", result
+    assert_stored_is_truth(world, iid, days=5)
+    stored_settings = {v[-1] for v in stored(world.data, iid)["meta_ad_insights_daily"].values()}
+    assert stored_settings == {
+        v[-1] for v in truth(world.business, 5)["meta_ad_insights_daily"].values()
+    }
+    asked = world.sandbox.log.entries(method="insights")
+    assert asked and all(e.params["use_unified_attribution_setting"] == "true" for e in asked)
+
+
+def test_a_breakdown_set_meta_does_not_combine_fails_the_run_before_any_request(
+    world: MetaWorld,
+) -> None:
+    """Meta reports breakdowns only in the combinations of its table (Insights API
+    Breakdowns, "Combining breakdowns"): age and country together are refused with code 100
+    for every account. Such a config fails the run once, with one line saying what to change,
+    before a single request."""
+    from tasks.run import SyncFailed
+
+    iid = world.add_meta("combos", config={"breakdowns": [["age", "country"]]})
+    world.sandbox.log.clear()
+    with pytest.raises(SyncFailed) as failed:
+        sync_meta_ads(integration_id=iid, requested_by=world.users["owner"])
+    message = str(failed.value)
+    assert "\n" not in message and "age+country" in message and '[["age"], ["country"]]' in message
+    assert list(failed.value.errors) == ["run"]
+    assert len(world.sandbox.log) == 0
 
 
 # -- throttling -------------------------------------------------------------------------------

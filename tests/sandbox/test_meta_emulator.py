@@ -515,3 +515,138 @@ def test_read_deleted_ad_by_id_and_change_status_over_the_wire(sb: Running) -> N
     assert (error.api_error_code(), error.api_error_subcode()) == (100, 33)
     old = error_of(api.call, "GET", (account.id, "campaigns"), {}, api_version="v19.0")
     assert old.api_error_code() == 2635
+
+
+# -- answers too heavy, attribution, breakdown combinations -------------------------------
+REDUCE = "Please reduce the amount of data you're asking for, then retry your request"
+
+
+def test_too_much_data_is_code_1_every_time_until_less_is_asked(sb: Running) -> None:
+    """Meta's answer to a page too heavy to produce: HTTP 500, code 1, no subcode, "Please
+    reduce the amount of data you're asking for, then retry your request"
+    (facebook-python-business-sdk#470, singer-io/tap-facebook#65), again for the same request;
+    a smaller page is answered. A synchronous query over too many rows is refused whatever
+    its page size, while a report run computes it and holds its result pages to the same
+    page limit."""
+    business, api = agency(sb)
+    account = business.accounts[0]
+    since = account.today(sb_now()) - timedelta(days=10)
+    until = since + timedelta(days=9)
+    expected = expected_ad_rows(account, since, until)
+    assert len(expected) > 12
+    fields = ["ad_id", "impressions", "spend"]
+    params: dict[str, Any] = {
+        "level": "ad",
+        "time_increment": 1,
+        "time_range": {"since": since.isoformat(), "until": until.isoformat()},
+    }
+    sb.meta.set_data_limit(account.id, page_cells=8 * len(fields))
+    query = {**params, "fields": ",".join(fields), "limit": 10}
+    for _ in range(2):  # the same request gets the same answer
+        error = error_of(api.call, "GET", (account.id, "insights"), query)
+        assert (error.http_status(), error.api_error_code()) == (500, 1)
+        assert error.api_error_subcode() is None and error.api_transient_error() is False
+        assert error.api_error_message() == REDUCE
+    act = AdAccount(account.id, api=api)
+    rows = list(act.get_insights(fields=fields, params={**params, "limit": 8}))
+    assert {(r["ad_id"], r["date_start"]) for r in rows} == set(expected)
+
+    sb.meta.set_data_limit(account.id, page_cells=8 * len(fields), query_rows=len(expected) - 1)
+    small = error_of(api.call, "GET", (account.id, "insights"), {**query, "limit": 1})
+    assert (small.http_status(), small.api_error_code()) == (500, 1)
+    job = act.get_insights(fields=fields, params=params, is_async=True)
+    while job.api_get()["async_status"] != "Job Completed":
+        pass
+    heavy = error_of(api.call, "GET", (job["id"], "insights"), {"limit": 10})
+    assert (heavy.http_status(), heavy.api_error_code()) == (500, 1)
+    results = list(job.get_insights(params={"limit": 8}))
+    assert {(r["ad_id"], r["date_start"]) for r in results} == set(expected)
+
+
+_EVENTS = {"CLICK_THROUGH": "click", "VIEW_THROUGH": "view"}
+
+
+def test_each_actions_value_follows_its_ad_sets_attribution_setting(sb: Running) -> None:
+    """Since June 10, 2025 the Insights API answers as Ads Manager does, whatever
+    ``use_unified_attribution_setting`` says (Insights API, "Discrepancy with Ads Manager"):
+    an action's ``value`` counts the windows of the ad set's attribution setting, which the
+    ``attribution_setting`` field names (``7d_click_1d_view``) -- that field only with
+    ``use_unified_attribution_setting=true``, null otherwise (airbytehq/airbyte#29894). The
+    attribution parameters must still be well formed. Expected values: the ad set's
+    ``attribution_spec`` (AdSet reference) applied to the emulator's per-window counts."""
+    business, api = agency(sb, campaigns=3)
+    purchase = "offsite_conversion.fb_pixel_purchase"
+    account = max(
+        business.accounts,
+        key=lambda a: sum(
+            s.attribution_spec != (("CLICK_THROUGH", 7), ("VIEW_THROUGH", 1))
+            for s in a.adsets.values()
+        ),
+    )
+    since = busy_day(account)
+    until = since + timedelta(days=6)
+    expected = expected_ad_rows(account, since, until)
+    act = AdAccount(account.id, api=api)
+    fields = ["ad_id", "adset_id", "actions", "attribution_setting"]
+    params: dict[str, Any] = {
+        "level": "ad",
+        "time_increment": 1,
+        "time_range": {"since": since.isoformat(), "until": until.isoformat()},
+        "action_attribution_windows": ["1d_click", "7d_click", "1d_view"],
+        "limit": 500,
+    }
+    answers = [
+        [dict(r) for r in act.get_insights(fields=fields, params={**params, **extra})]
+        for extra in (
+            {"use_unified_attribution_setting": True},
+            {"use_unified_attribution_setting": False, "action_report_time": "impression"},
+            {},
+        )
+    ]
+    assert all("attribution_setting" in r for r in answers[0])
+    assert not any("attribution_setting" in r for r in answers[1] + answers[2])
+    plain = [{k: v for k, v in r.items() if k != "attribution_setting"} for r in answers[0]]
+    assert plain == answers[1] == answers[2]
+    differs = 0
+    for row in answers[0]:
+        adset = account.adsets[row["adset_id"]]
+        windows = [f"{days}d_{_EVENTS[event]}" for event, days in adset.attribution_spec]
+        assert row["attribution_setting"] == "_".join(windows)
+        counts = expected[(row["ad_id"], row["date_start"])].actions.get(purchase)
+        if counts:
+            [item] = [a for a in row["actions"] if a["action_type"] == purchase]
+            assert int(item["value"]) == sum(counts[w] for w in windows)
+            differs += int(item["value"]) != counts["7d_click"] + counts["1d_view"]
+    assert differs  # some ad sets count other windows than 7-day click and 1-day view
+    spec = api.call("GET", (row["adset_id"],), {"fields": "attribution_spec"}).json()
+    assert spec["attribution_spec"] == [
+        {"event_type": e, "window_days": d} for e, d in adset.attribution_spec
+    ]
+    for bad in ({"use_unified_attribution_setting": "maybe"}, {"action_report_time": "later"}):
+        error = error_of(api.call, "GET", (account.id, "insights"), {**params, **bad})
+        assert error.api_error_code() == 100
+
+
+def test_breakdowns_combine_only_as_metas_table_allows(sb: Running) -> None:
+    """Insights API Breakdowns, "Combining breakdowns": only some permutations exist (age,
+    gender, age+gender, country, publisher_platform, ...); another is refused with code 100,
+    naming the columns -- ``action_type`` among them when action fields are asked for."""
+    business, api = agency(sb)
+    account = business.accounts[0]
+    day = busy_day(account).isoformat()
+    act = AdAccount(account.id, api=api)
+    base: dict[str, Any] = {"level": "ad", "time_range": {"since": day, "until": day}}
+    for ok in (["age", "gender"], ["country"], ["publisher_platform"]):
+        assert list(act.get_insights(fields=["impressions"], params={**base, "breakdowns": ok}))
+    for fields, columns in (
+        (["impressions"], "age, country"),
+        (["actions"], "action_type, age, country"),
+    ):
+        error = error_of(
+            lambda f=fields: list(
+                act.get_insights(fields=f, params={**base, "breakdowns": ["age", "country"]})
+            )
+        )
+        assert error.api_error_code() == 100 and error.http_status() == 400
+        message = error.api_error_message() or ""
+        assert f"Current combination of data breakdown columns ({columns}) is invalid" in message
