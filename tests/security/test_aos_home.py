@@ -65,7 +65,9 @@ def test_serve_scratch_folder_makes_aos_home_private(
     monkeypatch.delenv("TMPDIR", raising=False)
     monkeypatch.setattr(tempfile, "tempdir", tempfile.tempdir)
     monkeypatch.setattr(deployments_serve, "serve_all", lambda limit: None)
-    serve.cmd_serve(argparse.Namespace(limit=1))
+    with pytest.raises(SystemExit) as stopped:  # serving returns only when interrupted
+        serve.cmd_serve(argparse.Namespace(limit=1))
+    assert stopped.value.code == 130
     assert _mode(home) == 0o700 and _mode(home / "tmp") == 0o700
     assert os.environ["TMPDIR"] == str(home / "tmp")
 
