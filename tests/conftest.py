@@ -199,9 +199,20 @@ def prefect_harness() -> Iterator[None]:
         yield
 
 
+#: Folders of files that take minutes each (flow runs against the emulators, attack sweeps).
+HEAVY = ("flows", "isolation")
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Files marked ``slow`` first, each file's tests still together and in order: pytest-xdist
-    (``--dist loadfile``) hands files out in collection order, and the minute-long end-to-end
-    files (the demo, a real Prefect server) collected last were a run's tail on one worker."""
+    """Files marked ``slow`` first, then the files of :data:`HEAVY` folders, each file's tests
+    still together and in order: pytest-xdist (``--dist loadfile``) hands files out in
+    collection order, and the minute-long files collected last (the demo, a real Prefect
+    server, the isolation attacks) were a run's tail on one worker while the others idled."""
     slow = {item.path for item in items if item.get_closest_marker("slow")}
-    items.sort(key=lambda item: item.path not in slow)  # stable: order kept within each group
+
+    def rank(item: pytest.Item) -> int:
+        if item.path in slow:
+            return 0
+        return 1 if item.path.parent.name in HEAVY else 2
+
+    items.sort(key=rank)  # stable: the order is kept within each group
