@@ -3,13 +3,12 @@ together each get their partitions, with no catalog race between them."""
 
 from __future__ import annotations
 
-import threading
-
 import sqlalchemy as sa
 
 from connectors import registry
 from db import readers, tenancy
 from db.schema import agency_metadata
+from tests.flows.conftest import at_once
 
 
 def test_integrations_starting_together_all_get_their_partitions(fresh_engine: sa.Engine) -> None:
@@ -25,22 +24,10 @@ def test_integrations_starting_together_all_get_their_partitions(fresh_engine: s
             for n in (1, 2)
         ]
     tables = sorted(t.name for t in agency_metadata.tables.values() if "synced_at" in t.c)
-    start = threading.Barrier(len(ids))
-    errors: list[BaseException] = []
-
-    def attach(iid: int) -> None:
-        start.wait()
-        try:
-            readers.attach(fresh_engine, agency, iid, tables)
-        except BaseException as exc:  # reported below, per thread
-            errors.append(exc)
-
-    threads = [threading.Thread(target=attach, args=(iid,)) for iid in ids]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not errors, errors
+    outcomes = at_once(
+        lambda slot: readers.attach(fresh_engine, agency, ids[slot], tables), count=len(ids)
+    )
+    assert not [o for o in outcomes if isinstance(o, Exception)], outcomes
     data = readers.attach(fresh_engine, agency, ids[0], tables)
     with data.connect() as conn:
         attached = {

@@ -75,11 +75,11 @@ class World:
         return iid
 
 
-def at_once(call: Callable[[int], Any], *, timeout: float = 180) -> list[Any]:
-    """``call(0)`` and ``call(1)`` in two threads released together (a barrier): what each
+def at_once(call: Callable[[int], Any], *, count: int = 2, timeout: float = 180) -> list[Any]:
+    """``call(0)`` ... ``call(count - 1)`` in threads released together (a barrier): what each
     returned, or the exception it raised (for the caller to assert on)."""
-    barrier = threading.Barrier(2)
-    outcomes: list[Any] = [None, None]
+    barrier = threading.Barrier(count)
+    outcomes: list[Any] = [None] * count
 
     def run(slot: int) -> None:
         barrier.wait()
@@ -88,7 +88,7 @@ def at_once(call: Callable[[int], Any], *, timeout: float = 180) -> list[Any]:
         except Exception as exc:  # recorded for the caller
             outcomes[slot] = exc
 
-    threads = [threading.Thread(target=run, args=(slot,)) for slot in (0, 1)]
+    threads = [threading.Thread(target=run, args=(slot,)) for slot in range(count)]
     for thread in threads:
         thread.start()
     for thread in threads:
