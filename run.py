@@ -105,7 +105,16 @@ def ensure_venv() -> None:
     subprocess.run([*pip, "install", "-q", PIP], check=True)
     # Exactly the lock, nothing resolved here: a release made since cannot change the install.
     subprocess.run([*pip, "install", "-q", "--require-hashes", "-r", str(LOCK)], check=True)
-    subprocess.run([*pip, "install", "-q", "--no-deps", "-e", str(ROOT)], check=True)
+    # setuptools warns about every editable install in a 10-line box (a folder named like the
+    # package could shadow it); the output is shown only when the install fails.
+    done = subprocess.run(
+        [*pip, "install", "-q", "--no-deps", "-e", str(ROOT)],
+        capture_output=True,
+        text=True,
+    )
+    if done.returncode:
+        sys.stderr.write(done.stdout + done.stderr)
+        raise SystemExit(f"run.py: installing the project into .venv failed ({done.returncode})")
     STAMP.write_text(_fingerprint())
 
 
