@@ -447,15 +447,15 @@ def attach(
     engine = engine_for(control, agency_id)
     tables = list(tables)
     with engine.connect() as conn:  # the common case: all there, nothing to lock
-        missing = [
-            t
-            for t in tables
-            if conn.execute(
-                sa.text("SELECT to_regclass(:n)"),
-                {"n": f"public.{partition_name(t, integration_id)}"},
-            ).scalar()
-            is None
-        ]
+        names = [f"public.{partition_name(t, integration_id)}" for t in tables]
+        found = conn.execute(
+            sa.text(
+                "SELECT to_regclass(n) IS NOT NULL"
+                " FROM unnest(CAST(:n AS text[])) WITH ORDINALITY AS u(n, i) ORDER BY i"
+            ),
+            {"n": names},
+        ).scalars()
+        missing = [t for t, there in zip(tables, found, strict=True) if not there]
         known = conn.execute(
             sa.select(agency_integration.c.id).where(agency_integration.c.id == integration_id)
         ).first()
